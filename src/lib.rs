@@ -1,1 +1,15 @@
+//! wasmkube: a Kubernetes-style orchestrator whose containers are WebAssembly components.
+//!
+//! Layout (see DESIGN.md): `store` keeps objects and their history, `api` is the
+//! Kubernetes REST surface and the one write path, `node` runs pods in wasmtime,
+//! `cli` is the kubectl-style client, `cluster` wires them together for `up`,
+//! and `testing` starts a throwaway cluster for test suites.
+#![deny(unsafe_code)]
 
+pub mod api;
+pub mod cli;
+pub mod cluster;
+pub mod manifest;
+pub mod node;
+pub mod store;
+pub mod testing;

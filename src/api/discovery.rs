@@ -1,0 +1,102 @@
+//! Discovery documents (`/api`, `/apis`, `/api/v1`, `/version`) that clients read before anything else.
+
+use serde_json::{Value, json};
+
+use super::resources::{ALL, Resource};
+
+/// The Kubernetes release whose API we follow.
+pub const KUBERNETES_VERSION: (&str, &str) = ("1", "37");
+
+pub fn version() -> Value {
+    let (major, minor) = KUBERNETES_VERSION;
+    json!({
+        "major": major,
+        "minor": minor,
+        "gitVersion": format!("v{major}.{minor}.0-wasmkube.{}", env!("CARGO_PKG_VERSION")),
+        "gitCommit": "",
+        "gitTreeState": "clean",
+        "buildDate": "",
+        "goVersion": "",
+        "compiler": "rustc",
+        "platform": format!("{}/{}", std::env::consts::OS, std::env::consts::ARCH),
+    })
+}
+
+pub fn api_versions(server_address: &str) -> Value {
+    json!({
+        "kind": "APIVersions",
+        "versions": ["v1"],
+        "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": server_address}],
+    })
+}
+
+/// The named groups (everything outside the core group).
+pub fn api_groups() -> Value {
+    let mut groups: Vec<(&str, &str)> = ALL
+        .iter()
+        .filter(|r| !r.group.is_empty())
+        .map(|r| (r.group, r.version))
+        .collect();
+    groups.dedup();
+    json!({
+        "kind": "APIGroupList",
+        "apiVersion": "v1",
+        "groups": groups.iter().map(|(group, version)| group_entry(group, version)).collect::<Vec<_>>(),
+    })
+}
+
+fn group_entry(group: &str, version: &str) -> Value {
+    let version = json!({"groupVersion": format!("{group}/{version}"), "version": version});
+    json!({"name": group, "versions": [version], "preferredVersion": version})
+}
+
+pub fn api_group(group: &str) -> Option<Value> {
+    let resource = ALL.iter().find(|r| r.group == group)?;
+    let mut entry = group_entry(group, resource.version);
+    entry["kind"] = json!("APIGroup");
+    entry["apiVersion"] = json!("v1");
+    Some(entry)
+}
+
+/// The APIResourceList of one group version, or `None` when we serve nothing there.
+pub fn resource_list(group: &str, version: &str) -> Option<Value> {
+    let served: Vec<&&Resource> = ALL.iter().filter(|r| r.group == group && r.version == version).collect();
+    if served.is_empty() {
+        return None;
+    }
+    let mut resources = Vec::new();
+    for resource in served {
+        resources.push(json!({
+            "name": resource.plural,
+            "singularName": resource.singular,
+            "namespaced": resource.namespaced,
+            "kind": resource.kind,
+            "verbs": ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"],
+            "shortNames": resource.short_names,
+        }));
+        let mut subresources = vec![];
+        if resource.has_status {
+            subresources.push(("status", resource.kind, vec!["get", "patch", "update"]));
+        }
+        if resource.kind == "Pod" {
+            subresources.push(("log", "Pod", vec!["get"]));
+            subresources.push(("binding", "Binding", vec!["create"]));
+        }
+        for (sub, kind, verbs) in subresources {
+            resources.push(json!({
+                "name": format!("{}/{sub}", resource.plural),
+                "singularName": "",
+                "namespaced": resource.namespaced,
+                "kind": kind,
+                "verbs": verbs,
+            }));
+        }
+    }
+    let group_version = if group.is_empty() { version.to_string() } else { format!("{group}/{version}") };
+    Some(json!({
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": group_version,
+        "resources": resources,
+    }))
+}

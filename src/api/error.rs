@@ -1,0 +1,202 @@
+//! API errors and their Kubernetes `Status` form.
+
+use serde_json::{Value, json};
+
+use crate::store;
+
+/// One invalid field, as `details.causes[]` reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cause {
+    /// Path of the field, e.g. `spec.containers[0].image`.
+    pub field: String,
+    /// Kubernetes' reason type: `FieldValueRequired`, `FieldValueInvalid`, ...
+    pub reason: &'static str,
+    pub message: String,
+}
+
+impl Cause {
+    pub fn required(field: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            reason: "FieldValueRequired",
+            message: "Required value".into(),
+        }
+    }
+
+    pub fn invalid(field: impl Into<String>, value: impl std::fmt::Display, why: &str) -> Self {
+        Self {
+            field: field.into(),
+            reason: "FieldValueInvalid",
+            message: format!("Invalid value: \"{value}\": {why}"),
+        }
+    }
+
+    pub fn duplicate(field: impl Into<String>, value: impl std::fmt::Display) -> Self {
+        Self {
+            field: field.into(),
+            reason: "FieldValueDuplicate",
+            message: format!("Duplicate value: \"{value}\""),
+        }
+    }
+
+    pub fn unsupported(field: impl Into<String>, value: impl std::fmt::Display, allowed: &[&str]) -> Self {
+        let allowed: Vec<String> = allowed.iter().map(|a| format!("\"{a}\"")).collect();
+        Self {
+            field: field.into(),
+            reason: "FieldValueNotSupported",
+            message: format!("Unsupported value: \"{value}\": supported values: {}", allowed.join(", ")),
+        }
+    }
+
+    pub fn forbidden(field: impl Into<String>, why: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            reason: "FieldValueForbidden",
+            message: format!("Forbidden: {}", why.into()),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{resource} \"{name}\" not found")]
+    NotFound { resource: String, name: String },
+    #[error("{resource} \"{name}\" already exists")]
+    AlreadyExists { resource: String, name: String },
+    #[error(
+        "Operation cannot be fulfilled on {resource} \"{name}\": the object has been modified; please apply your changes to the latest version and try again"
+    )]
+    Conflict { resource: String, name: String },
+    #[error("{kind} \"{name}\" is invalid: {}", summary(.causes))]
+    Invalid {
+        kind: String,
+        name: String,
+        causes: Vec<Cause>,
+    },
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFoundPath(String),
+    #[error("the server does not allow this method on the requested resource")]
+    MethodNotAllowed,
+    #[error("request entity too large: limit is {limit} bytes")]
+    TooLarge { limit: usize },
+    #[error("too old resource version: {requested} ({oldest})")]
+    Gone { requested: u64, oldest: u64 },
+    #[error("Unauthorized")]
+    Unauthorized,
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("Internal error occurred: {0}")]
+    Internal(String),
+}
+
+fn summary(causes: &[Cause]) -> String {
+    causes
+        .iter()
+        .map(|c| format!("{}: {}", c.field, c.message))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl ApiError {
+    pub fn code(&self) -> u16 {
+        match self {
+            ApiError::NotFound { .. } | ApiError::NotFoundPath(_) => 404,
+            ApiError::AlreadyExists { .. } | ApiError::Conflict { .. } => 409,
+            ApiError::Invalid { .. } => 422,
+            ApiError::BadRequest(_) => 400,
+            ApiError::Forbidden(_) => 403,
+            ApiError::MethodNotAllowed => 405,
+            ApiError::TooLarge { .. } => 413,
+            ApiError::Gone { .. } => 410,
+            ApiError::Unauthorized => 401,
+            ApiError::Unsupported(_) => 415,
+            ApiError::Internal(_) => 500,
+        }
+    }
+
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ApiError::NotFound { .. } | ApiError::NotFoundPath(_) => "NotFound",
+            ApiError::AlreadyExists { .. } => "AlreadyExists",
+            ApiError::Conflict { .. } => "Conflict",
+            ApiError::Invalid { .. } => "Invalid",
+            ApiError::BadRequest(_) => "BadRequest",
+            ApiError::Forbidden(_) => "Forbidden",
+            ApiError::MethodNotAllowed => "MethodNotAllowed",
+            ApiError::TooLarge { .. } => "RequestEntityTooLarge",
+            ApiError::Gone { .. } => "Expired",
+            ApiError::Unauthorized => "Unauthorized",
+            ApiError::Unsupported(_) => "UnsupportedMediaType",
+            ApiError::Internal(_) => "InternalError",
+        }
+    }
+
+    /// The Kubernetes `Status` body for this error.
+    pub fn to_status(&self) -> Value {
+        let mut status = json!({
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": self.to_string(),
+            "reason": self.reason(),
+            "code": self.code(),
+        });
+        let details = match self {
+            ApiError::NotFound { resource, name }
+            | ApiError::AlreadyExists { resource, name }
+            | ApiError::Conflict { resource, name } => Some(json!({"name": name, "kind": resource})),
+            ApiError::Invalid { kind, name, causes } => Some(json!({
+                "name": name,
+                "kind": kind,
+                "causes": causes.iter().map(|c| json!({
+                    "reason": c.reason, "message": c.message, "field": c.field,
+                })).collect::<Vec<_>>(),
+            })),
+            _ => None,
+        };
+        if let Some(details) = details {
+            status["details"] = details;
+        }
+        status
+    }
+
+    /// Translates a store error about `name` of `resource` (plural).
+    pub fn from_store(error: store::Error, resource: &str, name: &str) -> Self {
+        let (resource, name) = (resource.to_string(), name.to_string());
+        match error {
+            store::Error::AlreadyExists(_) => ApiError::AlreadyExists { resource, name },
+            store::Error::NotFound(_) => ApiError::NotFound { resource, name },
+            store::Error::Conflict { .. } => ApiError::Conflict { resource, name },
+            store::Error::Compacted { requested, oldest } => ApiError::Gone { requested, oldest },
+            store::Error::Backend(message) => ApiError::Internal(message),
+        }
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_status_names_each_field() {
+        let error = ApiError::Invalid {
+            kind: "Pod".into(),
+            name: "web".into(),
+            causes: vec![Cause::required("spec.containers[0].image")],
+        };
+        let status = error.to_status();
+        assert_eq!(status["code"], 422);
+        assert_eq!(status["details"]["causes"][0]["field"], "spec.containers[0].image");
+        assert_eq!(
+            status["message"],
+            "Pod \"web\" is invalid: spec.containers[0].image: Required value"
+        );
+    }
+}

@@ -1,0 +1,421 @@
+//! The one write path: every create, update and delete, from HTTP or in process, comes here.
+
+use std::sync::Arc;
+
+use chrono::{Duration, SecondsFormat, Utc};
+use rand::Rng;
+use serde_json::{Value, json};
+
+use super::error::{ApiError, ApiResult};
+use super::kinds::{self, Write};
+use super::resources::{NAMESPACES, Resource};
+use super::selectors::{FieldSelector, LabelSelector};
+use super::Api;
+use crate::store::{self, Revision};
+
+/// Namespaces that exist from the start and cannot be deleted.
+pub const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system"];
+
+/// What a list or watch asks for.
+#[derive(Clone, Debug, Default)]
+pub struct ListOptions {
+    pub labels: LabelSelector,
+    pub fields: FieldSelector,
+    /// For a watch: stream changes after this revision; `None` starts with the current state.
+    pub resource_version: Option<Revision>,
+}
+
+impl ListOptions {
+    pub fn matches(&self, object: &Value) -> bool {
+        self.labels.matches(object) && self.fields.matches(object)
+    }
+}
+
+/// How a delete should proceed (`DeleteOptions` and the query parameters).
+#[derive(Clone, Debug, Default)]
+pub struct DeleteOptions {
+    pub grace_period_seconds: Option<i64>,
+    pub precondition_uid: Option<String>,
+    pub precondition_resource_version: Option<String>,
+}
+
+/// Which part of an object an update replaces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Part {
+    Main,
+    Status,
+}
+
+pub fn now() -> String {
+    Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+fn random_uid() -> String {
+    let bytes: [u8; 16] = rand::rng().random();
+    let hex = hex::encode(bytes);
+    format!("{}-{}-4{}-a{}-{}", &hex[0..8], &hex[8..12], &hex[13..16], &hex[17..20], &hex[20..32])
+}
+
+/// The five random characters Kubernetes appends to a `generateName`.
+fn name_suffix() -> String {
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let mut rng = rand::rng();
+    (0..5).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect()
+}
+
+fn name_of(value: &Value) -> &str {
+    value.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default()
+}
+
+fn revision_of(value: &Value) -> Option<&str> {
+    value
+        .pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+        .filter(|rv| !rv.is_empty())
+}
+
+impl Api {
+    fn store_error<'a>(resource: &'a Resource, name: &'a str) -> impl Fn(store::Error) -> ApiError + 'a {
+        move |error| ApiError::from_store(error, resource.plural, name)
+    }
+
+    /// Checks `apiVersion`/`kind` against the URL's resource (filling them when absent) and
+    /// settles the namespace.
+    fn check_identity(resource: &Resource, namespace: Option<&str>, value: &mut Value) -> ApiResult<()> {
+        let object = value
+            .as_object_mut()
+            .ok_or_else(|| ApiError::BadRequest("the request body must be a JSON object".into()))?;
+        for (field, expected) in [("apiVersion", resource.api_version()), ("kind", resource.kind.to_string())] {
+            match object.get(field).and_then(Value::as_str) {
+                None | Some("") => {
+                    object.insert(field.into(), Value::String(expected));
+                }
+                Some(actual) if actual != expected => {
+                    return Err(ApiError::BadRequest(format!(
+                        "the {field} in the data ({actual}) does not match the expected {field} ({expected})"
+                    )));
+                }
+                Some(_) => {}
+            }
+        }
+        let metadata = object.entry("metadata").or_insert_with(|| json!({}));
+        let metadata = metadata
+            .as_object_mut()
+            .ok_or_else(|| ApiError::BadRequest("metadata: must be an object".into()))?;
+        match namespace.filter(|_| resource.namespaced) {
+            Some(ns) => {
+                let body_ns = metadata.get("namespace").and_then(Value::as_str).unwrap_or(ns);
+                if body_ns != ns {
+                    return Err(ApiError::BadRequest(
+                        "the namespace of the provided object does not match the namespace sent on the request".into(),
+                    ));
+                }
+                metadata.insert("namespace".into(), Value::String(ns.into()));
+            }
+            None => {
+                metadata.remove("namespace");
+            }
+        }
+        Ok(())
+    }
+
+    /// Objects may only be created in a namespace that exists and is not terminating.
+    fn check_namespace_open(&self, resource: &Resource, namespace: Option<&str>) -> ApiResult<()> {
+        let Some(ns) = namespace.filter(|_| resource.namespaced) else {
+            return Ok(());
+        };
+        let entry = self
+            .store
+            .get(&NAMESPACES.key(None, Some(ns)))
+            .map_err(Self::store_error(&NAMESPACES, ns))?
+            .ok_or_else(|| ApiError::NotFound {
+                resource: "namespaces".into(),
+                name: ns.into(),
+            })?;
+        if entry.value.pointer("/metadata/deletionTimestamp").is_some() {
+            return Err(ApiError::Forbidden(format!(
+                "{} \"{}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
+                resource.plural,
+                name_of(&entry.value)
+            )));
+        }
+        Ok(())
+    }
+
+    /// Creates an object.
+    ///
+    /// # Errors
+    /// 400 for a malformed body, 404/403 for a missing or terminating namespace, 422 for
+    /// invalid fields, 409 when the name is taken. Nothing is written on error.
+    pub fn create(&self, resource: &Resource, namespace: Option<&str>, mut value: Value) -> ApiResult<Value> {
+        Self::check_identity(resource, namespace, &mut value)?;
+        let metadata = &mut value["metadata"];
+        if name_of(&json!({"metadata": metadata.clone()})).is_empty() {
+            if let Some(prefix) = metadata.get("generateName").and_then(Value::as_str).filter(|p| !p.is_empty()) {
+                metadata["name"] = Value::String(format!("{prefix}{}", name_suffix()));
+            }
+        }
+        let object = metadata.as_object_mut().expect("checked by check_identity");
+        for server_owned in ["resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds"] {
+            object.remove(server_owned);
+        }
+        object.insert("uid".into(), Value::String(random_uid()));
+        object.insert("creationTimestamp".into(), Value::String(now()));
+        object.insert("generation".into(), json!(1));
+        let value = kinds::admit(resource, value, Write::Create)?;
+        self.check_namespace_open(resource, namespace)?;
+        let name = name_of(&value).to_string();
+        let key = resource.key(namespace, Some(&name));
+        let entry = self.store.create(&key, value).map_err(Self::store_error(resource, &name))?;
+        Ok(entry.value)
+    }
+
+    pub fn get(&self, resource: &Resource, namespace: Option<&str>, name: &str) -> ApiResult<Value> {
+        self.store
+            .get(&resource.key(namespace, Some(name)))
+            .map_err(Self::store_error(resource, name))?
+            .map(|entry| entry.value)
+            .ok_or_else(|| ApiError::NotFound {
+                resource: resource.plural.into(),
+                name: name.into(),
+            })
+    }
+
+    /// Lists objects (all namespaces when `namespace` is `None`) as a `{Kind}List`.
+    pub fn list(&self, resource: &Resource, namespace: Option<&str>, options: &ListOptions) -> ApiResult<Value> {
+        let listing = self
+            .store
+            .list(&resource.key(namespace, None))
+            .map_err(Self::store_error(resource, ""))?;
+        let items: Vec<Value> = listing
+            .entries
+            .into_iter()
+            .map(|entry| entry.value)
+            .filter(|value| options.matches(value))
+            .collect();
+        Ok(json!({
+            "kind": format!("{}List", resource.kind),
+            "apiVersion": resource.api_version(),
+            "metadata": {"resourceVersion": listing.revision.to_string()},
+            "items": items,
+        }))
+    }
+
+    /// Replaces an object (or only its status), guarded by the body's resourceVersion.
+    ///
+    /// # Errors
+    /// 404 when it does not exist, 409 when the body's resourceVersion is stale, 400/422 as for
+    /// create.
+    pub fn update(
+        &self,
+        resource: &Resource,
+        namespace: Option<&str>,
+        name: &str,
+        mut value: Value,
+        part: Part,
+    ) -> ApiResult<Value> {
+        Self::check_identity(resource, namespace, &mut value)?;
+        if name_of(&value) != name {
+            return Err(ApiError::BadRequest(format!(
+                "the name of the object ({}) does not match the name on the URL ({name})",
+                name_of(&value)
+            )));
+        }
+        let key = resource.key(namespace, Some(name));
+        let current = self
+            .store
+            .get(&key)
+            .map_err(Self::store_error(resource, name))?
+            .ok_or_else(|| ApiError::NotFound {
+                resource: resource.plural.into(),
+                name: name.into(),
+            })?;
+        if revision_of(&value).is_some_and(|rv| rv != current.revision.to_string()) {
+            return Err(ApiError::Conflict {
+                resource: resource.plural.into(),
+                name: name.into(),
+            });
+        }
+        let value = merge_for_update(resource, &current.value, value, part);
+        let value = kinds::admit(resource, value, Write::Update { old: &current.value })?;
+        if without_revision(&value) == without_revision(&current.value) {
+            return Ok(current.value);
+        }
+        if finalized(resource, &value) {
+            return self.remove(resource, &key, name, current.revision);
+        }
+        let entry = self
+            .store
+            .update(&key, value, current.revision)
+            .map_err(Self::store_error(resource, name))?;
+        Ok(entry.value)
+    }
+
+    /// Deletes an object: at once, or by marking it (graceful pod deletion, finalizers,
+    /// namespaces) for the component that finishes the job.
+    pub fn delete(
+        &self,
+        resource: &Resource,
+        namespace: Option<&str>,
+        name: &str,
+        options: &DeleteOptions,
+    ) -> ApiResult<Value> {
+        let key = resource.key(namespace, Some(name));
+        let current = self
+            .store
+            .get(&key)
+            .map_err(Self::store_error(resource, name))?
+            .ok_or_else(|| ApiError::NotFound {
+                resource: resource.plural.into(),
+                name: name.into(),
+            })?;
+        let object = &current.value;
+        let uid = object.pointer("/metadata/uid").and_then(Value::as_str);
+        let uid_mismatch = options.precondition_uid.as_deref().is_some_and(|u| Some(u) != uid);
+        let rv_mismatch = options
+            .precondition_resource_version
+            .as_deref()
+            .is_some_and(|rv| rv != current.revision.to_string());
+        if uid_mismatch || rv_mismatch {
+            return Err(ApiError::Conflict {
+                resource: resource.plural.into(),
+                name: name.into(),
+            });
+        }
+        if resource == &NAMESPACES && SYSTEM_NAMESPACES.contains(&name) {
+            return Err(ApiError::Forbidden(format!(
+                "namespaces \"{name}\" is forbidden: this namespace may not be deleted"
+            )));
+        }
+        let marking = match deletion_plan(resource, object, options) {
+            Deletion::Now => return self.remove(resource, &key, name, current.revision),
+            Deletion::Mark { grace } => grace,
+            Deletion::AlreadyMarked => return Ok(current.value),
+        };
+        let mut marked = current.value.clone();
+        let when = Utc::now() + Duration::seconds(marking.unwrap_or(0));
+        marked["metadata"]["deletionTimestamp"] = json!(when.to_rfc3339_opts(SecondsFormat::Secs, true));
+        if let Some(grace) = marking {
+            marked["metadata"]["deletionGracePeriodSeconds"] = json!(grace);
+        }
+        if resource == &NAMESPACES {
+            marked["status"]["phase"] = json!("Terminating");
+        }
+        let entry = self
+            .store
+            .update(&key, marked, current.revision)
+            .map_err(Self::store_error(resource, name))?;
+        Ok(entry.value)
+    }
+
+    fn remove(&self, resource: &Resource, key: &str, name: &str, revision: Revision) -> ApiResult<Value> {
+        let entry = self
+            .store
+            .delete(key, Some(revision))
+            .map_err(Self::store_error(resource, name))?;
+        Ok(entry.value)
+    }
+
+    /// Creates the namespaces every cluster starts with.
+    pub fn bootstrap(self: &Arc<Self>) -> ApiResult<()> {
+        for ns in SYSTEM_NAMESPACES {
+            let namespace = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
+            match self.create(&NAMESPACES, None, namespace) {
+                Ok(_) | Err(ApiError::AlreadyExists { .. }) => {}
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(())
+    }
+}
+
+enum Deletion {
+    Now,
+    /// Set `deletionTimestamp` (and `deletionGracePeriodSeconds` when given).
+    Mark { grace: Option<i64> },
+    AlreadyMarked,
+}
+
+fn deletion_plan(resource: &Resource, object: &Value, options: &DeleteOptions) -> Deletion {
+    let has_finalizers = object
+        .pointer("/metadata/finalizers")
+        .and_then(Value::as_array)
+        .is_some_and(|f| !f.is_empty());
+    let marked = object.pointer("/metadata/deletionTimestamp").is_some();
+    match resource.kind {
+        "Pod" => {
+            let spec_grace = object.pointer("/spec/terminationGracePeriodSeconds").and_then(Value::as_i64);
+            let grace = options.grace_period_seconds.or(spec_grace).unwrap_or(30).max(0);
+            let unscheduled = object.pointer("/spec/nodeName").and_then(Value::as_str).unwrap_or("").is_empty();
+            let current_grace = object.pointer("/metadata/deletionGracePeriodSeconds").and_then(Value::as_i64);
+            if (grace == 0 || unscheduled) && !has_finalizers {
+                Deletion::Now
+            } else if marked && current_grace.is_some_and(|g| g <= grace) {
+                Deletion::AlreadyMarked
+            } else {
+                Deletion::Mark { grace: Some(grace) }
+            }
+        }
+        "Namespace" if marked => Deletion::AlreadyMarked,
+        "Namespace" => Deletion::Mark { grace: None },
+        _ if marked => Deletion::AlreadyMarked,
+        _ if has_finalizers => Deletion::Mark { grace: None },
+        _ => Deletion::Now,
+    }
+}
+
+/// A marked object whose last finalizer is gone is removed (pods are removed by their node).
+fn finalized(resource: &Resource, value: &Value) -> bool {
+    let marked = value.pointer("/metadata/deletionTimestamp").is_some();
+    let finalizers = value
+        .pointer("/metadata/finalizers")
+        .and_then(Value::as_array)
+        .is_some_and(|f| !f.is_empty());
+    marked && !finalizers && resource.kind != "Pod" && resource.kind != "Namespace"
+}
+
+/// Keeps what a client may not change: identity, timestamps, and the part not being written.
+fn merge_for_update(resource: &Resource, current: &Value, mut value: Value, part: Part) -> Value {
+    for field in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation", "generateName"] {
+        match current["metadata"].get(field) {
+            Some(kept) => value["metadata"][field] = kept.clone(),
+            None => {
+                if let Some(meta) = value["metadata"].as_object_mut() {
+                    meta.remove(field);
+                }
+            }
+        }
+    }
+    match part {
+        Part::Status => {
+            let status = value.get("status").cloned();
+            value = current.clone();
+            match status {
+                Some(status) => value["status"] = status,
+                None => {
+                    value.as_object_mut().map(|o| o.remove("status"));
+                }
+            }
+        }
+        Part::Main if resource.has_status => match current.get("status") {
+            Some(status) => value["status"] = status.clone(),
+            None => {
+                value.as_object_mut().map(|o| o.remove("status"));
+            }
+        },
+        Part::Main => {}
+    }
+    if part == Part::Main && value.get("spec") != current.get("spec") {
+        let generation = current.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0);
+        value["metadata"]["generation"] = json!(generation + 1);
+    }
+    value
+}
+
+fn without_revision(value: &Value) -> Value {
+    let mut value = value.clone();
+    if let Some(meta) = value.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.remove("resourceVersion");
+    }
+    value
+}

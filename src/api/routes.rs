@@ -1,0 +1,328 @@
+//! URL routing: Kubernetes paths to calls on `Api`.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode, header};
+use hyper::body::Incoming;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use super::error::{ApiError, ApiResult};
+use super::logs::LogOptions;
+use super::objects::{DeleteOptions, ListOptions, Part};
+use super::patch::PatchType;
+use super::resources::{NAMESPACES, PODS, Resource};
+use super::selectors::{FieldSelector, LabelSelector};
+use super::server::{self, Body, Context};
+use super::{discovery, watch};
+
+/// What a path names.
+enum Target {
+    Document(Value),
+    Collection {
+        resource: &'static Resource,
+        namespace: Option<String>,
+    },
+    Object {
+        resource: &'static Resource,
+        namespace: Option<String>,
+        name: String,
+        subresource: Option<String>,
+    },
+}
+
+pub async fn route(request: Request<Incoming>, context: &Context) -> ApiResult<Response<Body>> {
+    let segments: Vec<String> = request
+        .uri()
+        .path()
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(percent_decode)
+        .collect();
+    let query = parse_query(request.uri().query().unwrap_or(""));
+    let target = resolve(&segments.iter().map(String::as_str).collect::<Vec<_>>(), context)?;
+    match target {
+        Target::Document(value) if request.method() == Method::GET => Ok(server::json(StatusCode::OK, &value)),
+        Target::Document(_) => Err(ApiError::MethodNotAllowed),
+        Target::Collection { resource, namespace } => collection(request, context, resource, namespace, &query).await,
+        Target::Object {
+            resource,
+            namespace,
+            name,
+            subresource,
+        } => object(request, context, resource, namespace.as_deref(), &name, subresource.as_deref(), &query).await,
+    }
+}
+
+fn resolve(segments: &[&str], context: &Context) -> ApiResult<Target> {
+    let not_found = || ApiError::NotFoundPath("the server could not find the requested resource".into());
+    let (group, version, rest) = match segments {
+        ["version"] => return Ok(Target::Document(discovery::version())),
+        ["api"] => return Ok(Target::Document(discovery::api_versions(&context.address.to_string()))),
+        ["apis"] => return Ok(Target::Document(discovery::api_groups())),
+        ["apis", group] => return discovery::api_group(group).map(Target::Document).ok_or_else(not_found),
+        ["api", "v1"] => return discovery::resource_list("", "v1").map(Target::Document).ok_or_else(not_found),
+        ["apis", group, version] => {
+            return discovery::resource_list(group, version).map(Target::Document).ok_or_else(not_found);
+        }
+        ["api", "v1", rest @ ..] => ("", "v1", rest),
+        ["apis", group, version, rest @ ..] => (*group, *version, rest),
+        _ => return Err(not_found()),
+    };
+    let find = |plural: &str| Resource::find(group, version, plural).ok_or_else(not_found);
+    let (namespace, rest) = match rest {
+        ["namespaces", ns, plural, rest @ ..] if Resource::find(group, version, plural).is_some_and(|r| r.namespaced) => {
+            (Some(ns.to_string()), [&[*plural][..], rest].concat())
+        }
+        _ => (None, rest.to_vec()),
+    };
+    match rest.as_slice() {
+        [plural] => Ok(Target::Collection {
+            resource: find(plural)?,
+            namespace,
+        }),
+        [plural, name] | [plural, name, _] => {
+            let resource = find(plural)?;
+            if resource.namespaced && namespace.is_none() {
+                return Err(not_found());
+            }
+            Ok(Target::Object {
+                resource,
+                namespace,
+                name: name.to_string(),
+                subresource: rest.get(2).map(|s| s.to_string()),
+            })
+        }
+        _ => Err(not_found()),
+    }
+}
+
+async fn collection(
+    request: Request<Incoming>,
+    context: &Context,
+    resource: &'static Resource,
+    namespace: Option<String>,
+    query: &[(String, String)],
+) -> ApiResult<Response<Body>> {
+    let namespace = namespace.as_deref();
+    let options = list_options(resource, query)?;
+    match *request.method() {
+        Method::GET if flag(query, "watch") => {
+            let timeout = param(query, "timeoutSeconds").and_then(|t| t.parse().ok()).map(Duration::from_secs);
+            let events = context.api.watch(resource, namespace, options, timeout, context.shutdown.child_token())?;
+            Ok(server::stream("application/json", watch_lines(events)))
+        }
+        Method::GET => Ok(server::json(StatusCode::OK, &context.api.list(resource, namespace, &options)?)),
+        Method::POST => {
+            let body = server::read_object(request).await?;
+            let created = context.api.create(resource, namespace, body)?;
+            Ok(server::json(StatusCode::CREATED, &created))
+        }
+        Method::DELETE => {
+            let delete = delete_options(request, query).await?;
+            let list = context.api.list(resource, namespace, &options)?;
+            let mut deleted = Vec::new();
+            for item in list["items"].as_array().into_iter().flatten() {
+                let name = item["metadata"]["name"].as_str().unwrap_or_default();
+                let ns = item["metadata"]["namespace"].as_str();
+                match context.api.delete(resource, ns, name, &delete) {
+                    Ok(object) => deleted.push(object),
+                    Err(ApiError::NotFound { .. }) => {}
+                    Err(error) => return Err(error),
+                }
+            }
+            let mut list = list;
+            list["items"] = Value::Array(deleted);
+            Ok(server::json(StatusCode::OK, &list))
+        }
+        _ => Err(ApiError::MethodNotAllowed),
+    }
+}
+
+async fn object(
+    request: Request<Incoming>,
+    context: &Context,
+    resource: &'static Resource,
+    namespace: Option<&str>,
+    name: &str,
+    subresource: Option<&str>,
+    query: &[(String, String)],
+) -> ApiResult<Response<Body>> {
+    let api = &context.api;
+    let part = match subresource {
+        None => Part::Main,
+        Some("status") if resource.has_status => Part::Status,
+        Some("log") if resource == &PODS && request.method() == Method::GET => {
+            let chunks = api.pod_logs(namespace.unwrap_or_default(), name, &log_options(query)?)?;
+            return Ok(server::stream("text/plain", chunks));
+        }
+        Some("binding") if resource == &PODS && request.method() == Method::POST => {
+            let binding = server::read_object(request).await?;
+            bind(context, namespace, name, &binding)?;
+            return Ok(server::json(StatusCode::CREATED, &json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "code": 201})));
+        }
+        Some("finalize") if resource == &NAMESPACES => Part::Main,
+        Some(_) => return Err(ApiError::NotFoundPath("the server could not find the requested resource".into())),
+    };
+    match *request.method() {
+        Method::GET => Ok(server::json(StatusCode::OK, &api.get(resource, namespace, name)?)),
+        Method::PUT => {
+            let body = server::read_object(request).await?;
+            Ok(server::json(StatusCode::OK, &api.update(resource, namespace, name, body, part)?))
+        }
+        Method::PATCH => {
+            let content_type = request
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string();
+            let patch_type = PatchType::from_content_type(&content_type)?;
+            let mut request = request;
+            request.headers_mut().insert(header::CONTENT_TYPE, "application/json".parse().expect("static"));
+            let body = server::read_object(request).await?;
+            Ok(server::json(StatusCode::OK, &api.patch(resource, namespace, name, &body, patch_type, part)?))
+        }
+        Method::DELETE if part == Part::Main => {
+            let options = delete_options(request, query).await?;
+            Ok(server::json(StatusCode::OK, &api.delete(resource, namespace, name, &options)?))
+        }
+        _ => Err(ApiError::MethodNotAllowed),
+    }
+}
+
+/// `pods/{name}/binding`: assigns the pod to the node named by `target.name`.
+fn bind(context: &Context, namespace: Option<&str>, name: &str, binding: &Value) -> ApiResult<()> {
+    let node = binding
+        .pointer("/target/name")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| ApiError::Invalid {
+            kind: "Binding".into(),
+            name: name.into(),
+            causes: vec![super::error::Cause::required("target.name")],
+        })?;
+    let mut pod = context.api.get(&PODS, namespace, name)?;
+    if pod.pointer("/spec/nodeName").and_then(Value::as_str).is_some_and(|n| !n.is_empty()) {
+        return Err(ApiError::Conflict { resource: "pods".into(), name: name.into() });
+    }
+    pod["spec"]["nodeName"] = json!(node);
+    context.api.update(&PODS, namespace, name, pod, Part::Main)?;
+    Ok(())
+}
+
+fn watch_lines(mut events: mpsc::Receiver<watch::WatchEvent>) -> mpsc::Receiver<Bytes> {
+    let (tx, rx) = mpsc::channel(16);
+    tokio::spawn(async move {
+        while let Some(event) = events.recv().await {
+            let mut line = event.to_json().to_string();
+            line.push('\n');
+            if tx.send(Bytes::from(line)).await.is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+fn list_options(resource: &Resource, query: &[(String, String)]) -> ApiResult<ListOptions> {
+    Ok(ListOptions {
+        labels: LabelSelector::parse(param(query, "labelSelector").unwrap_or(""))?,
+        fields: FieldSelector::parse(param(query, "fieldSelector").unwrap_or(""), resource.kind)?,
+        resource_version: watch::parse_resource_version(param(query, "resourceVersion"))?,
+    })
+}
+
+fn log_options(query: &[(String, String)]) -> ApiResult<LogOptions> {
+    let number = |name: &str| -> ApiResult<Option<i64>> {
+        param(query, name)
+            .map(|v| v.parse::<i64>().map_err(|_| ApiError::BadRequest(format!("{name}: invalid value {v:?}"))))
+            .transpose()
+    };
+    Ok(LogOptions {
+        container: param(query, "container").map(str::to_string),
+        follow: flag(query, "follow"),
+        tail_lines: number("tailLines")?.map(|n| n.max(0) as usize),
+        since_seconds: number("sinceSeconds")?,
+        previous: flag(query, "previous"),
+        timestamps: flag(query, "timestamps"),
+    })
+}
+
+/// DeleteOptions from the body (when there is one) and the query.
+async fn delete_options(request: Request<Incoming>, query: &[(String, String)]) -> ApiResult<DeleteOptions> {
+    let has_body = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|l| l != "0")
+        || request.headers().contains_key(header::TRANSFER_ENCODING);
+    let body = if has_body { server::read_object(request).await? } else { Value::Null };
+    let grace = match param(query, "gracePeriodSeconds") {
+        Some(text) => Some(
+            text.parse::<i64>()
+                .map_err(|_| ApiError::BadRequest(format!("gracePeriodSeconds: invalid value {text:?}")))?,
+        ),
+        None => body.get("gracePeriodSeconds").and_then(Value::as_i64),
+    };
+    Ok(DeleteOptions {
+        grace_period_seconds: grace,
+        precondition_uid: body.pointer("/preconditions/uid").and_then(Value::as_str).map(str::to_string),
+        precondition_resource_version: body
+            .pointer("/preconditions/resourceVersion")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+    })
+}
+
+fn param<'a>(query: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+fn flag(query: &[(String, String)], name: &str) -> bool {
+    matches!(param(query, name), Some("true" | "1" | ""))
+}
+
+fn parse_query(query: &str) -> Vec<(String, String)> {
+    query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (percent_decode(&k.replace('+', " ")), percent_decode(&v.replace('+', " ")))
+        })
+        .collect()
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_values_are_percent_decoded() {
+        let query = parse_query("labelSelector=app%3Dweb%2Ctier+in+(a)&watch=true");
+        assert_eq!(param(&query, "labelSelector"), Some("app=web,tier in (a)"));
+        assert!(flag(&query, "watch"));
+    }
+}

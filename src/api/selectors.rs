@@ -1,0 +1,233 @@
+//! Label and field selectors, as `?labelSelector=` and `?fieldSelector=` spell them.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use super::error::{ApiError, ApiResult};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Requirement {
+    Equals(String, String),
+    NotEquals(String, String),
+    In(String, Vec<String>),
+    NotIn(String, Vec<String>),
+    Exists(String),
+    DoesNotExist(String),
+}
+
+/// A parsed label selector; the empty selector matches everything.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LabelSelector(Vec<Requirement>);
+
+impl LabelSelector {
+    /// Parses `app=web,tier!=db,env in (a,b),!legacy`.
+    ///
+    /// # Errors
+    /// `BadRequest` naming the clause that does not parse.
+    pub fn parse(text: &str) -> ApiResult<Self> {
+        let mut requirements = Vec::new();
+        for clause in split_clauses(text) {
+            let clause = clause.trim();
+            if clause.is_empty() {
+                continue;
+            }
+            requirements.push(parse_clause(clause).ok_or_else(|| {
+                ApiError::BadRequest(format!("unable to parse requirement: \"{clause}\""))
+            })?);
+        }
+        Ok(Self(requirements))
+    }
+
+    /// The selector `matchLabels` describes.
+    pub fn from_map(labels: &BTreeMap<String, String>) -> Self {
+        Self(
+            labels
+                .iter()
+                .map(|(k, v)| Requirement::Equals(k.clone(), v.clone()))
+                .collect(),
+        )
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Whether an object's `metadata.labels` satisfy every requirement.
+    pub fn matches(&self, object: &Value) -> bool {
+        let labels = object.pointer("/metadata/labels");
+        let label = |key: &str| labels.and_then(|l| l.get(key)).and_then(Value::as_str);
+        self.0.iter().all(|requirement| match requirement {
+            Requirement::Equals(k, v) => label(k) == Some(v.as_str()),
+            Requirement::NotEquals(k, v) => label(k) != Some(v.as_str()),
+            Requirement::In(k, vs) => label(k).is_some_and(|l| vs.iter().any(|v| v == l)),
+            Requirement::NotIn(k, vs) => !label(k).is_some_and(|l| vs.iter().any(|v| v == l)),
+            Requirement::Exists(k) => label(k).is_some(),
+            Requirement::DoesNotExist(k) => label(k).is_none(),
+        })
+    }
+}
+
+/// Splits on commas that are not inside a `( )` value set.
+fn split_clauses(text: &str) -> Vec<&str> {
+    let (mut clauses, mut depth, mut start) = (Vec::new(), 0i32, 0);
+    for (i, c) in text.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            ',' if depth == 0 => {
+                clauses.push(&text[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    clauses.push(&text[start..]);
+    clauses
+}
+
+fn parse_clause(clause: &str) -> Option<Requirement> {
+    if let Some(key) = clause.strip_prefix('!') {
+        return valid_key(key.trim()).map(Requirement::DoesNotExist);
+    }
+    if let Some((key, value)) = clause.split_once("!=") {
+        return Some(Requirement::NotEquals(valid_key(key.trim())?, value.trim().to_string()));
+    }
+    if let Some((key, value)) = clause.split_once("==").or_else(|| clause.split_once('=')) {
+        return Some(Requirement::Equals(valid_key(key.trim())?, value.trim().to_string()));
+    }
+    for (operator, negated) in [(" notin ", true), (" in ", false)] {
+        if let Some((key, set)) = clause.split_once(operator) {
+            let values = set
+                .trim()
+                .strip_prefix('(')?
+                .strip_suffix(')')?
+                .split(',')
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+                .collect();
+            let key = valid_key(key.trim())?;
+            return Some(if negated {
+                Requirement::NotIn(key, values)
+            } else {
+                Requirement::In(key, values)
+            });
+        }
+    }
+    valid_key(clause).map(Requirement::Exists)
+}
+
+fn valid_key(key: &str) -> Option<String> {
+    let ok = !key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'));
+    ok.then(|| key.to_string())
+}
+
+/// A parsed field selector over the few fields Kubernetes indexes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FieldSelector(Vec<(String, bool, String)>);
+
+/// Fields every kind supports, plus the per-kind ones below.
+const COMMON_FIELDS: &[&str] = &["metadata.name", "metadata.namespace"];
+const POD_FIELDS: &[&str] = &["spec.nodeName", "status.phase", "spec.restartPolicy", "status.podIP"];
+const EVENT_FIELDS: &[&str] = &[
+    "involvedObject.kind",
+    "involvedObject.name",
+    "involvedObject.namespace",
+    "involvedObject.uid",
+    "reason",
+    "type",
+];
+const NAMESPACE_FIELDS: &[&str] = &["status.phase"];
+
+impl FieldSelector {
+    /// Parses `spec.nodeName=n1,status.phase!=Running` for objects of `kind`.
+    ///
+    /// # Errors
+    /// `BadRequest` for a malformed clause or a field `kind` cannot be selected by, in
+    /// Kubernetes' words.
+    pub fn parse(text: &str, kind: &str) -> ApiResult<Self> {
+        let extra: &[&str] = match kind {
+            "Pod" => POD_FIELDS,
+            "Event" => EVENT_FIELDS,
+            "Namespace" => NAMESPACE_FIELDS,
+            _ => &[],
+        };
+        let mut terms = Vec::new();
+        for clause in text.split(',').map(str::trim).filter(|c| !c.is_empty()) {
+            let (field, negated, value) = if let Some((f, v)) = clause.split_once("!=") {
+                (f, true, v)
+            } else if let Some((f, v)) = clause.split_once("==").or_else(|| clause.split_once('=')) {
+                (f, false, v)
+            } else {
+                return Err(ApiError::BadRequest(format!("invalid selector: '{clause}'; can't understand '{clause}'")));
+            };
+            let field = field.trim();
+            if !COMMON_FIELDS.contains(&field) && !extra.contains(&field) {
+                return Err(ApiError::BadRequest(format!(
+                    "\"{field}\" is not a known field selector: only \"{}\"",
+                    COMMON_FIELDS.iter().chain(extra).copied().collect::<Vec<_>>().join("\", \"")
+                )));
+            }
+            terms.push((field.to_string(), negated, value.trim().to_string()));
+        }
+        Ok(Self(terms))
+    }
+
+    pub fn matches(&self, object: &Value) -> bool {
+        self.0.iter().all(|(field, negated, wanted)| {
+            let pointer = format!("/{}", field.replace('.', "/"));
+            let actual = object.pointer(&pointer).and_then(Value::as_str).unwrap_or("");
+            (actual == wanted) != *negated
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn labelled(labels: Value) -> Value {
+        json!({"metadata": {"labels": labels}})
+    }
+
+    #[test]
+    fn every_label_operator_matches_as_kubernetes_does() {
+        let web = labelled(json!({"app": "web", "tier": "front"}));
+        let cases = [
+            ("app=web", true),
+            ("app==web", true),
+            ("app!=web", false),
+            ("app in (web, db)", true),
+            ("app notin (web)", false),
+            ("tier", true),
+            ("!tier", false),
+            ("!legacy", true),
+            ("app=web,tier=back", false),
+            ("env notin (prod)", true),
+            ("", true),
+        ];
+        for (selector, expected) in cases {
+            assert_eq!(LabelSelector::parse(selector).unwrap().matches(&web), expected, "{selector}");
+        }
+    }
+
+    #[test]
+    fn malformed_label_selector_is_a_bad_request() {
+        assert!(LabelSelector::parse("app in web").is_err());
+        assert!(LabelSelector::parse("a b=c").is_err());
+    }
+
+    #[test]
+    fn field_selector_matches_pod_fields_and_rejects_unknown_ones() {
+        let pod = json!({"metadata": {"name": "a", "namespace": "ns"}, "spec": {"nodeName": "n1"}, "status": {"phase": "Running"}});
+        assert!(FieldSelector::parse("spec.nodeName=n1", "Pod").unwrap().matches(&pod));
+        assert!(!FieldSelector::parse("status.phase!=Running", "Pod").unwrap().matches(&pod));
+        assert!(FieldSelector::parse("spec.nodeName=", "Pod").unwrap().matches(&json!({})));
+        assert!(FieldSelector::parse("spec.image=x", "Pod").is_err());
+        assert!(FieldSelector::parse("spec.nodeName=n1", "Node").is_err());
+    }
+}

@@ -1,0 +1,159 @@
+//! The HTTP front of the API: accept loop, authentication, body limits and responses.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, Limited, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+use super::Api;
+use super::error::{ApiError, ApiResult};
+use super::routes;
+
+/// Largest request body accepted, as the Kubernetes API server limits it.
+pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
+
+pub type Body = BoxBody<Bytes, Infallible>;
+
+/// What every request handler shares.
+pub struct Context {
+    pub api: Arc<Api>,
+    pub token: String,
+    pub address: SocketAddr,
+    pub shutdown: CancellationToken,
+}
+
+/// Serves the API on `listener` until `shutdown` fires; open connections then finish their
+/// current request (watches end).
+pub async fn serve(listener: TcpListener, context: Arc<Context>) {
+    let connections = TaskTracker::new();
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = context.shutdown.cancelled() => break,
+        };
+        let (stream, _) = match accepted {
+            Ok(pair) => pair,
+            Err(error) => {
+                tracing::warn!(%error, "accept failed");
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let context = context.clone();
+        connections.spawn(async move {
+            let service = service_fn(move |request| {
+                let context = context.clone();
+                async move { Ok::<_, Infallible>(handle(request, &context).await) }
+            });
+            let connection = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service);
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "connection ended with an error");
+            }
+        });
+    }
+    connections.close();
+}
+
+async fn handle(request: Request<Incoming>, context: &Context) -> Response<Body> {
+    let path = request.uri().path().to_string();
+    if matches!(path.as_str(), "/healthz" | "/livez" | "/readyz") {
+        return text(StatusCode::OK, "ok");
+    }
+    if !authorized(&request, &context.token) {
+        return error(&ApiError::Unauthorized);
+    }
+    let span = tracing::debug_span!("request", method = %request.method(), path = %path);
+    match routes::route(request, context).instrument(span).await {
+        Ok(response) => response,
+        Err(e) => error(&e),
+    }
+}
+
+fn authorized<B>(request: &Request<B>, token: &str) -> bool {
+    request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|given| constant_time_eq(given.trim().as_bytes(), token.as_bytes()))
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Reads the body (refusing more than `MAX_BODY_BYTES`) and decodes JSON, YAML or TOML.
+pub async fn read_object(request: Request<Incoming>) -> ApiResult<Value> {
+    let content_type = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json")
+        .to_string();
+    let bytes = Limited::new(request.into_body(), MAX_BODY_BYTES)
+        .collect()
+        .await
+        .map_err(|_| ApiError::TooLarge { limit: MAX_BODY_BYTES })?
+        .to_bytes();
+    let text = std::str::from_utf8(&bytes).map_err(|_| ApiError::BadRequest("the request body is not UTF-8".into()))?;
+    let media = content_type.split(';').next().unwrap_or("").trim();
+    let decoded = match media {
+        "application/yaml" | "application/x-yaml" | "text/yaml" => {
+            serde_yaml::from_str(text).map_err(|e| ApiError::BadRequest(format!("invalid YAML: {e}")))
+        }
+        "application/toml" => toml::from_str(text).map_err(|e| ApiError::BadRequest(format!("invalid TOML: {e}"))),
+        _ => serde_json::from_str(text).map_err(|e| ApiError::BadRequest(format!("invalid JSON: {e}"))),
+    }?;
+    Ok(decoded)
+}
+
+pub fn json(status: StatusCode, value: &Value) -> Response<Body> {
+    let mut response = Response::new(Full::new(Bytes::from(value.to_string())).boxed());
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+pub fn text(status: StatusCode, body: &'static str) -> Response<Body> {
+    let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())).boxed());
+    *response.status_mut() = status;
+    response
+}
+
+pub fn error(error: &ApiError) -> Response<Body> {
+    if error.code() >= 500 {
+        tracing::error!(%error, "request failed");
+    }
+    json(StatusCode::from_u16(error.code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), &error.to_status())
+}
+
+/// A streaming response fed by `chunks` (watch events, followed logs).
+pub fn stream(content_type: &'static str, mut chunks: mpsc::Receiver<Bytes>) -> Response<Body> {
+    let frames = futures::stream::poll_fn(move |cx| chunks.poll_recv(cx).map(|c| c.map(|b| Ok(Frame::data(b)))));
+    let mut response = Response::new(BodyExt::boxed(StreamBody::new(frames)));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+/// Whether `method` may carry an object body.
+pub fn has_body(method: &Method) -> bool {
+    matches!(*method, Method::POST | Method::PUT | Method::PATCH | Method::DELETE)
+}

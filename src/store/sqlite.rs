@@ -1,0 +1,407 @@
+//! The embedded store: one SQLite file in WAL mode, history kept for watches and compacted.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde_json::Value;
+use tokio::sync::broadcast;
+
+use super::{Entry, Error, Event, EventKind, Listing, Result, Revision, Store, Watch, stamp_revision};
+
+/// How many events the live feed buffers before a slow watcher lags and must re-open.
+const LIVE_FEED_CAPACITY: usize = 8192;
+/// How many revisions of history are kept for watches; older ones answer 410 Gone.
+pub const DEFAULT_HISTORY: u64 = 20_000;
+/// Compaction runs once this many writes have gone by since the last one.
+const COMPACT_EVERY: u64 = 1_000;
+
+/// A `Store` over one SQLite file.
+pub struct SqliteStore {
+    inner: Mutex<Inner>,
+    feed: broadcast::Sender<Event>,
+    history: u64,
+}
+
+struct Inner {
+    conn: Connection,
+    revision: Revision,
+    compacted: Revision,
+    writes_since_compaction: u64,
+}
+
+impl SqliteStore {
+    /// Opens (or creates) the store file at `path`.
+    ///
+    /// # Errors
+    /// `Backend` when the file cannot be opened or its schema created.
+    pub fn open(path: &Path) -> Result<Self> {
+        Self::open_with_history(path, DEFAULT_HISTORY)
+    }
+
+    /// Like `open`, keeping `history` revisions for watches.
+    pub fn open_with_history(path: &Path, history: u64) -> Result<Self> {
+        let conn = Connection::open(path).map_err(backend)?;
+        // WAL with synchronous=FULL: a write is on disk before it is acknowledged.
+        conn.execute_batch(
+            "PRAGMA journal_mode=WAL;
+             PRAGMA synchronous=FULL;
+             PRAGMA busy_timeout=5000;
+             CREATE TABLE IF NOT EXISTS objects (key TEXT PRIMARY KEY, value TEXT NOT NULL, revision INTEGER NOT NULL);
+             CREATE TABLE IF NOT EXISTS events (revision INTEGER PRIMARY KEY, key TEXT NOT NULL, deleted INTEGER NOT NULL, value TEXT NOT NULL, prev TEXT);
+             CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);",
+        )
+        .map_err(backend)?;
+        let revision = read_meta(&conn, "revision")?;
+        let compacted = read_meta(&conn, "compacted")?;
+        let (feed, _) = broadcast::channel(LIVE_FEED_CAPACITY);
+        Ok(Self {
+            inner: Mutex::new(Inner {
+                conn,
+                revision,
+                compacted,
+                writes_since_compaction: 0,
+            }),
+            feed,
+            history: history.max(1),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Writes one change in a transaction and announces it. `value` is `None` for a delete.
+    fn commit(
+        &self,
+        inner: &mut Inner,
+        key: &str,
+        value: Option<Value>,
+        prev: Option<Value>,
+    ) -> Result<Event> {
+        let revision = inner.revision + 1;
+        let (kind, mut stored) = match value {
+            Some(v) => (EventKind::Put, v),
+            None => (EventKind::Delete, prev.clone().unwrap_or(Value::Null)),
+        };
+        stamp_revision(&mut stored, revision);
+        let text = stored.to_string();
+        let prev_text = prev.as_ref().map(Value::to_string);
+        let tx = inner.conn.transaction().map_err(backend)?;
+        match kind {
+            EventKind::Put => tx.execute(
+                "INSERT INTO objects (key, value, revision) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(key) DO UPDATE SET value = ?2, revision = ?3",
+                params![key, text, revision as i64],
+            ),
+            EventKind::Delete => tx.execute("DELETE FROM objects WHERE key = ?1", params![key]),
+        }
+        .map_err(backend)?;
+        tx.execute(
+            "INSERT INTO events (revision, key, deleted, value, prev) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![revision as i64, key, kind == EventKind::Delete, text, prev_text],
+        )
+        .map_err(backend)?;
+        tx.execute(
+            "INSERT INTO meta (name, value) VALUES ('revision', ?1)
+             ON CONFLICT(name) DO UPDATE SET value = ?1",
+            params![revision as i64],
+        )
+        .map_err(backend)?;
+        tx.commit().map_err(backend)?;
+        inner.revision = revision;
+        inner.writes_since_compaction += 1;
+        if inner.writes_since_compaction >= COMPACT_EVERY {
+            self.compact(inner)?;
+        }
+        let event = Event {
+            kind,
+            entry: Entry {
+                key: key.to_string(),
+                value: stored,
+                revision,
+            },
+            prev,
+        };
+        // Nobody listening is fine: the event is in the history table.
+        let _ = self.feed.send(event.clone());
+        Ok(event)
+    }
+
+    /// Drops history older than the kept window so the file does not grow without bound.
+    fn compact(&self, inner: &mut Inner) -> Result<()> {
+        let keep_from = inner.revision.saturating_sub(self.history);
+        if keep_from <= inner.compacted {
+            return Ok(());
+        }
+        inner
+            .conn
+            .execute("DELETE FROM events WHERE revision <= ?1", params![keep_from as i64])
+            .map_err(backend)?;
+        inner
+            .conn
+            .execute(
+                "INSERT INTO meta (name, value) VALUES ('compacted', ?1)
+                 ON CONFLICT(name) DO UPDATE SET value = ?1",
+                params![keep_from as i64],
+            )
+            .map_err(backend)?;
+        inner.compacted = keep_from;
+        inner.writes_since_compaction = 0;
+        Ok(())
+    }
+
+    fn current(inner: &Inner, key: &str) -> Result<Option<Entry>> {
+        inner
+            .conn
+            .query_row(
+                "SELECT value, revision FROM objects WHERE key = ?1",
+                params![key],
+                |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?)),
+            )
+            .optional()
+            .map_err(backend)?
+            .map(|(text, revision)| {
+                Ok(Entry {
+                    key: key.to_string(),
+                    value: parse(&text)?,
+                    revision: revision as Revision,
+                })
+            })
+            .transpose()
+    }
+}
+
+impl Store for SqliteStore {
+    fn get(&self, key: &str) -> Result<Option<Entry>> {
+        Self::current(&self.lock(), key)
+    }
+
+    fn list(&self, prefix: &str) -> Result<Listing> {
+        let inner = self.lock();
+        let mut stmt = inner
+            .conn
+            .prepare_cached(
+                "SELECT key, value, revision FROM objects WHERE key >= ?1 AND key < ?2 ORDER BY key",
+            )
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map(params![prefix, prefix_end(prefix)], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?, row.get::<_, i64>(2)?))
+            })
+            .map_err(backend)?;
+        let mut entries = Vec::new();
+        for row in rows {
+            let (key, text, revision) = row.map_err(backend)?;
+            entries.push(Entry {
+                key,
+                value: parse(&text)?,
+                revision: revision as Revision,
+            });
+        }
+        Ok(Listing {
+            entries,
+            revision: inner.revision,
+        })
+    }
+
+    fn create(&self, key: &str, value: Value) -> Result<Entry> {
+        let mut inner = self.lock();
+        if Self::current(&inner, key)?.is_some() {
+            return Err(Error::AlreadyExists(key.to_string()));
+        }
+        Ok(self.commit(&mut inner, key, Some(value), None)?.entry)
+    }
+
+    fn update(&self, key: &str, value: Value, expected: Revision) -> Result<Entry> {
+        let mut inner = self.lock();
+        let current = Self::current(&inner, key)?.ok_or_else(|| Error::NotFound(key.to_string()))?;
+        if current.revision != expected {
+            return Err(Error::Conflict {
+                key: key.to_string(),
+                expected,
+                actual: current.revision,
+            });
+        }
+        Ok(self
+            .commit(&mut inner, key, Some(value), Some(current.value))?
+            .entry)
+    }
+
+    fn delete(&self, key: &str, expected: Option<Revision>) -> Result<Entry> {
+        let mut inner = self.lock();
+        let current = Self::current(&inner, key)?.ok_or_else(|| Error::NotFound(key.to_string()))?;
+        if let Some(expected) = expected.filter(|e| *e != current.revision) {
+            return Err(Error::Conflict {
+                key: key.to_string(),
+                expected,
+                actual: current.revision,
+            });
+        }
+        Ok(self.commit(&mut inner, key, None, Some(current.value))?.entry)
+    }
+
+    fn watch(&self, prefix: &str, after: Revision) -> Result<Watch> {
+        // Holding the lock while reading history and subscribing: no write can fall between.
+        let inner = self.lock();
+        if after < inner.compacted {
+            return Err(Error::Compacted {
+                requested: after,
+                oldest: inner.compacted,
+            });
+        }
+        let live = self.feed.subscribe();
+        let mut stmt = inner
+            .conn
+            .prepare_cached(
+                "SELECT revision, key, deleted, value, prev FROM events
+                 WHERE revision > ?1 AND key >= ?2 AND key < ?3 ORDER BY revision",
+            )
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map(params![after as i64, prefix, prefix_end(prefix)], |row| {
+                Ok((
+                    row.get::<_, i64>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, bool>(2)?,
+                    row.get::<_, String>(3)?,
+                    row.get::<_, Option<String>>(4)?,
+                ))
+            })
+            .map_err(backend)?;
+        let mut backlog = Vec::new();
+        for row in rows {
+            let (revision, key, deleted, text, prev) = row.map_err(backend)?;
+            backlog.push(Event {
+                kind: if deleted { EventKind::Delete } else { EventKind::Put },
+                entry: Entry {
+                    key,
+                    value: parse(&text)?,
+                    revision: revision as Revision,
+                },
+                prev: prev.as_deref().map(parse).transpose()?,
+            });
+        }
+        Ok(Watch { backlog, live })
+    }
+
+    fn current_revision(&self) -> Revision {
+        self.lock().revision
+    }
+}
+
+/// The smallest string greater than every string starting with `prefix`.
+fn prefix_end(prefix: &str) -> String {
+    format!("{prefix}\u{10FFFF}")
+}
+
+fn read_meta(conn: &Connection, name: &str) -> Result<Revision> {
+    let value: Option<i64> = conn
+        .query_row("SELECT value FROM meta WHERE name = ?1", params![name], |row| row.get(0))
+        .optional()
+        .map_err(backend)?;
+    Ok(value.unwrap_or(0) as Revision)
+}
+
+fn parse(text: &str) -> Result<Value> {
+    serde_json::from_str(text).map_err(|e| Error::Backend(format!("corrupt stored object: {e}")))
+}
+
+fn backend(error: rusqlite::Error) -> Error {
+    Error::Backend(error.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn open() -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open_with_history(&dir.path().join("store.db"), 5).unwrap();
+        (dir, store)
+    }
+
+    fn object(name: &str) -> Value {
+        json!({"metadata": {"name": name}})
+    }
+
+    #[test]
+    fn writes_get_strictly_increasing_revisions_stamped_into_objects() {
+        let (_dir, store) = open();
+        let a = store.create("/t/a", object("a")).unwrap();
+        let b = store.create("/t/b", object("b")).unwrap();
+        let a2 = store.update("/t/a", object("a"), a.revision).unwrap();
+        assert!(a.revision < b.revision && b.revision < a2.revision);
+        assert_eq!(a2.value["metadata"]["resourceVersion"], a2.revision.to_string());
+    }
+
+    #[test]
+    fn stale_update_is_a_conflict_and_changes_nothing() {
+        let (_dir, store) = open();
+        let a = store.create("/t/a", object("a")).unwrap();
+        store.update("/t/a", object("a"), a.revision).unwrap();
+        let err = store.update("/t/a", json!({"metadata": {"name": "x"}}), a.revision);
+        assert!(matches!(err, Err(Error::Conflict { .. })));
+        assert_eq!(store.get("/t/a").unwrap().unwrap().value["metadata"]["name"], "a");
+    }
+
+    #[test]
+    fn create_of_existing_key_fails() {
+        let (_dir, store) = open();
+        store.create("/t/a", object("a")).unwrap();
+        assert!(matches!(store.create("/t/a", object("a")), Err(Error::AlreadyExists(_))));
+    }
+
+    #[test]
+    fn list_returns_only_keys_under_the_prefix() {
+        let (_dir, store) = open();
+        store.create("/t/ns1/a", object("a")).unwrap();
+        store.create("/t/ns10/b", object("b")).unwrap();
+        store.create("/u/ns1/c", object("c")).unwrap();
+        let listing = store.list("/t/ns1/").unwrap();
+        assert_eq!(listing.entries.len(), 1);
+        assert_eq!(listing.revision, 3);
+    }
+
+    #[test]
+    fn watch_replays_history_after_a_revision_then_streams_live() {
+        let (_dir, store) = open();
+        let a = store.create("/t/a", object("a")).unwrap();
+        store.create("/t/b", object("b")).unwrap();
+        let mut watch = store.watch("/t/", a.revision).unwrap();
+        assert_eq!(watch.backlog.len(), 1);
+        assert_eq!(watch.backlog[0].entry.key, "/t/b");
+        store.delete("/t/a", None).unwrap();
+        let live = watch.live.try_recv().unwrap();
+        assert_eq!(live.kind, EventKind::Delete);
+        assert_eq!(live.prev.unwrap()["metadata"]["name"], "a");
+    }
+
+    #[test]
+    fn watch_from_a_compacted_revision_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open_with_history(&dir.path().join("s.db"), 5).unwrap();
+        let first = store.create("/t/a", object("a")).unwrap();
+        let mut revision = first.revision;
+        for _ in 0..COMPACT_EVERY {
+            revision = store.update("/t/a", object("a"), revision).unwrap().revision;
+        }
+        assert!(matches!(store.watch("/t/", first.revision), Err(Error::Compacted { .. })));
+        assert!(store.watch("/t/", revision - 2).is_ok());
+    }
+
+    #[test]
+    fn reopening_keeps_objects_and_the_revision_counter() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let revision = {
+            let store = SqliteStore::open(&path).unwrap();
+            store.create("/t/a", object("a")).unwrap().revision
+        };
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(store.current_revision(), revision);
+        assert!(store.create("/t/b", object("b")).unwrap().revision > revision);
+        assert!(store.get("/t/a").unwrap().is_some());
+    }
+}
