@@ -1,1 +1,139 @@
-fn main() {}
+//! Macro benchmarks of issue #2's budgets; prints a table to compare run to run.
+//!
+//! `cargo bench --bench cluster` (release build). Budgets: `up` to API ready < 300 ms; pod
+//! create → Running with a cached component p50 < 20 ms, p99 < 100 ms over 100 pods; loading a
+//! cached compiled component < 5 ms; idle `up` RSS < 64 MiB.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use wasmkube::api::resources::PODS;
+use wasmkube::node::runtime::{Runtime, RuntimeConfig};
+use wasmkube::testing::Cluster;
+
+fn exerciser() -> String {
+    format!("{}/exerciser.wasm", env!("WASMKUBE_SAMPLES_DIR"))
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn row(name: &str, value: String, budget: &str) {
+    println!("| {name:<44} | {value:>14} | {budget:<10} |");
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn spawn_up(data_dir: &Path, port: u16) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_wasmkube"))
+        .args(["up", "--data-dir", data_dir.to_str().unwrap(), "--api-addr", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start wasmkube up")
+}
+
+fn healthy(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return false };
+    let _ = stream.write_all(b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    response.starts_with("HTTP/1.1 200")
+}
+
+/// Time from spawning `wasmkube up` to `/readyz` answering, and its idle RSS.
+fn measure_up() -> (Duration, u64) {
+    let mut times = Vec::new();
+    let mut rss = 0;
+    for _ in 0..5 {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let start = Instant::now();
+        let mut child = spawn_up(dir.path(), port);
+        while !healthy(port) {
+            assert!(start.elapsed() < Duration::from_secs(30), "up never became ready");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        times.push(start.elapsed());
+        std::thread::sleep(Duration::from_secs(2));
+        let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
+        rss = status
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .unwrap_or(0);
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    times.sort();
+    (times[times.len() / 2], rss)
+}
+
+async fn measure_component_loads() -> (Duration, Duration) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = || RuntimeConfig { cache_dir: dir.path().to_path_buf(), ..RuntimeConfig::default() };
+    let first = Runtime::new(config()).unwrap().load(Path::new(&exerciser())).await.unwrap().duration;
+    let mut cached = Vec::new();
+    for _ in 0..9 {
+        let runtime = Runtime::new(config()).unwrap();
+        cached.push(runtime.load(Path::new(&exerciser())).await.unwrap().duration);
+    }
+    cached.sort();
+    (first, cached[cached.len() / 2])
+}
+
+async fn measure_pod_starts() -> Vec<Duration> {
+    let cluster = Cluster::start().await.unwrap();
+    let api = cluster.api().clone();
+    let warm = json!({"metadata": {"name": "warm"}, "spec": {"restartPolicy": "Never",
+        "containers": [{"name": "c", "image": exerciser(), "args": ["print", "warm"]}]}});
+    api.create(&PODS, Some("default"), warm).unwrap();
+    wait_for_phase(&api, "warm", &["Succeeded"]).await;
+    let mut latencies = Vec::new();
+    for i in 0..100 {
+        let name = format!("bench-{i}");
+        let pod = json!({"metadata": {"name": name}, "spec": {
+            "containers": [{"name": "c", "image": exerciser(), "args": ["sleep", "600000"]}]}});
+        let start = Instant::now();
+        api.create(&PODS, Some("default"), pod).unwrap();
+        wait_for_phase(&api, &name, &["Running"]).await;
+        latencies.push(start.elapsed());
+    }
+    cluster.shutdown().await;
+    latencies.sort();
+    latencies
+}
+
+async fn wait_for_phase(api: &wasmkube::api::Api, name: &str, phases: &[&str]) {
+    let start = Instant::now();
+    loop {
+        let pod = api.get(&PODS, Some("default"), name).unwrap();
+        if phases.iter().any(|p| pod["status"]["phase"] == *p) {
+            return;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "{name} never reached {phases:?}");
+        tokio::time::sleep(Duration::from_micros(200)).await;
+    }
+}
+
+fn main() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (first_compile, cached_load) = runtime.block_on(measure_component_loads());
+    let starts = runtime.block_on(measure_pod_starts());
+    let (up_ready, idle_rss_kib) = measure_up();
+    println!("| {:<44} | {:>14} | {:<10} |", "measure", "median/value", "budget");
+    println!("|{:-<46}|{:-<16}|{:-<12}|", "", "", "");
+    row("up → API ready (median of 5)", format!("{:.1} ms", up_ready.as_secs_f64() * 1e3), "< 300 ms");
+    row("idle up RSS", format!("{:.1} MiB", idle_rss_kib as f64 / 1024.0), "< 64 MiB");
+    row("first compile of the exerciser", format!("{:.1} ms", first_compile.as_secs_f64() * 1e3), "reported");
+    row("cached component load (median of 9)", format!("{:.2} ms", cached_load.as_secs_f64() * 1e3), "< 5 ms");
+    row("pod create → Running p50 (100 pods)", format!("{:.1} ms", percentile(&starts, 0.5).as_secs_f64() * 1e3), "< 20 ms");
+    row("pod create → Running p99 (100 pods)", format!("{:.1} ms", percentile(&starts, 0.99).as_secs_f64() * 1e3), "< 100 ms");
+}

@@ -1,0 +1,146 @@
+//! Log buffer bounds, tail/since selection and following.
+
+use super::*;
+use std::time::Duration;
+
+fn texts(lines: &[LogLine]) -> Vec<&str> {
+    lines.iter().map(|l| l.text.as_str()).collect()
+}
+
+#[test]
+fn complete_lines_are_visible_and_partial_lines_wait_for_newline_or_close() {
+    let log = ContainerLog::new(DEFAULT_CAPACITY_BYTES, None);
+    log.write(Stream::Stdout, b"one\ntw");
+    assert_eq!(texts(&log.lines(None, None)), ["one"]);
+    log.write(Stream::Stdout, b"o\r\nthr");
+    log.write(Stream::Stderr, b"err");
+    assert_eq!(texts(&log.lines(None, None)), ["one", "two"]);
+    log.close();
+    let lines = log.lines(None, None);
+    assert_eq!(texts(&lines), ["one", "two", "thr", "err"]);
+    assert_eq!(lines[3].stream, Stream::Stderr);
+    log.write(Stream::Stdout, b"after close\n");
+    assert_eq!(log.lines(None, None).len(), 4);
+}
+
+#[test]
+fn buffer_drops_oldest_lines_beyond_its_capacity() {
+    let log = ContainerLog::new(10 * (100 + LINE_OVERHEAD_BYTES), None);
+    for i in 0..1000 {
+        log.write(Stream::Stdout, format!("{i:0100}\n").as_bytes());
+    }
+    let lines = log.lines(None, None);
+    assert_eq!(lines.len(), 10);
+    assert_eq!(lines[9].text, format!("{:0100}", 999));
+    assert_eq!(lines[0].text, format!("{:0100}", 990));
+}
+
+#[test]
+fn overlong_line_is_split_at_sixteen_kib_on_a_char_boundary() {
+    let log = ContainerLog::new(DEFAULT_CAPACITY_BYTES, None);
+    let mut text = "a".repeat(MAX_LINE_BYTES - 1);
+    text.push('é'); // two bytes straddling the limit
+    text.push_str("tail\n");
+    log.write(Stream::Stdout, text.as_bytes());
+    let lines = log.lines(None, None);
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0].text.len(), MAX_LINE_BYTES - 1);
+    assert_eq!(lines[1].text, "étail");
+}
+
+#[test]
+fn tail_and_since_select_the_newest_lines() {
+    let log = ContainerLog::new(DEFAULT_CAPACITY_BYTES, None);
+    log.write(Stream::Stdout, b"old\n");
+    std::thread::sleep(Duration::from_millis(5));
+    let cut = Utc::now();
+    log.write(Stream::Stdout, b"a\nb\nc\n");
+    assert_eq!(texts(&log.lines(Some(2), None)), ["b", "c"]);
+    assert_eq!(texts(&log.lines(None, Some(cut))), ["a", "b", "c"]);
+    assert_eq!(texts(&log.lines(Some(0), None)), Vec::<&str>::new());
+}
+
+#[tokio::test]
+async fn follower_sees_every_line_once_and_ends_when_the_log_closes() {
+    let log = ContainerLog::new(DEFAULT_CAPACITY_BYTES, None);
+    log.write(Stream::Stdout, b"before\n");
+    let (mut seen, mut cursor) = log.snapshot(None, None);
+    let follower = {
+        let log = Arc::clone(&log);
+        tokio::spawn(async move {
+            while let Some((lines, next)) = log.next_lines(cursor).await {
+                seen.extend(lines);
+                cursor = next;
+            }
+            seen
+        })
+    };
+    for i in 0..50 {
+        log.write(Stream::Stdout, format!("line {i}\n").as_bytes());
+        if i % 10 == 0 {
+            tokio::task::yield_now().await;
+        }
+    }
+    log.write(Stream::Stderr, b"last words");
+    log.close();
+    let seen = tokio::time::timeout(Duration::from_secs(5), follower)
+        .await
+        .expect("follower should finish after close")
+        .expect("follower task");
+    assert_eq!(seen.len(), 52);
+    assert_eq!(seen[0].text, "before");
+    assert_eq!(seen[50].text, "line 49");
+    assert_eq!(seen[51].text, "last words");
+}
+
+#[tokio::test]
+async fn waiting_follower_sleeps_until_a_line_arrives() {
+    let log = ContainerLog::new(DEFAULT_CAPACITY_BYTES, None);
+    let (_, cursor) = log.snapshot(None, None);
+    let early = tokio::time::timeout(Duration::from_millis(50), log.wait_for_more(cursor));
+    assert!(early.await.is_err(), "nothing new yet");
+    let writer = Arc::clone(&log);
+    tokio::spawn(async move { writer.write(Stream::Stdout, b"hi\n") });
+    let next = tokio::time::timeout(Duration::from_secs(5), log.wait_for_more(cursor))
+        .await
+        .expect("woken by the new line");
+    assert_eq!(next, cursor + 1);
+    assert_eq!(texts(&log.lines_after(cursor).0), ["hi"]);
+}
+
+#[test]
+fn slow_follower_resumes_from_the_oldest_line_still_buffered() {
+    let log = ContainerLog::new(3 * (1 + LINE_OVERHEAD_BYTES), None);
+    let (_, cursor) = log.snapshot(None, None);
+    log.write(Stream::Stdout, b"1\n2\n3\n4\n5\n");
+    let (lines, next) = log.lines_after(cursor);
+    assert_eq!(texts(&lines), ["3", "4", "5"]);
+    assert_eq!(next, 5);
+    assert!(log.lines_after(next).0.is_empty());
+}
+
+#[test]
+fn mirror_file_round_trips_and_restarts_at_its_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c/0.log");
+    let log = ContainerLog::new(DEFAULT_CAPACITY_BYTES, Some(path.clone()));
+    log.write(Stream::Stdout, b"hello world\n");
+    log.write(Stream::Stderr, b"oops\n");
+    let lines = read_log_file(&path).unwrap();
+    assert_eq!(lines, log.lines(None, None));
+
+    let chunk = vec![b'x'; 1024 * 1024];
+    for _ in 0..25 {
+        log.write(Stream::Stdout, &chunk);
+    }
+    log.close();
+    let size = std::fs::metadata(&path).unwrap().len();
+    assert!(size <= MAX_FILE_BYTES, "file is {size} bytes");
+    assert!(
+        log.lines(None, None)
+            .iter()
+            .map(|l| l.text.len())
+            .sum::<usize>()
+            <= DEFAULT_CAPACITY_BYTES
+    );
+}

@@ -1,0 +1,73 @@
+//! The node: the agent that runs pods bound to this node as WASI components in wasmtime.
+//!
+//! `agent` watches the API for pods, `pod_worker` drives one pod's lifecycle, `runtime` and
+//! `sandbox` wrap wasmtime, `logs` keeps bounded container output.
+
+pub mod agent;
+pub mod backoff;
+pub mod container_spec;
+pub mod limits;
+pub mod logs;
+pub mod pod_status;
+pub mod pod_worker;
+pub mod runtime;
+pub mod sandbox;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::api::Api;
+use crate::events::Recorder;
+
+/// How a node runs: its identity, where it keeps data, and its tunables.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    pub node_name: String,
+    pub data_dir: PathBuf,
+    pub host_ip: String,
+    pub backoff: backoff::Backoff,
+    /// Bytes of output kept in memory per container instance.
+    pub log_capacity: usize,
+    pub heartbeat_interval: Duration,
+    pub capacity_cpu: u64,
+    pub capacity_memory_bytes: u64,
+    pub capacity_pods: u64,
+    pub started_at: String,
+}
+
+impl NodeConfig {
+    pub fn new(node_name: &str, data_dir: PathBuf) -> Self {
+        Self {
+            node_name: node_name.into(),
+            data_dir,
+            host_ip: "127.0.0.1".into(),
+            backoff: backoff::Backoff::default(),
+            log_capacity: 1 << 20,
+            heartbeat_interval: Duration::from_secs(10),
+            capacity_cpu: std::thread::available_parallelism().map_or(1, |n| n.get() as u64),
+            capacity_memory_bytes: total_memory_bytes(),
+            capacity_pods: 1000,
+            started_at: crate::api::objects::now(),
+        }
+    }
+}
+
+/// Physical memory, from /proc/meminfo (1 GiB when it cannot be read).
+fn total_memory_bytes() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|info| {
+            let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        })
+        .map_or(1 << 30, |kib| kib * 1024)
+}
+
+/// What every pod worker of a node shares.
+pub struct NodeContext {
+    pub api: Arc<Api>,
+    pub runtime: runtime::Runtime,
+    pub recorder: Recorder,
+    pub config: NodeConfig,
+}

@@ -1,0 +1,248 @@
+//! The pod status the node reports: container states, phase and conditions, as pure functions.
+
+use serde_json::{Value, json};
+
+/// A container's state, as `status.containerStatuses[].state` shows it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ContainerState {
+    Waiting { reason: String, message: Option<String> },
+    Running { started_at: String },
+    Terminated(Termination),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Termination {
+    pub exit_code: i32,
+    pub reason: String,
+    pub message: Option<String>,
+    pub started_at: String,
+    pub finished_at: String,
+}
+
+impl ContainerState {
+    pub fn waiting(reason: &str, message: Option<String>) -> Self {
+        ContainerState::Waiting { reason: reason.into(), message }
+    }
+
+    pub fn to_json(&self) -> Value {
+        match self {
+            ContainerState::Waiting { reason, message } => json!({"waiting": {"reason": reason, "message": message}}),
+            ContainerState::Running { started_at } => json!({"running": {"startedAt": started_at}}),
+            ContainerState::Terminated(t) => json!({"terminated": {
+                "exitCode": t.exit_code, "reason": t.reason, "message": t.message,
+                "startedAt": t.started_at, "finishedAt": t.finished_at,
+            }}),
+        }
+    }
+}
+
+/// What the node knows of one container.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ContainerRecord {
+    pub name: String,
+    pub image: String,
+    pub image_id: String,
+    pub state: ContainerState,
+    pub last_termination: Option<Termination>,
+    pub restart_count: i32,
+}
+
+impl ContainerRecord {
+    pub fn new(name: &str, image: &str) -> Self {
+        Self {
+            name: name.into(),
+            image: image.into(),
+            image_id: String::new(),
+            state: ContainerState::waiting("ContainerCreating", None),
+            last_termination: None,
+            restart_count: 0,
+        }
+    }
+
+    pub fn is_running(&self) -> bool {
+        matches!(self.state, ContainerState::Running { .. })
+    }
+
+    fn to_json(&self) -> Value {
+        json!({
+            "name": self.name,
+            "image": self.image,
+            "imageID": self.image_id,
+            "state": self.state.to_json(),
+            "lastState": self.last_termination.clone().map(|t| ContainerState::Terminated(t).to_json()).unwrap_or(json!({})),
+            "ready": self.is_running(),
+            "started": self.is_running(),
+            "restartCount": self.restart_count,
+        })
+    }
+}
+
+/// Everything the node reports about one pod.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PodRecord {
+    pub restart_policy: String,
+    pub init: Vec<ContainerRecord>,
+    pub app: Vec<ContainerRecord>,
+    pub initialized: bool,
+    pub start_time: String,
+    pub host_ip: String,
+    pub pod_ip: String,
+    pub terminating: bool,
+}
+
+/// Kubernetes' pod phase, from the containers' states and the restart policy.
+pub fn phase(pod: &PodRecord) -> &'static str {
+    if !pod.initialized {
+        let init_failed = pod.init.iter().any(|c| {
+            matches!(&c.state, ContainerState::Terminated(t) if t.exit_code != 0) && pod.restart_policy == "Never"
+        });
+        return if init_failed { "Failed" } else { "Pending" };
+    }
+    let (mut waiting, mut running, mut stopped, mut succeeded) = (0, 0, 0, 0);
+    for container in &pod.app {
+        match &container.state {
+            ContainerState::Running { .. } => running += 1,
+            ContainerState::Terminated(t) => {
+                stopped += 1;
+                if t.exit_code == 0 {
+                    succeeded += 1;
+                }
+            }
+            ContainerState::Waiting { .. } if container.last_termination.is_some() => stopped += 1,
+            ContainerState::Waiting { .. } => waiting += 1,
+        }
+    }
+    match () {
+        _ if waiting > 0 => "Pending",
+        _ if running > 0 => "Running",
+        _ if stopped == 0 => "Pending",
+        _ if pod.restart_policy == "Always" => "Running",
+        _ if stopped == succeeded => "Succeeded",
+        _ if pod.restart_policy == "OnFailure" => "Running",
+        _ => "Failed",
+    }
+}
+
+/// The `status` object of the pod.
+pub fn status_json(pod: &PodRecord) -> Value {
+    let phase = phase(pod);
+    let ready_count = pod.app.iter().filter(|c| c.is_running()).count();
+    let containers_ready = ready_count == pod.app.len() && !pod.terminating;
+    let ready = containers_ready && phase == "Running";
+    let condition = |kind: &str, status: bool, reason: Option<&str>| {
+        json!({"type": kind, "status": if status { "True" } else { "False" }, "reason": reason, "lastTransitionTime": pod.start_time})
+    };
+    let not_ready_reason = (!containers_ready).then_some("ContainersNotReady");
+    let mut status = json!({
+        "phase": phase,
+        "conditions": [
+            condition("PodReadyToStartContainers", true, None),
+            condition("Initialized", pod.initialized, (!pod.initialized).then_some("ContainersNotInitialized")),
+            condition("Ready", ready, if ready { None } else { not_ready_reason.or(Some("PodCompleted")) }),
+            condition("ContainersReady", containers_ready, not_ready_reason),
+            condition("PodScheduled", true, None),
+        ],
+        "hostIP": pod.host_ip,
+        "hostIPs": [{"ip": pod.host_ip}],
+        "podIP": pod.pod_ip,
+        "podIPs": [{"ip": pod.pod_ip}],
+        "startTime": pod.start_time,
+        "containerStatuses": pod.app.iter().map(ContainerRecord::to_json).collect::<Vec<_>>(),
+    });
+    if !pod.init.is_empty() {
+        status["initContainerStatuses"] = pod.init.iter().map(ContainerRecord::to_json).collect();
+    }
+    status
+}
+
+/// Whether a container that ended with `exit_code` is started again under `restart_policy`.
+pub fn should_restart(restart_policy: &str, exit_code: i32) -> bool {
+    match restart_policy {
+        "Always" => true,
+        "OnFailure" => exit_code != 0,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn terminated(code: i32) -> ContainerState {
+        ContainerState::Terminated(Termination {
+            exit_code: code,
+            reason: if code == 0 { "Completed" } else { "Error" }.into(),
+            message: None,
+            started_at: String::new(),
+            finished_at: String::new(),
+        })
+    }
+
+    fn pod(policy: &str, states: Vec<ContainerState>) -> PodRecord {
+        PodRecord {
+            restart_policy: policy.into(),
+            init: vec![],
+            app: states
+                .into_iter()
+                .enumerate()
+                .map(|(i, state)| ContainerRecord { state, ..ContainerRecord::new(&format!("c{i}"), "x.wasm") })
+                .collect(),
+            initialized: true,
+            start_time: String::new(),
+            host_ip: String::new(),
+            pod_ip: String::new(),
+            terminating: false,
+        }
+    }
+
+    #[test]
+    fn phase_follows_kubernetes_for_every_policy_and_outcome() {
+        let running = ContainerState::Running { started_at: String::new() };
+        let cases = [
+            ("Never", vec![terminated(3)], "Failed"),
+            ("Never", vec![terminated(0)], "Succeeded"),
+            ("OnFailure", vec![terminated(0)], "Succeeded"),
+            ("OnFailure", vec![terminated(1)], "Running"),
+            ("Always", vec![terminated(0)], "Running"),
+            ("Never", vec![running.clone(), terminated(1)], "Running"),
+            ("Never", vec![ContainerState::waiting("ContainerCreating", None)], "Pending"),
+            ("Never", vec![terminated(0), terminated(2)], "Failed"),
+        ];
+        for (policy, states, expected) in cases {
+            assert_eq!(phase(&pod(policy, states.clone())), expected, "{policy} {states:?}");
+        }
+    }
+
+    #[test]
+    fn a_crash_looping_container_keeps_the_pod_running_but_not_ready() {
+        let mut record = pod("Always", vec![ContainerState::waiting("CrashLoopBackOff", None)]);
+        record.app[0].last_termination = Some(Termination {
+            exit_code: 1,
+            reason: "Error".into(),
+            message: None,
+            started_at: String::new(),
+            finished_at: String::new(),
+        });
+        let status = status_json(&record);
+        assert_eq!(status["phase"], "Running");
+        assert_eq!(status["conditions"][2]["status"], "False");
+    }
+
+    #[test]
+    fn failed_init_container_fails_the_pod_only_without_restarts() {
+        let mut record = pod("Never", vec![ContainerState::waiting("PodInitializing", None)]);
+        record.initialized = false;
+        record.init = vec![ContainerRecord { state: terminated(1), ..ContainerRecord::new("init", "x.wasm") }];
+        assert_eq!(phase(&record), "Failed");
+        record.restart_policy = "OnFailure".into();
+        assert_eq!(phase(&record), "Pending");
+    }
+
+    #[test]
+    fn restart_decisions_per_policy() {
+        assert!(should_restart("Always", 0));
+        assert!(should_restart("OnFailure", 1));
+        assert!(!should_restart("OnFailure", 0));
+        assert!(!should_restart("Never", 1));
+    }
+}

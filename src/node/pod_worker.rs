@@ -1,0 +1,478 @@
+//! One pod on this node: load its components, run init then app containers, restart them with
+//! back-off, report status, and tear everything down when the pod is deleted.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use k8s_openapi::api::core::v1::{Container, Pod};
+use serde_json::Value;
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::container_spec::{self, arguments, environment, image_path, limits, mounts};
+use super::logs::ContainerLog;
+use super::pod_status::{self, ContainerRecord, ContainerState, PodRecord, Termination, should_restart};
+use super::runtime::{Loaded, LoadSource};
+use super::sandbox::{ContainerRun, ExitReason};
+use super::NodeContext;
+use crate::api::objects::now;
+use crate::api::resources::PODS;
+use crate::api::{ApiError, DeleteOptions, Part};
+use crate::events::EventType;
+
+/// Why a pod's containers are being stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stop {
+    /// The pod was deleted gracefully: stop, report, then remove the object.
+    Delete,
+    /// The object is already gone (force delete): stop and clean up.
+    Gone,
+    /// The node is shutting down: stop without touching the pod, which runs again on restart.
+    Shutdown,
+}
+
+/// A container's current and previous log.
+#[derive(Clone)]
+pub struct LogPair {
+    pub current: Arc<ContainerLog>,
+    pub previous: Option<Arc<ContainerLog>>,
+}
+
+/// What the agent keeps of a running pod.
+pub struct PodHandle {
+    stop: watch::Sender<Option<Stop>>,
+    shared: Arc<PodShared>,
+    pub finished: CancellationToken,
+}
+
+struct PodShared {
+    record: Mutex<PodRecord>,
+    logs: Mutex<HashMap<String, LogPair>>,
+    changed: Notify,
+}
+
+impl PodHandle {
+    pub fn stop(&self, reason: Stop) {
+        self.stop.send_if_modified(|current| {
+            let first = current.is_none();
+            if first {
+                *current = Some(reason);
+            }
+            first
+        });
+    }
+
+    pub fn logs(&self, container: &str) -> Option<LogPair> {
+        self.shared.logs.lock().unwrap_or_else(|p| p.into_inner()).get(container).cloned()
+    }
+}
+
+/// Starts the worker of `pod` (a stored Pod object bound to this node).
+pub fn spawn(node: Arc<NodeContext>, raw: Value) -> Result<PodHandle, ApiError> {
+    let pod: Pod = serde_json::from_value(raw.clone()).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let spec = pod.spec.clone().unwrap_or_default();
+    let previous: HashMap<String, &Value> = ["initContainerStatuses", "containerStatuses"]
+        .iter()
+        .filter_map(|list| raw["status"][list].as_array())
+        .flatten()
+        .filter_map(|c| Some((c["name"].as_str()?.to_string(), c)))
+        .collect();
+    let record_of = |c: &Container| carry_over(previous.get(&c.name).copied(), c);
+    let record = PodRecord {
+        restart_policy: spec.restart_policy.clone().unwrap_or_else(|| "Always".into()),
+        init: spec.init_containers.iter().flatten().map(record_of).collect(),
+        app: spec.containers.iter().map(record_of).collect(),
+        initialized: spec.init_containers.as_ref().is_none_or(Vec::is_empty),
+        start_time: raw["status"]["startTime"].as_str().map(str::to_string).unwrap_or_else(now),
+        host_ip: node.config.host_ip.clone(),
+        pod_ip: node.config.host_ip.clone(),
+        terminating: false,
+    };
+    let shared = Arc::new(PodShared {
+        record: Mutex::new(record),
+        logs: Mutex::new(HashMap::new()),
+        changed: Notify::new(),
+    });
+    let (stop_tx, stop_rx) = watch::channel(None);
+    let finished = CancellationToken::new();
+    let worker = Worker {
+        node,
+        uid: pod.metadata.uid.clone().unwrap_or_default(),
+        pod,
+        raw,
+        shared: shared.clone(),
+    };
+    let done = finished.clone();
+    tokio::spawn(async move {
+        worker.run(stop_rx).await;
+        done.cancel();
+    });
+    Ok(PodHandle { stop: stop_tx, shared, finished })
+}
+
+/// A container's record when its pod (re)starts on this node. A container the stored status
+/// shows running died with the previous node process: like a rebooted kubelet, count a restart
+/// and keep why it ended as `lastState`.
+fn carry_over(stored: Option<&Value>, container: &Container) -> ContainerRecord {
+    let mut record = ContainerRecord::new(&container.name, container.image.as_deref().unwrap_or_default());
+    let Some(stored) = stored else { return record };
+    record.restart_count = stored["restartCount"].as_i64().unwrap_or(0) as i32;
+    if let Some(started_at) = stored["state"]["running"]["startedAt"].as_str() {
+        record.restart_count += 1;
+        record.last_termination = Some(Termination {
+            exit_code: 255,
+            reason: "Unknown".into(),
+            message: Some("the node agent restarted".into()),
+            started_at: started_at.into(),
+            finished_at: now(),
+        });
+    }
+    record
+}
+
+struct Worker {
+    node: Arc<NodeContext>,
+    pod: Pod,
+    raw: Value,
+    uid: String,
+    shared: Arc<PodShared>,
+}
+
+impl Worker {
+    fn name(&self) -> &str {
+        self.pod.metadata.name.as_deref().unwrap_or_default()
+    }
+
+    fn namespace(&self) -> &str {
+        self.pod.metadata.namespace.as_deref().unwrap_or("default")
+    }
+
+    fn pod_dir(&self) -> PathBuf {
+        self.node.config.data_dir.join("pods").join(&self.uid)
+    }
+
+    fn update(&self, change: impl FnOnce(&mut PodRecord)) {
+        change(&mut self.shared.record.lock().unwrap_or_else(|p| p.into_inner()));
+        self.shared.changed.notify_one();
+    }
+
+    fn event(&self, container: Option<&str>, kind: EventType, reason: &str, message: &str) {
+        let field = container.map(|c| format!("spec.containers{{{c}}}"));
+        self.node.recorder.record(&self.raw, field.as_deref(), kind, reason, message);
+    }
+
+    async fn run(self, mut stop: watch::Receiver<Option<Stop>>) {
+        let this = Arc::new(self);
+        let containers_stop = CancellationToken::new();
+        let status_done = CancellationToken::new();
+        let status_writer = tokio::spawn(this.clone().write_status(status_done.clone()));
+        let already_finished = matches!(this.raw["status"]["phase"].as_str(), Some("Succeeded" | "Failed"));
+        let lifecycle = {
+            let this = this.clone();
+            let cancel = containers_stop.clone();
+            tokio::spawn(async move {
+                if !already_finished {
+                    this.run_containers(cancel).await;
+                }
+            })
+        };
+        let reason = loop {
+            if let Some(reason) = *stop.borrow_and_update() {
+                break reason;
+            }
+            if stop.changed().await.is_err() {
+                break Stop::Shutdown;
+            }
+        };
+        this.update(|r| r.terminating = true);
+        containers_stop.cancel();
+        let _ = lifecycle.await;
+        status_done.cancel();
+        let _ = status_writer.await;
+        if reason != Stop::Shutdown {
+            this.remove(reason).await;
+        }
+    }
+
+    /// Removes the pod's directories and, after a graceful delete, the pod object itself.
+    async fn remove(&self, reason: Stop) {
+        if let Err(error) = tokio::fs::remove_dir_all(self.pod_dir()).await {
+            if error.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(%error, pod = self.name(), "could not remove pod directory");
+            }
+        }
+        if reason == Stop::Delete {
+            let options = DeleteOptions {
+                grace_period_seconds: Some(0),
+                precondition_uid: Some(self.uid.clone()),
+                ..Default::default()
+            };
+            match self.node.api.delete(&PODS, Some(self.namespace()), self.name(), &options) {
+                Ok(_) | Err(ApiError::NotFound { .. }) | Err(ApiError::Conflict { .. }) => {}
+                Err(error) => tracing::warn!(%error, pod = self.name(), "could not remove pod"),
+            }
+        }
+    }
+
+    /// Writes the pod's status whenever it changes, coalescing bursts; once more at the end.
+    async fn write_status(self: Arc<Self>, done: CancellationToken) {
+        let mut written: Option<Value> = None;
+        loop {
+            let finishing = tokio::select! {
+                _ = self.shared.changed.notified() => false,
+                _ = done.cancelled() => true,
+            };
+            let status = pod_status::status_json(&self.shared.record.lock().unwrap_or_else(|p| p.into_inner()));
+            if written.as_ref() != Some(&status) && self.put_status(&status) {
+                written = Some(status);
+            }
+            if finishing {
+                return;
+            }
+        }
+    }
+
+    /// Replaces the stored status; false if the pod is gone.
+    fn put_status(&self, status: &Value) -> bool {
+        for _ in 0..5 {
+            let mut current = match self.node.api.get(&PODS, Some(self.namespace()), self.name()) {
+                Ok(current) => current,
+                Err(_) => return false,
+            };
+            if current["metadata"]["uid"].as_str() != Some(&self.uid) {
+                return false;
+            }
+            current["status"] = status.clone();
+            match self.node.api.update(&PODS, Some(self.namespace()), self.name(), current, Part::Status) {
+                Ok(_) => return true,
+                Err(ApiError::Conflict { .. }) => continue,
+                Err(error) => {
+                    tracing::warn!(%error, pod = self.name(), "status update failed");
+                    return false;
+                }
+            }
+        }
+        false
+    }
+
+    async fn run_containers(self: &Arc<Self>, cancel: CancellationToken) {
+        let spec = self.pod.spec.clone().unwrap_or_default();
+        for volume in spec.volumes.iter().flatten() {
+            let dir = container_spec::volume_dir(&self.pod_dir(), &volume.name);
+            if let Err(error) = tokio::fs::create_dir_all(&dir).await {
+                self.event(None, EventType::Warning, "FailedMount", &format!("MountVolume.SetUp failed for volume \"{}\": {error}", volume.name));
+                return;
+            }
+        }
+        for (index, container) in spec.init_containers.iter().flatten().enumerate() {
+            if !self.run_init(index, container, &cancel).await {
+                return;
+            }
+        }
+        self.update(|r| r.initialized = true);
+        let mut running = JoinSet::new();
+        for (index, container) in spec.containers.iter().enumerate() {
+            let this = self.clone();
+            let container = container.clone();
+            let cancel = cancel.clone();
+            running.spawn(async move { this.run_app(index, &container, &cancel).await });
+        }
+        while running.join_next().await.is_some() {}
+    }
+
+    /// Runs init container `index` until it succeeds; false when the pod cannot go on.
+    async fn run_init(&self, index: usize, container: &Container, cancel: &CancellationToken) -> bool {
+        let Some(loaded) = self.load(container, Slot::Init(index), cancel).await else { return false };
+        let mut failures = 0;
+        loop {
+            let Some(termination) = self.run_once(container, Slot::Init(index), &loaded, cancel).await else {
+                return false;
+            };
+            let code = termination.exit_code;
+            let policy = self.shared.record.lock().unwrap_or_else(|p| p.into_inner()).restart_policy.clone();
+            if code == 0 {
+                return true;
+            }
+            if policy == "Never" {
+                return false;
+            }
+            if !self.back_off(container, Slot::Init(index), termination, failures, cancel).await {
+                return false;
+            }
+            failures += 1;
+        }
+    }
+
+    async fn run_app(&self, index: usize, container: &Container, cancel: &CancellationToken) {
+        let Some(loaded) = self.load(container, Slot::App(index), cancel).await else { return };
+        let mut failures = 0;
+        loop {
+            let started = Instant::now();
+            let Some(termination) = self.run_once(container, Slot::App(index), &loaded, cancel).await else {
+                return;
+            };
+            let policy = self.shared.record.lock().unwrap_or_else(|p| p.into_inner()).restart_policy.clone();
+            if !should_restart(&policy, termination.exit_code) {
+                return;
+            }
+            // A container that stayed up well past the longest back-off starts over from no wait.
+            if started.elapsed() > self.node.config.backoff.max * 2 {
+                failures = 0;
+            }
+            if !self.back_off(container, Slot::App(index), termination, failures, cancel).await {
+                return;
+            }
+            failures += 1;
+        }
+    }
+
+    /// Waits out the crash-loop back-off before restart number `failures + 1`.
+    async fn back_off(&self, container: &Container, slot: Slot, last: Termination, failures: u32, cancel: &CancellationToken) -> bool {
+        let delay = self.node.config.backoff.delay(failures);
+        let pod_ref = format!("{}_{}({})", self.name(), self.namespace(), self.uid);
+        self.update(|r| {
+            let record = slot.get(r);
+            record.last_termination = Some(last.clone());
+            record.restart_count += 1;
+            record.state = if delay.is_zero() {
+                ContainerState::Terminated(last)
+            } else {
+                ContainerState::waiting(
+                    "CrashLoopBackOff",
+                    Some(format!("back-off {:?} restarting failed container={} pod={pod_ref}", delay, container.name)),
+                )
+            };
+        });
+        if !delay.is_zero() {
+            self.event(
+                Some(&container.name),
+                EventType::Warning,
+                "BackOff",
+                &format!("Back-off restarting failed container {} in pod {pod_ref}", container.name),
+            );
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => true,
+            _ = cancel.cancelled() => false,
+        }
+    }
+
+    /// Loads the container's component, retrying with back-off; `None` once cancelled.
+    async fn load(&self, container: &Container, slot: Slot, cancel: &CancellationToken) -> Option<Loaded> {
+        let image = container.image.clone().unwrap_or_default();
+        let path = image_path(&image);
+        let mut failures = 0;
+        loop {
+            let attempt = tokio::select! {
+                loaded = self.node.runtime.load(&path) => loaded,
+                _ = cancel.cancelled() => return None,
+            };
+            match attempt {
+                Ok(loaded) => {
+                    let message = match loaded.source {
+                        LoadSource::Compiled => format!("Successfully compiled image \"{image}\" in {:?} ({})", loaded.duration, loaded.digest),
+                        _ => format!("Container image \"{image}\" already present on machine (loaded in {:?})", loaded.duration),
+                    };
+                    self.event(Some(&container.name), EventType::Normal, "Pulled", &message);
+                    self.update(|r| slot.get(r).image_id = loaded.digest.clone());
+                    return Some(loaded);
+                }
+                Err(error) => {
+                    let message = format!("Failed to pull image \"{image}\": {error}");
+                    self.event(Some(&container.name), EventType::Warning, "Failed", &message);
+                    let reason = if failures == 0 { "ErrImagePull" } else { "ImagePullBackOff" };
+                    self.update(|r| slot.get(r).state = ContainerState::waiting(reason, Some(message)));
+                    let delay = self.node.config.backoff.delay(failures + 1);
+                    failures += 1;
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = cancel.cancelled() => return None,
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs one instance of a container to its end; `None` if the pod is being stopped.
+    async fn run_once(&self, container: &Container, slot: Slot, loaded: &Loaded, cancel: &CancellationToken) -> Option<Termination> {
+        if cancel.is_cancelled() {
+            return None;
+        }
+        let restart = self.shared.record.lock().unwrap_or_else(|p| p.into_inner()).restart_count_of(slot);
+        let log_file = self.pod_dir().join("logs").join(format!("{}-{restart}.log", container.name));
+        if let Some(parent) = log_file.parent() {
+            let _ = tokio::fs::create_dir_all(parent).await;
+        }
+        let log = ContainerLog::new(self.node.config.log_capacity, Some(log_file));
+        {
+            let mut logs = self.shared.logs.lock().unwrap_or_else(|p| p.into_inner());
+            let previous = logs.get(&container.name).map(|pair| pair.current.clone());
+            logs.insert(container.name.clone(), LogPair { current: log.clone(), previous });
+        }
+        let host_ip = self.node.config.host_ip.clone();
+        let env = environment(&self.pod, container, &host_ip, &host_ip);
+        let (memory_limit, cpu_limit_millicores) = limits(container);
+        let run = ContainerRun {
+            name: container.name.clone(),
+            args: arguments(container, &env),
+            env,
+            mounts: mounts(&self.pod_dir(), container),
+            memory_limit,
+            cpu_limit_millicores,
+            log: log.clone(),
+        };
+        let started_at = now();
+        self.update(|r| slot.get(r).state = ContainerState::Running { started_at: started_at.clone() });
+        self.event(Some(&container.name), EventType::Normal, "Started", &format!("Started container {}", container.name));
+        let exit = self.node.runtime.run(&loaded.component, run, cancel.child_token()).await;
+        log.close();
+        let reason = match exit.reason {
+            ExitReason::Completed => "Completed",
+            ExitReason::OomKilled => "OOMKilled",
+            ExitReason::Error | ExitReason::Killed => "Error",
+        };
+        let termination = Termination {
+            exit_code: exit.code,
+            reason: reason.into(),
+            message: exit.message.clone(),
+            started_at,
+            finished_at: now(),
+        };
+        if exit.reason == ExitReason::OomKilled {
+            let limit = memory_limit.unwrap_or_default();
+            self.event(
+                Some(&container.name),
+                EventType::Warning,
+                "OOMKilled",
+                &format!("Container {} exceeded its memory limit ({limit} bytes) and was killed", container.name),
+            );
+        }
+        self.update(|r| slot.get(r).state = ContainerState::Terminated(termination.clone()));
+        (!cancel.is_cancelled() || exit.reason != ExitReason::Killed).then_some(termination)
+    }
+}
+
+/// Which container of the pod record a worker step is about.
+#[derive(Clone, Copy, Debug)]
+enum Slot {
+    Init(usize),
+    App(usize),
+}
+
+impl Slot {
+    fn get(self, record: &mut PodRecord) -> &mut ContainerRecord {
+        match self {
+            Slot::Init(i) => &mut record.init[i],
+            Slot::App(i) => &mut record.app[i],
+        }
+    }
+}
+
+impl PodRecord {
+    fn restart_count_of(&mut self, slot: Slot) -> i32 {
+        slot.get(self).restart_count
+    }
+}

@@ -1,0 +1,412 @@
+//! The wasmtime engine of a node and its cache of compiled components.
+//!
+//! [`Runtime::load`] turns an image file into a [`PreparedComponent`]: looked
+//! up by content digest in memory, else deserialized from
+//! `<cache_dir>/<hex>.cwasm`, else compiled with Cranelift (once, however many
+//! pods ask at the same time) and written back to the cache atomically.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, mpsc};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use tokio::sync::OnceCell;
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Strategy};
+use wasmtime_wasi::p2::bindings::CommandPre;
+
+use super::limits::EPOCH_TICK;
+use super::sandbox::InstanceState;
+
+/// How a [`Runtime`] finds, bounds and caches components.
+#[derive(Clone, Debug)]
+pub struct RuntimeConfig {
+    /// Where compiled artifacts (`<sha256 hex>.cwasm`) are kept.
+    pub cache_dir: PathBuf,
+    /// Longest a single Cranelift compilation may take.
+    pub compile_timeout: Duration,
+    /// Largest component file accepted, in bytes.
+    pub max_component_bytes: u64,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            cache_dir: PathBuf::from("./cache"),
+            compile_timeout: Duration::from_secs(60),
+            max_component_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+/// Why a component could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("image {path} not found")]
+    ImageNotFound {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("image {path} could not be read")]
+    ImageUnreadable {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("image is {size} bytes, more than the limit of {limit}")]
+    TooLarge { size: u64, limit: u64 },
+    #[error("compiling {digest} took longer than {timeout:?}")]
+    CompileTimeout { digest: String, timeout: Duration },
+    #[error("{digest} is not a valid WebAssembly component: {message}")]
+    CompileFailed { digest: String, message: String },
+    #[error("{digest} does not export wasi:cli/run: {message}")]
+    NotACommand { digest: String, message: String },
+    #[error("{digest} imports something the node does not provide: {message}")]
+    Unlinkable { digest: String, message: String },
+    #[error("wasmtime engine: {0}")]
+    Engine(String),
+}
+
+/// Where [`Runtime::load`] found the component.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoadSource {
+    /// Compiled from the image just now.
+    Compiled,
+    /// Deserialized from the on-disk artifact cache.
+    Cache,
+    /// Already prepared in this runtime.
+    Memory,
+}
+
+/// The result of [`Runtime::load`].
+#[derive(Clone)]
+pub struct Loaded {
+    pub component: Arc<PreparedComponent>,
+    /// `sha256:<hex>` of the image bytes.
+    pub digest: String,
+    pub source: LoadSource,
+    pub duration: Duration,
+}
+
+/// A compiled command component, linked against WASI p2 and ready to
+/// instantiate (export lookups done once).
+pub struct PreparedComponent {
+    digest: String,
+    component: Component,
+    command: CommandPre<InstanceState>,
+}
+
+impl PreparedComponent {
+    /// `sha256:<hex>` of the image bytes.
+    pub fn digest(&self) -> &str {
+        &self.digest
+    }
+
+    pub fn component(&self) -> &Component {
+        &self.component
+    }
+
+    pub(crate) fn command(&self) -> &CommandPre<InstanceState> {
+        &self.command
+    }
+}
+
+/// A node's wasmtime engine, WASI linker and component cache. Cheap to
+/// clone; the epoch ticker stops when the last clone is dropped.
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    engine: Engine,
+    linker: Linker<InstanceState>,
+    config: RuntimeConfig,
+    prepared: Mutex<HashMap<String, Arc<OnceCell<Arc<PreparedComponent>>>>>,
+    _ticker: EpochTicker,
+}
+
+impl Runtime {
+    /// A runtime with a Cranelift engine (component model, async, epoch
+    /// interruption; the pooling allocator where the address space allows).
+    ///
+    /// # Errors
+    /// [`Error::Engine`] if wasmtime rejects the configuration or the cache
+    /// directory cannot be created.
+    pub fn new(config: RuntimeConfig) -> Result<Runtime, Error> {
+        std::fs::create_dir_all(&config.cache_dir)
+            .map_err(|e| Error::Engine(format!("cache dir {}: {e}", config.cache_dir.display())))?;
+        let engine = new_engine()?;
+        let mut linker = Linker::new(&engine);
+        // This links `wasi:cli/exit@0.2.12`'s `exit-with-code` too, so a guest ends with an exact
+        // status (`exit 3`), not only success or failure.
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .map_err(|e| Error::Engine(format!("{e:#}")))?;
+        let ticker = EpochTicker::start(engine.clone())?;
+        Ok(Runtime {
+            inner: Arc::new(Inner {
+                engine,
+                linker,
+                config,
+                prepared: Mutex::new(HashMap::new()),
+                _ticker: ticker,
+            }),
+        })
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    pub fn config(&self) -> &RuntimeConfig {
+        &self.inner.config
+    }
+
+    /// Loads the component at `image`, compiling it only if neither memory
+    /// nor the disk cache has it.
+    ///
+    /// # Errors
+    /// A missing or oversized image, a compile failure or timeout, or a
+    /// component that is not a `wasi:cli` command.
+    pub async fn load(&self, image: &Path) -> Result<Loaded, Error> {
+        let started = Instant::now();
+        let limit = self.inner.config.max_component_bytes;
+        let path = image.to_path_buf();
+        let (bytes, hex) = tokio::task::spawn_blocking(move || read_image(&path, limit))
+            .await
+            .map_err(|e| Error::Engine(format!("reading image: {e}")))??;
+        let digest = format!("sha256:{hex}");
+        let cell = {
+            let mut prepared = self
+                .inner
+                .prepared
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            Arc::clone(prepared.entry(digest.clone()).or_default())
+        };
+        let mut source = LoadSource::Memory;
+        let component = cell
+            .get_or_try_init(|| async {
+                let (component, found) = self.prepare(&digest, &hex, bytes).await?;
+                source = found;
+                Ok::<_, Error>(Arc::new(component))
+            })
+            .await?;
+        Ok(Loaded {
+            component: Arc::clone(component),
+            digest,
+            source,
+            duration: started.elapsed(),
+        })
+    }
+
+    async fn prepare(
+        &self,
+        digest: &str,
+        hex: &str,
+        bytes: Vec<u8>,
+    ) -> Result<(PreparedComponent, LoadSource), Error> {
+        let artifact = self.inner.config.cache_dir.join(format!("{hex}.cwasm"));
+        if let Some(component) = self.deserialize(&artifact).await {
+            return Ok((self.link(digest, component)?, LoadSource::Cache));
+        }
+        let engine = self.inner.engine.clone();
+        let owned_digest = digest.to_owned();
+        let compile =
+            tokio::task::spawn_blocking(move || compile(&engine, &owned_digest, &bytes, &artifact));
+        let timeout = self.inner.config.compile_timeout;
+        let component = match tokio::time::timeout(timeout, compile).await {
+            Ok(joined) => joined.map_err(|e| Error::Engine(format!("compiler task: {e}")))??,
+            // Cranelift cannot be interrupted; the blocking thread finishes
+            // on its own and its result is dropped.
+            Err(_) => {
+                return Err(Error::CompileTimeout {
+                    digest: digest.to_owned(),
+                    timeout,
+                });
+            }
+        };
+        Ok((self.link(digest, component)?, LoadSource::Compiled))
+    }
+
+    /// The cached artifact, or `None` (after removing it) if it is missing,
+    /// corrupt or built by an incompatible engine.
+    async fn deserialize(&self, artifact: &Path) -> Option<Component> {
+        if !tokio::fs::try_exists(artifact).await.unwrap_or(false) {
+            return None;
+        }
+        let loaded = deserialize_artifact(&self.inner.engine, artifact);
+        match loaded {
+            Ok(component) => Some(component),
+            Err(error) => {
+                tracing::warn!(artifact = %artifact.display(), error = %format!("{error:#}"),
+                    "discarding unusable compiled component");
+                let _ = tokio::fs::remove_file(artifact).await;
+                None
+            }
+        }
+    }
+
+    fn link(&self, digest: &str, component: Component) -> Result<PreparedComponent, Error> {
+        let instance =
+            self.inner
+                .linker
+                .instantiate_pre(&component)
+                .map_err(|e| Error::Unlinkable {
+                    digest: digest.to_owned(),
+                    message: format!("{e:#}"),
+                })?;
+        let command = CommandPre::new(instance).map_err(|e| Error::NotACommand {
+            digest: digest.to_owned(),
+            message: format!("{e:#}"),
+        })?;
+        Ok(PreparedComponent {
+            digest: digest.to_owned(),
+            component,
+            command,
+        })
+    }
+}
+
+#[allow(unsafe_code)]
+fn deserialize_artifact(engine: &Engine, artifact: &Path) -> wasmtime::Result<Component> {
+    // SAFETY: `deserialize_file` trusts the file to be wasmtime's own output.
+    // Artifacts under the cache dir are only ever written by `compile` below
+    // (`Component::serialize`, then an atomic rename), named by the digest of
+    // the source they were compiled from; wasmtime itself still checks the
+    // header and engine compatibility and we recompile when that fails.
+    unsafe { Component::deserialize_file(engine, artifact) }
+}
+
+/// Compiles `bytes` and stores the artifact at `artifact` (temp file +
+/// rename, so readers never see half a file). A failed write only costs a
+/// recompile next time.
+fn compile(
+    engine: &Engine,
+    digest: &str,
+    bytes: &[u8],
+    artifact: &Path,
+) -> Result<Component, Error> {
+    let component = Component::new(engine, bytes).map_err(|e| Error::CompileFailed {
+        digest: digest.to_owned(),
+        message: format!("{e:#}"),
+    })?;
+    let written = component
+        .serialize()
+        .map_err(std::io::Error::other)
+        .and_then(|serialized| write_atomically(artifact, &serialized));
+    if let Err(error) = written {
+        tracing::warn!(artifact = %artifact.display(), %error, "could not cache compiled component");
+    }
+    Ok(component)
+}
+
+fn write_atomically(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut temp = tempfile::NamedTempFile::new_in(dir)?;
+    temp.write_all(contents)?;
+    temp.as_file().sync_data()?;
+    temp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// Reads at most `limit` bytes of the image and returns them with their
+/// sha256 in hex. The size is checked before reading anything.
+fn read_image(path: &Path, limit: u64) -> Result<(Vec<u8>, String), Error> {
+    let unreadable = |source: std::io::Error| match source.kind() {
+        std::io::ErrorKind::NotFound => Error::ImageNotFound {
+            path: path.to_owned(),
+            source,
+        },
+        _ => Error::ImageUnreadable {
+            path: path.to_owned(),
+            source,
+        },
+    };
+    let file = std::fs::File::open(path).map_err(unreadable)?;
+    let size = file.metadata().map_err(unreadable)?.len();
+    if size > limit {
+        return Err(Error::TooLarge { size, limit });
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    // `take` guards against the file growing after the metadata check.
+    file.take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(unreadable)?;
+    if bytes.len() as u64 > limit {
+        return Err(Error::TooLarge {
+            size: bytes.len() as u64,
+            limit,
+        });
+    }
+    let hex = hex::encode(Sha256::digest(&bytes));
+    Ok((bytes, hex))
+}
+
+fn new_engine() -> Result<Engine, Error> {
+    let mut config = Config::new();
+    config
+        .strategy(Strategy::Cranelift)
+        .wasm_component_model(true)
+        .epoch_interruption(true)
+        .parallel_compilation(true);
+    let mut pool = PoolingAllocationConfig::new();
+    // Each slot reserves (not commits) ~4 GiB of address space per memory;
+    // 256 running containers per node is plenty for an edge box or a laptop.
+    pool.total_component_instances(256)
+        .total_memories(256)
+        .total_stacks(256)
+        .total_core_instances(1024)
+        .total_tables(1024);
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    match Engine::new(&config) {
+        Ok(engine) => Ok(engine),
+        Err(error) => {
+            tracing::warn!(error = %format!("{error:#}"), "pooling allocator unavailable; allocating on demand");
+            config.allocation_strategy(InstanceAllocationStrategy::OnDemand);
+            Engine::new(&config).map_err(|e| Error::Engine(format!("{e:#}")))
+        }
+    }
+}
+
+/// Advances the engine epoch every [`EPOCH_TICK`] on a small thread; the
+/// thread ends when this is dropped.
+struct EpochTicker {
+    stop: Option<mpsc::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl EpochTicker {
+    fn start(engine: Engine) -> Result<EpochTicker, Error> {
+        let (stop, stopped) = mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("wasm-epoch".into())
+            .spawn(move || {
+                while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(EPOCH_TICK) {
+                    engine.increment_epoch();
+                }
+            })
+            .map_err(|e| Error::Engine(format!("epoch ticker: {e}")))?;
+        Ok(EpochTicker {
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

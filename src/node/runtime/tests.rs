@@ -1,0 +1,166 @@
+//! Loading components: digests, the disk and memory caches, and every error.
+
+use std::path::Path;
+use std::time::Duration;
+
+use super::*;
+use crate::node::sandbox::tests::exerciser;
+
+fn runtime_in(cache_dir: &Path) -> Runtime {
+    Runtime::new(RuntimeConfig {
+        cache_dir: cache_dir.to_owned(),
+        ..RuntimeConfig::default()
+    })
+    .expect("runtime")
+}
+
+fn sha256_of(path: &Path) -> String {
+    format!(
+        "sha256:{}",
+        hex::encode(Sha256::digest(std::fs::read(path).unwrap()))
+    )
+}
+
+#[tokio::test]
+async fn component_compiled_once_is_loaded_from_disk_cache_then_from_memory() {
+    let cache = tempfile::tempdir().unwrap();
+    let image = exerciser();
+
+    let compiled = runtime_in(cache.path()).load(&image).await.unwrap();
+    assert_eq!(compiled.source, LoadSource::Compiled);
+    assert_eq!(compiled.digest, sha256_of(&image));
+    assert_eq!(compiled.component.digest(), compiled.digest);
+    let hex = compiled.digest.trim_start_matches("sha256:");
+    assert!(cache.path().join(format!("{hex}.cwasm")).exists());
+
+    let mut fastest_cache_load = Duration::MAX;
+    for _ in 0..3 {
+        let fresh = runtime_in(cache.path());
+        let cached = fresh.load(&image).await.unwrap();
+        assert_eq!(cached.source, LoadSource::Cache);
+        fastest_cache_load = fastest_cache_load.min(cached.duration);
+        let again = fresh.load(&image).await.unwrap();
+        assert_eq!(again.source, LoadSource::Memory);
+        assert!(Arc::ptr_eq(&again.component, &cached.component));
+    }
+    eprintln!(
+        "exerciser: compiled in {:?}, loaded from disk cache in {fastest_cache_load:?}",
+        compiled.duration
+    );
+    assert!(
+        fastest_cache_load < Duration::from_millis(5),
+        "loading a cached artifact took {fastest_cache_load:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_loads_of_one_image_compile_it_once() {
+    let cache = tempfile::tempdir().unwrap();
+    let runtime = runtime_in(cache.path());
+    let image = exerciser();
+    let loads: Vec<_> = (0..4)
+        .map(|_| {
+            let (runtime, image) = (runtime.clone(), image.clone());
+            tokio::spawn(async move { runtime.load(&image).await.unwrap().source })
+        })
+        .collect();
+    let mut sources = Vec::new();
+    for load in loads {
+        sources.push(load.await.unwrap());
+    }
+    let compiled = sources
+        .iter()
+        .filter(|s| **s == LoadSource::Compiled)
+        .count();
+    assert_eq!(compiled, 1, "{sources:?}");
+}
+
+#[tokio::test]
+async fn corrupt_cached_artifact_is_replaced_by_a_fresh_compile() {
+    let cache = tempfile::tempdir().unwrap();
+    let image = exerciser();
+    let hex = sha256_of(&image).trim_start_matches("sha256:").to_owned();
+    let artifact = cache.path().join(format!("{hex}.cwasm"));
+    std::fs::write(&artifact, b"\x7fELF but not really").unwrap();
+    let loaded = runtime_in(cache.path()).load(&image).await.unwrap();
+    assert_eq!(loaded.source, LoadSource::Compiled);
+    let reloaded = runtime_in(cache.path()).load(&image).await.unwrap();
+    assert_eq!(reloaded.source, LoadSource::Cache);
+}
+
+#[tokio::test]
+async fn missing_image_is_image_not_found() {
+    let cache = tempfile::tempdir().unwrap();
+    let error = runtime_in(cache.path())
+        .load(Path::new("/nonexistent/app.wasm"))
+        .await
+        .err()
+        .expect("error");
+    assert!(matches!(error, Error::ImageNotFound { .. }), "{error:?}");
+}
+
+#[tokio::test]
+async fn image_over_the_size_limit_is_too_large_before_it_is_read() {
+    let cache = tempfile::tempdir().unwrap();
+    let image = cache.path().join("big.wasm");
+    std::fs::File::create(&image)
+        .unwrap()
+        .set_len(10_000_000)
+        .unwrap();
+    let runtime = Runtime::new(RuntimeConfig {
+        cache_dir: cache.path().to_owned(),
+        max_component_bytes: 1_000_000,
+        ..RuntimeConfig::default()
+    })
+    .unwrap();
+    let error = runtime.load(&image).await.err().expect("error");
+    assert!(
+        matches!(
+            error,
+            Error::TooLarge {
+                size: 10_000_000,
+                limit: 1_000_000
+            }
+        ),
+        "{error:?}"
+    );
+}
+
+#[tokio::test]
+async fn garbage_bytes_fail_to_compile() {
+    let cache = tempfile::tempdir().unwrap();
+    let image = cache.path().join("garbage.wasm");
+    std::fs::write(&image, b"this is not webassembly").unwrap();
+    let error = runtime_in(cache.path())
+        .load(&image)
+        .await
+        .err()
+        .expect("error");
+    assert!(matches!(error, Error::CompileFailed { .. }), "{error:?}");
+}
+
+#[tokio::test]
+async fn component_without_wasi_cli_run_is_not_a_command() {
+    let cache = tempfile::tempdir().unwrap();
+    let image = cache.path().join("empty.wasm");
+    // The smallest valid component: magic, version 0x0d, layer 1, no sections.
+    std::fs::write(&image, b"\0asm\x0d\x00\x01\x00").unwrap();
+    let error = runtime_in(cache.path())
+        .load(&image)
+        .await
+        .err()
+        .expect("error");
+    assert!(matches!(error, Error::NotACommand { .. }), "{error:?}");
+}
+
+#[test]
+fn epoch_ticker_stops_when_the_last_runtime_clone_drops() {
+    let cache = tempfile::tempdir().unwrap();
+    let runtime = runtime_in(cache.path());
+    let clone = runtime.clone();
+    drop(runtime);
+    let inner = Arc::downgrade(&clone.inner);
+    drop(clone);
+    // Dropping joined the ticker thread; nothing keeps the runtime alive.
+    assert!(inner.upgrade().is_none());
+}

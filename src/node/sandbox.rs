@@ -1,0 +1,266 @@
+//! Running one container: a WASI command instance in its own store, with
+//! only the capabilities the pod declared, under memory and CPU limits.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+use wasmtime::component::ResourceTable;
+use wasmtime::{Store, Trap};
+use wasmtime_wasi::{FsPerms, I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use super::limits::{CpuThrottle, MemoryLimiter};
+use super::logs::ContainerLog;
+use super::runtime::{PreparedComponent, Runtime};
+
+/// Exit code of a guest that trapped (as a process killed by SIGABRT).
+pub const EXIT_CODE_TRAP: i32 = 134;
+/// Exit code of a guest killed by the agent or for exceeding its memory
+/// (as a process killed by SIGKILL).
+pub const EXIT_CODE_KILLED: i32 = 137;
+/// Exit code when the sandbox could not be set up (a mount, instantiation).
+pub const EXIT_CODE_START_FAILED: i32 = 128;
+/// Longest `Exit::message` kept.
+const MAX_MESSAGE_BYTES: usize = 4096;
+
+/// Everything one container run gets; nothing else is visible to the guest.
+pub struct ContainerRun {
+    /// `argv[0]`.
+    pub name: String,
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub mounts: Vec<Mount>,
+    /// Total linear memory, in bytes.
+    pub memory_limit: Option<u64>,
+    pub cpu_limit_millicores: Option<u64>,
+    /// Receives stdout and stderr; closed when the run ends.
+    pub log: Arc<ContainerLog>,
+}
+
+/// A host directory preopened in the guest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mount {
+    pub host_path: PathBuf,
+    pub guest_path: String,
+    pub read_only: bool,
+}
+
+/// How a container run ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Exit {
+    pub code: i32,
+    pub reason: ExitReason,
+    /// Why, for anything but a plain exit (trap message, setup failure).
+    pub message: Option<String>,
+}
+
+/// The Kubernetes `terminated.reason` of a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ExitReason {
+    /// Exit code 0.
+    Completed,
+    /// Non-zero exit, trap, or a sandbox that could not start.
+    Error,
+    /// The memory limit was hit and the guest then failed.
+    OomKilled,
+    /// Cancelled by the agent.
+    Killed,
+}
+
+impl ExitReason {
+    /// The `terminated.reason` Kubernetes shows (a container the kubelet
+    /// killed shows as `Error`, exit code 137).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExitReason::Completed => "Completed",
+            ExitReason::Error | ExitReason::Killed => "Error",
+            ExitReason::OomKilled => "OOMKilled",
+        }
+    }
+}
+
+impl Exit {
+    fn code(code: i32) -> Exit {
+        let reason = if code == 0 {
+            ExitReason::Completed
+        } else {
+            ExitReason::Error
+        };
+        Exit {
+            code,
+            reason,
+            message: None,
+        }
+    }
+
+    fn killed() -> Exit {
+        Exit {
+            code: EXIT_CODE_KILLED,
+            reason: ExitReason::Killed,
+            message: None,
+        }
+    }
+
+    fn start_failed(message: String) -> Exit {
+        Exit {
+            code: EXIT_CODE_START_FAILED,
+            reason: ExitReason::Error,
+            message: Some(truncate(message)),
+        }
+    }
+}
+
+/// The store data of one container instance (WASI context and limits).
+pub struct InstanceState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    memory: MemoryLimiter,
+    cpu: CpuThrottle,
+}
+
+impl WasiView for InstanceState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl Runtime {
+    /// Runs `component` as one container until it exits or `cancel` fires.
+    ///
+    /// # Guarantees
+    /// - Never fails: guest exits, traps, limit breaches and setup failures
+    ///   all come back as an [`Exit`].
+    /// - Returns promptly after `cancel` ([`ExitReason::Killed`]) even for a
+    ///   guest that never calls the host: guests yield to tokio every few ms.
+    /// - `run.log` is closed (partial lines flushed) before returning; use a
+    ///   fresh log per run and keep the old one for `--previous`.
+    pub async fn run(
+        &self,
+        component: &PreparedComponent,
+        run: ContainerRun,
+        cancel: CancellationToken,
+    ) -> Exit {
+        let log = Arc::clone(&run.log);
+        let exit = tokio::select! {
+            biased;
+            () = cancel.cancelled() => Exit::killed(),
+            exit = self.run_instance(component, run) => exit,
+        };
+        log.close();
+        exit
+    }
+
+    async fn run_instance(&self, component: &PreparedComponent, run: ContainerRun) -> Exit {
+        let mut store = match self.new_store(run) {
+            Ok(store) => store,
+            Err(message) => return Exit::start_failed(message),
+        };
+        let command = match component.command().instantiate_async(&mut store).await {
+            Ok(command) => command,
+            Err(error) => {
+                let exit = Exit::start_failed(format!("instantiation failed: {error:#}"));
+                return oom_if_limited(exit, store.data());
+            }
+        };
+        let result = command.wasi_cli_run().call_run(&mut store).await;
+        let exit = match result {
+            Ok(Ok(())) => Exit::code(0),
+            Ok(Err(())) => Exit::code(1),
+            Err(error) => exit_of_error(&error),
+        };
+        if exit.code != 0 {
+            return oom_if_limited(exit, store.data());
+        }
+        exit
+    }
+
+    fn new_store(&self, run: ContainerRun) -> Result<Store<InstanceState>, String> {
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.arg(&run.name)
+            .args(&run.args)
+            .envs(&run.env)
+            .stdout(run.log.stdout())
+            .stderr(run.log.stderr())
+            // No sockets and no name lookup until the pod network exists;
+            // the default address check already denies every address.
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false);
+        for mount in &run.mounts {
+            let perms = if mount.read_only {
+                FsPerms::ReadOnly
+            } else {
+                FsPerms::ReadWrite
+            };
+            wasi.preopened_dir(&mount.host_path, &mount.guest_path, perms)
+                .map_err(|e| {
+                    format!(
+                        "mount {} at {}: {e:#}",
+                        mount.host_path.display(),
+                        mount.guest_path
+                    )
+                })?;
+        }
+        let state = InstanceState {
+            wasi: wasi.build(),
+            table: ResourceTable::new(),
+            memory: MemoryLimiter::new(run.memory_limit),
+            cpu: CpuThrottle::new(run.cpu_limit_millicores),
+        };
+        let mut store = Store::new(self.engine(), state);
+        store.limiter(|state| &mut state.memory);
+        store.set_epoch_deadline(store.data().cpu.slice_ticks());
+        store.epoch_deadline_callback(|mut store| Ok(store.data_mut().cpu.on_deadline()));
+        Ok(store)
+    }
+}
+
+/// An exit from a guest error: `exit(N)` from WASI, or a trap.
+fn exit_of_error(error: &wasmtime::Error) -> Exit {
+    if let Some(I32Exit(code)) = error.downcast_ref::<I32Exit>() {
+        return Exit::code(*code);
+    }
+    let message = match error.downcast_ref::<Trap>() {
+        Some(trap) => format!("wasm trap: {trap}"),
+        None => format!("{error:#}"),
+    };
+    Exit {
+        code: EXIT_CODE_TRAP,
+        reason: ExitReason::Error,
+        message: Some(truncate(message)),
+    }
+}
+
+/// A failed run whose memory growth was denied is reported as OOMKilled.
+fn oom_if_limited(exit: Exit, state: &InstanceState) -> Exit {
+    if !state.memory.limit_hit() {
+        return exit;
+    }
+    let detail = exit.message.map(|m| format!(" ({m})")).unwrap_or_default();
+    Exit {
+        code: EXIT_CODE_KILLED,
+        reason: ExitReason::OomKilled,
+        message: Some(truncate(format!(
+            "memory limit reached at {} bytes{detail}",
+            state.memory.used_bytes()
+        ))),
+    }
+}
+
+fn truncate(mut message: String) -> String {
+    if message.len() > MAX_MESSAGE_BYTES {
+        let mut cut = MAX_MESSAGE_BYTES;
+        while !message.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        message.truncate(cut);
+        message.push('…');
+    }
+    message
+}
+
+#[cfg(test)]
+pub(crate) mod tests;

@@ -1,0 +1,87 @@
+//! A throwaway cluster for test suites: ephemeral port, temporary data dir, fast back-off.
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! let cluster = wasmkube::testing::Cluster::start().await?;
+//! let client = cluster.client();
+//! let pods = client.get("/api/v1/namespaces/default/pods").await?;
+//! # Ok(()) }
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::api::Api;
+use crate::cli::client::Client;
+use crate::cluster::{self, ClusterConfig};
+use crate::node::backoff::Backoff;
+
+/// A cluster that lives as long as the value (its data dir is removed on drop, unless kept).
+pub struct Cluster {
+    inner: Option<cluster::Cluster>,
+    data_dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    /// Starts a cluster with test-friendly settings: back-off of 100 ms doubling to 1 s.
+    pub async fn start() -> anyhow::Result<Self> {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts a cluster after `adjust` has changed the test defaults.
+    pub async fn start_with(adjust: impl FnOnce(&mut ClusterConfig)) -> anyhow::Result<Self> {
+        let data_dir = tempfile::Builder::new().prefix("wasmkube-test-").tempdir()?;
+        let mut config = ClusterConfig {
+            data_dir: data_dir.path().to_path_buf(),
+            api_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            node_name: "node-1".into(),
+            backoff: Backoff {
+                initial: Duration::from_millis(100),
+                max: Duration::from_secs(1),
+            },
+            heartbeat_interval: Duration::from_secs(1),
+            ..ClusterConfig::default()
+        };
+        adjust(&mut config);
+        let inner = cluster::Cluster::start(config).await?;
+        Ok(Self {
+            inner: Some(inner),
+            data_dir,
+        })
+    }
+
+    fn inner(&self) -> &cluster::Cluster {
+        self.inner.as_ref().expect("cluster is running until dropped")
+    }
+
+    /// An HTTP client of the API, authenticated as the admin.
+    pub fn client(&self) -> Client {
+        Client::new(&self.inner().api_url(), &self.inner().token())
+    }
+
+    /// The in-process API (skips HTTP, not admission).
+    pub fn api(&self) -> &Arc<Api> {
+        self.inner().api()
+    }
+
+    pub fn api_url(&self) -> String {
+        self.inner().api_url()
+    }
+
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.inner().kubeconfig_path()
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        self.data_dir.path()
+    }
+
+    /// Stops the cluster and waits for its tasks.
+    pub async fn shutdown(mut self) {
+        if let Some(inner) = self.inner.take() {
+            inner.shutdown().await;
+        }
+    }
+}

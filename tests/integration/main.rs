@@ -1,0 +1,8 @@
+//! Integration tests: one binary, each module driving a real in-process cluster.
+
+mod api_http;
+mod cli;
+mod durability;
+mod namespaces;
+mod pods;
+mod support;

@@ -1,0 +1,125 @@
+//! Fixtures: pod builders, waiting with deadlines, and paths to the sample components.
+
+use std::future::Future;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use wasmkube::api::resources::PODS;
+use wasmkube::api::{Api, ListOptions};
+
+/// The exerciser component built by build.rs.
+pub fn exerciser() -> String {
+    format!("{}/exerciser.wasm", env!("WASMKUBE_SAMPLES_DIR"))
+}
+
+/// Builds Pod manifests: `PodBuilder::named("a").container("c", &["print", "hi"]).build()`.
+pub struct PodBuilder {
+    pod: Value,
+}
+
+impl PodBuilder {
+    pub fn named(name: &str) -> Self {
+        Self {
+            pod: json!({
+                "apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": name},
+                "spec": {"containers": [], "volumes": []},
+            }),
+        }
+    }
+
+    pub fn namespace(mut self, namespace: &str) -> Self {
+        self.pod["metadata"]["namespace"] = json!(namespace);
+        self
+    }
+
+    pub fn restart_policy(mut self, policy: &str) -> Self {
+        self.pod["spec"]["restartPolicy"] = json!(policy);
+        self
+    }
+
+    /// Adds a container running the exerciser with these steps.
+    pub fn container(mut self, name: &str, steps: &[&str]) -> Self {
+        let container = json!({"name": name, "image": exerciser(), "args": steps});
+        self.pod["spec"]["containers"].as_array_mut().unwrap().push(container);
+        self
+    }
+
+    pub fn init_container(mut self, name: &str, steps: &[&str]) -> Self {
+        let container = json!({"name": name, "image": exerciser(), "args": steps});
+        let spec = &mut self.pod["spec"];
+        if spec.get("initContainers").is_none() {
+            spec["initContainers"] = json!([]);
+        }
+        spec["initContainers"].as_array_mut().unwrap().push(container);
+        self
+    }
+
+    /// Sets a field on the last container added (`"resources"`, `"volumeMounts"`, `"env"`...).
+    pub fn with(mut self, field: &str, value: Value) -> Self {
+        let containers = self.pod["spec"]["containers"].as_array_mut().unwrap();
+        containers.last_mut().expect("add a container first")[field] = value;
+        self
+    }
+
+    pub fn empty_dir(mut self, name: &str) -> Self {
+        self.pod["spec"]["volumes"].as_array_mut().unwrap().push(json!({"name": name, "emptyDir": {}}));
+        self
+    }
+
+    pub fn build(self) -> Value {
+        self.pod
+    }
+}
+
+/// Polls `check` every 20 ms until it yields a value; panics with `what` after `limit`.
+pub async fn eventually<T, F, Fut>(limit: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out after {limit:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits until the pod satisfies `predicate`; returns it.
+pub async fn wait_for_pod(api: &Api, namespace: &str, name: &str, what: &str, predicate: impl Fn(&Value) -> bool) -> Value {
+    eventually(Duration::from_secs(20), what, || async {
+        api.get(&PODS, Some(namespace), name).ok().filter(|pod| predicate(pod))
+    })
+    .await
+}
+
+/// The state of container `name` (`{"running": ..}` etc.).
+pub fn container_status<'a>(pod: &'a Value, name: &str) -> &'a Value {
+    pod["status"]["containerStatuses"]
+        .as_array()
+        .and_then(|all| all.iter().find(|c| c["name"] == name))
+        .unwrap_or(&Value::Null)
+}
+
+pub fn phase(pod: &Value) -> &str {
+    pod["status"]["phase"].as_str().unwrap_or_default()
+}
+
+/// Reasons of the events about object `name`.
+pub fn event_reasons(api: &Api, namespace: &str, name: &str) -> Vec<String> {
+    let events = api
+        .list(&wasmkube::api::resources::EVENTS, Some(namespace), &ListOptions::default())
+        .unwrap();
+    events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["involvedObject"]["name"] == name)
+        .map(|e| e["reason"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
