@@ -9,7 +9,10 @@
 pub mod api;
 pub mod cli;
 pub mod cluster;
+pub mod controllers;
+pub mod events;
 pub mod manifest;
 pub mod node;
+pub mod scheduler;
 pub mod store;
 pub mod testing;

@@ -364,14 +364,23 @@ fn deletion_plan(resource: &Resource, object: &Value, options: &DeleteOptions) -
     }
 }
 
-/// A marked object whose last finalizer is gone is removed (pods are removed by their node).
+/// A marked object whose last finalizer is gone is removed (pods are removed by their node;
+/// namespaces once the namespace controller has emptied them and cleared `spec.finalizers`).
 fn finalized(resource: &Resource, value: &Value) -> bool {
     let marked = value.pointer("/metadata/deletionTimestamp").is_some();
     let finalizers = value
         .pointer("/metadata/finalizers")
         .and_then(Value::as_array)
         .is_some_and(|f| !f.is_empty());
-    marked && !finalizers && resource.kind != "Pod" && resource.kind != "Namespace"
+    let spec_finalizers = value
+        .pointer("/spec/finalizers")
+        .and_then(Value::as_array)
+        .is_some_and(|f| !f.is_empty());
+    match resource.kind {
+        "Pod" => false,
+        "Namespace" => marked && !finalizers && !spec_finalizers,
+        _ => marked && !finalizers,
+    }
 }
 
 /// Keeps what a client may not change: identity, timestamps, and the part not being written.

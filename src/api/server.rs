@@ -7,7 +7,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt, Full, Limited, StreamBody};
+use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
@@ -24,6 +24,8 @@ use super::routes;
 
 /// Largest request body accepted, as the Kubernetes API server limits it.
 pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
+/// How much of an oversized body is read and dropped before the connection is cut.
+const DRAIN_LIMIT_BYTES: usize = 64 * 1024 * 1024;
 
 pub type Body = BoxBody<Bytes, Infallible>;
 
@@ -104,11 +106,7 @@ pub async fn read_object(request: Request<Incoming>) -> ApiResult<Value> {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/json")
         .to_string();
-    let bytes = Limited::new(request.into_body(), MAX_BODY_BYTES)
-        .collect()
-        .await
-        .map_err(|_| ApiError::TooLarge { limit: MAX_BODY_BYTES })?
-        .to_bytes();
+    let bytes = read_limited(request.into_body()).await?;
     let text = std::str::from_utf8(&bytes).map_err(|_| ApiError::BadRequest("the request body is not UTF-8".into()))?;
     let media = content_type.split(';').next().unwrap_or("").trim();
     let decoded = match media {
@@ -119,6 +117,28 @@ pub async fn read_object(request: Request<Incoming>) -> ApiResult<Value> {
         _ => serde_json::from_str(text).map_err(|e| ApiError::BadRequest(format!("invalid JSON: {e}"))),
     }?;
     Ok(decoded)
+}
+
+/// Reads a body of at most `MAX_BODY_BYTES`. A larger one is read on (and dropped) up to
+/// `DRAIN_LIMIT_BYTES` so the client, still sending, gets the 413 instead of a broken pipe.
+async fn read_limited(mut body: Incoming) -> ApiResult<Bytes> {
+    let mut collected = Vec::new();
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| ApiError::BadRequest(format!("reading the request body: {e}")))?;
+        let Ok(data) = frame.into_data() else { continue };
+        seen += data.len();
+        if seen > DRAIN_LIMIT_BYTES {
+            break;
+        }
+        if seen <= MAX_BODY_BYTES {
+            collected.extend_from_slice(&data);
+        }
+    }
+    if seen > MAX_BODY_BYTES {
+        return Err(ApiError::TooLarge { limit: MAX_BODY_BYTES });
+    }
+    Ok(Bytes::from(collected))
 }
 
 pub fn json(status: StatusCode, value: &Value) -> Response<Body> {

@@ -5,7 +5,7 @@
 
 mod sqlite;
 
-pub use sqlite::SqliteStore;
+pub use sqlite::{DEFAULT_HISTORY, SqliteStore};
 
 use serde_json::Value;
 use tokio::sync::broadcast;

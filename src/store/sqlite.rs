@@ -13,7 +13,7 @@ use super::{Entry, Error, Event, EventKind, Listing, Result, Revision, Store, Wa
 const LIVE_FEED_CAPACITY: usize = 8192;
 /// How many revisions of history are kept for watches; older ones answer 410 Gone.
 pub const DEFAULT_HISTORY: u64 = 20_000;
-/// Compaction runs once this many writes have gone by since the last one.
+/// Compaction runs once this many writes (or the history length, if smaller) have gone by.
 const COMPACT_EVERY: u64 = 1_000;
 
 /// A `Store` over one SQLite file.
@@ -111,7 +111,7 @@ impl SqliteStore {
         tx.commit().map_err(backend)?;
         inner.revision = revision;
         inner.writes_since_compaction += 1;
-        if inner.writes_since_compaction >= COMPACT_EVERY {
+        if inner.writes_since_compaction >= COMPACT_EVERY.min(self.history) {
             self.compact(inner)?;
         }
         let event = Event {

@@ -18,7 +18,8 @@ fn status(error: ClientError) -> wasmkube::cli::client::Status {
 async fn pods_can_be_created_read_replaced_listed_and_deleted() {
     let cluster = Cluster::start().await.unwrap();
     let client = cluster.client();
-    let pod = PodBuilder::named("web").container("c", &["spin"]).build();
+    let mut pod = PodBuilder::named("web").container("c", &["spin"]).build();
+    pod["spec"]["nodeName"] = json!("parked");
     let created = client.create(PODS, &pod).await.unwrap();
     for server_field in ["uid", "creationTimestamp", "resourceVersion", "namespace"] {
         assert!(created["metadata"][server_field].is_string(), "{server_field} missing: {created}");
@@ -64,7 +65,9 @@ async fn generate_name_makes_unique_names() {
 async fn conflicts_are_409_and_change_nothing() {
     let cluster = Cluster::start().await.unwrap();
     let client = cluster.client();
-    let pod = PodBuilder::named("web").container("c", &["spin"]).build();
+    // Bound to a node that does not run, so only this test writes to it.
+    let mut pod = PodBuilder::named("web").container("c", &["spin"]).build();
+    pod["spec"]["nodeName"] = json!("parked");
     let created = client.create(PODS, &pod).await.unwrap();
     let exists = status(client.create(PODS, &pod).await.unwrap_err());
     assert_eq!((exists.code, exists.reason.as_str()), (409, "AlreadyExists"));

@@ -1,0 +1,425 @@
+//! `describe TYPE [NAME...]`: an object's details in kubectl's layout, then its events.
+
+use std::collections::BTreeMap;
+use std::fmt::Display;
+
+use clap::Args;
+use k8s_openapi::api::core::v1::{Event, Namespace, Node};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use k8s_openapi::jiff::Timestamp;
+use serde_json::Value;
+
+use super::client::{Client, ListParams};
+use super::columns::{event_last_seen, node_roles};
+use super::get::items_of;
+use super::kinds::{EVENT, ResourceKind};
+use super::table::{now, since, tabwrite};
+use super::{Reported, Session, parse_targets, print, report};
+
+#[derive(Debug, Args)]
+pub struct DescribeArgs {
+    /// TYPE [NAME...] or TYPE/NAME...
+    #[arg(required = true, value_name = "TYPE")]
+    pub resources: Vec<String>,
+    /// Describe objects matching this label selector
+    #[arg(short = 'l', long = "selector", value_name = "SELECTOR")]
+    pub selector: Option<String>,
+}
+
+pub async fn run(session: &Session, args: DescribeArgs) -> anyhow::Result<()> {
+    let mut failed = false;
+    let mut first = true;
+    for group in parse_targets(&args.resources)? {
+        let kind = group.kind;
+        let namespace = Some(session.namespace.as_str());
+        let objects = if group.names.is_empty() {
+            let params = ListParams {
+                label_selector: args.selector.clone(),
+                field_selector: None,
+            };
+            items_of(
+                session
+                    .client
+                    .list(&kind.path(namespace, None), &params)
+                    .await?,
+                kind,
+            )
+        } else {
+            let mut objects = Vec::new();
+            for name in &group.names {
+                match session.client.get(&kind.path(namespace, Some(name))).await {
+                    Ok(object) => objects.push(object),
+                    Err(error) => {
+                        report(&error.into());
+                        failed = true;
+                    }
+                }
+            }
+            objects
+        };
+        for object in objects {
+            if !first {
+                print("\n\n")?;
+            }
+            first = false;
+            let events = events_for(&session.client, kind, &object).await;
+            print(&describe(kind, &object, &events, now()))?;
+        }
+    }
+    if failed { Err(Reported.into()) } else { Ok(()) }
+}
+
+/// The text `describe` prints for one object.
+pub fn describe(kind: &ResourceKind, object: &Value, events: &[Event], now: Timestamp) -> String {
+    let mut out = Out::default();
+    match kind.kind {
+        "Pod" => super::describe_pod::pod(&mut out, &decode(object), now),
+        "Node" => node(&mut out, &decode(object)),
+        "Namespace" => namespace(&mut out, &decode(object)),
+        _ => generic(&mut out, object),
+    }
+    if kind.kind != "Event" && kind.kind != "Namespace" {
+        out.events(events, now);
+    }
+    tabwrite(&out.text)
+}
+
+fn decode<T: serde::de::DeserializeOwned + Default>(object: &Value) -> T {
+    serde_json::from_value(object.clone()).unwrap_or_default()
+}
+
+/// The object's events, oldest first. Asks the server to filter by involvedObject and
+/// filters again here, in case the server does not support that field selector.
+pub async fn events_for(client: &Client, kind: &ResourceKind, object: &Value) -> Vec<Event> {
+    let text = |pointer: &str| {
+        object
+            .pointer(pointer)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let (name, uid, namespace) = (
+        text("/metadata/name"),
+        text("/metadata/uid"),
+        text("/metadata/namespace"),
+    );
+    let namespace = (!namespace.is_empty()).then_some(namespace.as_str());
+    let path = EVENT.path(namespace, None);
+    let mut fields = format!(
+        "involvedObject.name={name},involvedObject.kind={}",
+        kind.kind
+    );
+    if let Some(namespace) = namespace {
+        fields.push_str(&format!(",involvedObject.namespace={namespace}"));
+    }
+    let listed = match client.list(&path, &ListParams::fields(&fields)).await {
+        Ok(list) => Ok(list),
+        Err(error) if error.code() == Some(400) => client.list(&path, &ListParams::default()).await,
+        Err(error) => Err(error),
+    };
+    let mut events: Vec<Event> = match listed {
+        Ok(list) => items_of(list, &EVENT).iter().map(decode::<Event>).collect(),
+        Err(error) => {
+            tracing::warn!(%error, "cannot list events");
+            return Vec::new();
+        }
+    };
+    events.retain(|event| {
+        let involved = &event.involved_object;
+        match (involved.uid.as_deref(), uid.as_str()) {
+            (Some(a), b) if !a.is_empty() && !b.is_empty() => a == b,
+            _ => {
+                involved.name.as_deref() == Some(name.as_str())
+                    && involved.kind.as_deref() == Some(kind.kind)
+            }
+        }
+    });
+    events.sort_by_key(event_last_seen);
+    events
+}
+
+/// Tab-separated describe output, aligned by [`tabwrite`] at the end.
+#[derive(Default)]
+pub struct Out {
+    text: String,
+}
+
+impl Out {
+    /// `key:\tvalue` at `level` (two spaces a level).
+    pub fn field(&mut self, level: usize, key: &str, value: impl Display) {
+        self.text
+            .push_str(&format!("{}{key}:\t{value}\n", indent(level)));
+    }
+
+    /// A line without a value (a section title); ends the current alignment block.
+    pub fn line(&mut self, level: usize, text: impl Display) {
+        self.text.push_str(&format!("{}{text}\n", indent(level)));
+    }
+
+    /// Tab-separated cells at `level` (a table row).
+    pub fn row(&mut self, level: usize, cells: &[&str]) {
+        self.text
+            .push_str(&format!("{}{}\n", indent(level), cells.join("\t")));
+    }
+
+    /// `Labels:` style: the first pair on the key's line, the others below it.
+    pub fn map(&mut self, level: usize, key: &str, map: Option<&BTreeMap<String, String>>) {
+        let pairs: Vec<String> = map
+            .iter()
+            .flat_map(|m| m.iter())
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        match pairs.split_first() {
+            None => self.field(level, key, "<none>"),
+            Some((first, rest)) => {
+                self.field(level, key, first);
+                for pair in rest {
+                    self.text.push_str(&format!("{}\t{pair}\n", indent(level)));
+                }
+            }
+        }
+    }
+
+    fn events(&mut self, events: &[Event], now: Timestamp) {
+        if events.is_empty() {
+            self.field(0, "Events", "<none>");
+            return;
+        }
+        self.line(0, "Events:");
+        self.row(1, &["Type", "Reason", "Age", "From", "Message"]);
+        self.row(1, &["----", "------", "----", "----", "-------"]);
+        for event in events {
+            let last = since(event_last_seen(event), now);
+            let age = match event.count.unwrap_or(1) {
+                count if count > 1 => {
+                    let first = event
+                        .first_timestamp
+                        .as_ref()
+                        .map(|t| t.0)
+                        .or(event_last_seen(event));
+                    format!("{last} (x{count} over {})", since(first, now))
+                }
+                _ => last,
+            };
+            let from = event
+                .source
+                .as_ref()
+                .and_then(|s| s.component.clone())
+                .or_else(|| event.reporting_component.clone())
+                .unwrap_or_default();
+            let message = event.message.clone().unwrap_or_default();
+            self.row(
+                1,
+                &[
+                    event.type_.as_deref().unwrap_or_default(),
+                    event.reason.as_deref().unwrap_or_default(),
+                    &age,
+                    &from,
+                    message.trim_end(),
+                ],
+            );
+        }
+    }
+}
+
+fn indent(level: usize) -> String {
+    "  ".repeat(level)
+}
+
+/// kubectl's time format (RFC 1123 with a numeric zone).
+pub fn format_time(time: Option<&Time>) -> String {
+    time.map(|t| t.0.strftime("%a, %d %b %Y %H:%M:%S %z").to_string())
+        .unwrap_or_else(|| "<unknown>".into())
+}
+
+/// Name, Namespace, Labels and Annotations (without the bulky last-applied one).
+pub fn metadata(out: &mut Out, meta: &ObjectMeta, namespaced: bool) {
+    out.field(0, "Name", meta.name.as_deref().unwrap_or_default());
+    if namespaced {
+        out.field(
+            0,
+            "Namespace",
+            meta.namespace.as_deref().unwrap_or_default(),
+        );
+    }
+}
+
+pub fn labels_and_annotations(out: &mut Out, meta: &ObjectMeta) {
+    out.map(0, "Labels", meta.labels.as_ref());
+    let annotations = meta.annotations.clone().map(|mut a| {
+        a.remove(super::merge::LAST_APPLIED);
+        a
+    });
+    out.map(
+        0,
+        "Annotations",
+        annotations.as_ref().filter(|a| !a.is_empty()),
+    );
+}
+
+fn node(out: &mut Out, node: &Node) {
+    metadata(out, &node.metadata, false);
+    out.field(0, "Roles", node_roles(node));
+    labels_and_annotations(out, &node.metadata);
+    out.field(
+        0,
+        "CreationTimestamp",
+        format_time(node.metadata.creation_timestamp.as_ref()),
+    );
+    let spec = node.spec.clone().unwrap_or_default();
+    let taints: Vec<String> = spec
+        .taints
+        .unwrap_or_default()
+        .iter()
+        .map(|t| {
+            format!(
+                "{}={}:{}",
+                t.key,
+                t.value.clone().unwrap_or_default(),
+                t.effect
+            )
+        })
+        .collect();
+    out.field(
+        0,
+        "Taints",
+        if taints.is_empty() {
+            "<none>".into()
+        } else {
+            taints.join(", ")
+        },
+    );
+    out.field(0, "Unschedulable", spec.unschedulable.unwrap_or(false));
+    let status = node.status.clone().unwrap_or_default();
+    out.line(0, "Conditions:");
+    out.row(
+        1,
+        &[
+            "Type",
+            "Status",
+            "LastHeartbeatTime",
+            "LastTransitionTime",
+            "Reason",
+            "Message",
+        ],
+    );
+    out.row(
+        1,
+        &[
+            "----",
+            "------",
+            "-----------------",
+            "------------------",
+            "------",
+            "-------",
+        ],
+    );
+    for c in status.conditions.unwrap_or_default() {
+        let heartbeat = format_time(c.last_heartbeat_time.as_ref());
+        let transition = format_time(c.last_transition_time.as_ref());
+        let (reason, message) = (c.reason.unwrap_or_default(), c.message.unwrap_or_default());
+        out.row(
+            1,
+            &[
+                &c.type_,
+                &c.status,
+                &heartbeat,
+                &transition,
+                &reason,
+                &message,
+            ],
+        );
+    }
+    out.line(0, "Addresses:");
+    for address in status.addresses.unwrap_or_default() {
+        out.field(1, &address.type_, &address.address);
+    }
+    for (title, quantities) in [
+        ("Capacity", status.capacity),
+        ("Allocatable", status.allocatable),
+    ] {
+        out.line(0, format!("{title}:"));
+        for (resource, quantity) in quantities.unwrap_or_default() {
+            out.field(1, &resource, &quantity.0);
+        }
+    }
+    if let Some(info) = status.node_info {
+        out.line(0, "System Info:");
+        out.field(1, "Machine ID", &info.machine_id);
+        out.field(1, "Boot ID", &info.boot_id);
+        out.field(1, "Kernel Version", &info.kernel_version);
+        out.field(1, "OS Image", &info.os_image);
+        out.field(1, "Operating System", &info.operating_system);
+        out.field(1, "Architecture", &info.architecture);
+        out.field(
+            1,
+            "Container Runtime Version",
+            &info.container_runtime_version,
+        );
+        out.field(1, "Kubelet Version", &info.kubelet_version);
+    }
+}
+
+fn namespace(out: &mut Out, namespace: &Namespace) {
+    metadata(out, &namespace.metadata, false);
+    labels_and_annotations(out, &namespace.metadata);
+    let phase = namespace
+        .status
+        .as_ref()
+        .and_then(|s| s.phase.clone())
+        .unwrap_or_default();
+    out.field(0, "Status", phase);
+    out.line(0, "");
+    out.line(0, "No resource quota.");
+    out.line(0, "");
+    out.line(0, "No LimitRange resource.");
+}
+
+/// Kinds without a describer: the object as YAML, without its managed noise.
+fn generic(out: &mut Out, object: &Value) {
+    let yaml = serde_yaml::to_string(object).unwrap_or_default();
+    for line in yaml.lines() {
+        out.line(0, line);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::kinds::NAMESPACE;
+    use serde_json::json;
+
+    #[test]
+    fn namespace_description_reads_like_kubectls() {
+        let ns = json!({"metadata": {"name": "team", "labels": {"a": "1", "b": "2"}}, "status": {"phase": "Active"}});
+        let text = describe(&NAMESPACE, &ns, &[], now());
+        assert_eq!(
+            text,
+            "Name:         team\nLabels:       a=1\n              b=2\nAnnotations:  <none>\nStatus:       Active\n\nNo resource quota.\n\nNo LimitRange resource.\n"
+        );
+    }
+
+    #[test]
+    fn events_are_tabulated_with_repeat_counts() {
+        let now: Timestamp = "2024-01-01T00:10:00Z".parse().unwrap();
+        let event: Event = serde_json::from_value(json!({
+            "metadata": {"name": "e"}, "involvedObject": {"kind": "Pod", "name": "p"},
+            "type": "Warning", "reason": "BackOff", "message": "Back-off restarting failed container",
+            "count": 4, "firstTimestamp": "2024-01-01T00:05:00Z", "lastTimestamp": "2024-01-01T00:09:50Z",
+            "source": {"component": "kubelet"}
+        }))
+        .unwrap();
+        let mut out = Out::default();
+        out.events(&[event], now);
+        assert_eq!(
+            tabwrite(&out.text),
+            "Events:\n  Type     Reason   Age               From     Message\n  ----     ------   ----              ----     -------\n  Warning  BackOff  10s (x4 over 5m)  kubelet  Back-off restarting failed container\n"
+        );
+    }
+
+    #[test]
+    fn times_use_rfc1123_with_a_numeric_zone() {
+        let time = Time("2024-01-02T03:04:05Z".parse().unwrap());
+        assert_eq!(format_time(Some(&time)), "Tue, 02 Jan 2024 03:04:05 +0000");
+    }
+}
