@@ -16,6 +16,8 @@ pub enum EventType {
     Warning,
 }
 
+type EventKey = (String, String, String);
+
 /// Writes events for one component (`kubelet`, `default-scheduler`) on one host; repeats of
 /// the same reason and message about the same object bump `count` instead of piling up.
 #[derive(Clone)]
@@ -23,7 +25,8 @@ pub struct Recorder {
     api: Arc<Api>,
     component: String,
     host: String,
-    seen: Arc<Mutex<HashMap<(String, String, String), String>>>,
+    /// (object uid, reason, message) → name of the event already written for it.
+    seen: Arc<Mutex<HashMap<EventKey, String>>>,
 }
 
 impl Recorder {
@@ -44,10 +47,10 @@ impl Recorder {
         let uid = meta["uid"].as_str().unwrap_or_default().to_string();
         let dedupe_key = (uid.clone(), reason.to_string(), message.to_string());
         let existing = self.seen.lock().unwrap_or_else(|p| p.into_inner()).get(&dedupe_key).cloned();
-        if let Some(name) = existing {
-            if self.bump(&namespace, &name) {
-                return;
-            }
+        if let Some(name) = existing
+            && self.bump(&namespace, &name)
+        {
+            return;
         }
         let name = format!("{}.{}", meta["name"].as_str().unwrap_or("object"), hex::encode(rand::random::<[u8; 8]>()));
         let timestamp = now();

@@ -150,10 +150,11 @@ impl Api {
     pub fn create(&self, resource: &Resource, namespace: Option<&str>, mut value: Value) -> ApiResult<Value> {
         Self::check_identity(resource, namespace, &mut value)?;
         let metadata = &mut value["metadata"];
-        if name_of(&json!({"metadata": metadata.clone()})).is_empty() {
-            if let Some(prefix) = metadata.get("generateName").and_then(Value::as_str).filter(|p| !p.is_empty()) {
-                metadata["name"] = Value::String(format!("{prefix}{}", name_suffix()));
-            }
+        let unnamed = metadata.get("name").and_then(Value::as_str).is_none_or(str::is_empty);
+        if unnamed
+            && let Some(prefix) = metadata.get("generateName").and_then(Value::as_str).filter(|p| !p.is_empty())
+        {
+            metadata["name"] = Value::String(format!("{prefix}{}", name_suffix()));
         }
         let object = metadata.as_object_mut().expect("checked by check_identity");
         for server_owned in ["resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds"] {

@@ -103,10 +103,10 @@ impl Api {
                     continue;
                 }
                 last = event.entry.revision;
-                if let Some(out) = translate(&options, event.kind, event.entry.value, event.prev.as_ref()) {
-                    if tx.send(out).await.is_err() {
-                        return;
-                    }
+                if let Some(out) = translate(&options, event.kind, event.entry.value, event.prev.as_ref())
+                    && tx.send(out).await.is_err()
+                {
+                    return;
                 }
             }
         });

@@ -199,10 +199,10 @@ impl Worker {
 
     /// Removes the pod's directories and, after a graceful delete, the pod object itself.
     async fn remove(&self, reason: Stop) {
-        if let Err(error) = tokio::fs::remove_dir_all(self.pod_dir()).await {
-            if error.kind() != std::io::ErrorKind::NotFound {
-                tracing::warn!(%error, pod = self.name(), "could not remove pod directory");
-            }
+        if let Err(error) = tokio::fs::remove_dir_all(self.pod_dir()).await
+            && error.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(%error, pod = self.name(), "could not remove pod directory");
         }
         if reason == Stop::Delete {
             let options = DeleteOptions {

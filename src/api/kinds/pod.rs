@@ -94,10 +94,10 @@ pub fn validate(pod: &Pod, raw: &Value, causes: &mut Vec<Cause>) {
             "must be greater than or equal to 0",
         ));
     }
-    if let Some(node) = spec.node_name.as_deref().filter(|n| !n.is_empty()) {
-        if let Some(error) = super::meta::dns_subdomain_error(node) {
-            causes.push(Cause::invalid("spec.nodeName", node, &error));
-        }
+    if let Some(node) = spec.node_name.as_deref().filter(|n| !n.is_empty())
+        && let Some(error) = super::meta::dns_subdomain_error(node)
+    {
+        causes.push(Cause::invalid("spec.nodeName", node, &error));
     }
 }
 
@@ -121,7 +121,7 @@ fn validate_volumes<'a>(volumes: &'a [Volume], raw: &Value, causes: &mut Vec<Cau
             [] => causes.push(Cause::required(format!("{path}: must specify a volume type"))),
             [source] if SUPPORTED_VOLUMES.contains(&source.as_str()) => {}
             [source] => causes.push(Cause::unsupported(format!("{path}.{source}"), source, SUPPORTED_VOLUMES)),
-            _ => causes.push(Cause::forbidden(format!("{path}"), "may not specify more than 1 volume type")),
+            _ => causes.push(Cause::forbidden(path.clone(), "may not specify more than 1 volume type")),
         }
     }
     names
@@ -206,14 +206,14 @@ fn validate_resources(path: &str, container: &Container, causes: &mut Vec<Cause>
         };
         let limit = resources.limits.as_ref().and_then(|l| l.get(name)).and_then(parse);
         let request = resources.requests.as_ref().and_then(|r| r.get(name)).and_then(parse);
-        if let (Some(limit), Some(request)) = (limit, request) {
-            if request > limit {
-                causes.push(Cause::invalid(
-                    format!("{path}.resources.requests[{name}]"),
-                    request,
-                    &format!("must be less than or equal to {name} limit of {limit}"),
-                ));
-            }
+        if let (Some(limit), Some(request)) = (limit, request)
+            && request > limit
+        {
+            causes.push(Cause::invalid(
+                format!("{path}.resources.requests[{name}]"),
+                request,
+                &format!("must be less than or equal to {name} limit of {limit}"),
+            ));
         }
     }
 }
