@@ -172,10 +172,15 @@ impl Api {
     }
 
     pub fn get(&self, resource: &Resource, namespace: Option<&str>, name: &str) -> ApiResult<Value> {
+        let key = resource.key(namespace, Some(name));
+        Ok(self.current(resource, &key, name)?.value)
+    }
+
+    /// The stored entry at `key`, or 404 naming the object.
+    fn current(&self, resource: &Resource, key: &str, name: &str) -> ApiResult<store::Entry> {
         self.store
-            .get(&resource.key(namespace, Some(name)))
+            .get(key)
             .map_err(Self::store_error(resource, name))?
-            .map(|entry| entry.value)
             .ok_or_else(|| ApiError::NotFound {
                 resource: resource.plural.into(),
                 name: name.into(),
@@ -223,14 +228,7 @@ impl Api {
             )));
         }
         let key = resource.key(namespace, Some(name));
-        let current = self
-            .store
-            .get(&key)
-            .map_err(Self::store_error(resource, name))?
-            .ok_or_else(|| ApiError::NotFound {
-                resource: resource.plural.into(),
-                name: name.into(),
-            })?;
+        let current = self.current(resource, &key, name)?;
         if revision_of(&value).is_some_and(|rv| rv != current.revision.to_string()) {
             return Err(ApiError::Conflict {
                 resource: resource.plural.into(),
@@ -262,14 +260,7 @@ impl Api {
         options: &DeleteOptions,
     ) -> ApiResult<Value> {
         let key = resource.key(namespace, Some(name));
-        let current = self
-            .store
-            .get(&key)
-            .map_err(Self::store_error(resource, name))?
-            .ok_or_else(|| ApiError::NotFound {
-                resource: resource.plural.into(),
-                name: name.into(),
-            })?;
+        let current = self.current(resource, &key, name)?;
         let object = &current.value;
         let uid = object.pointer("/metadata/uid").and_then(Value::as_str);
         let uid_mismatch = options.precondition_uid.as_deref().is_some_and(|u| Some(u) != uid);

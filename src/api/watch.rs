@@ -114,6 +114,33 @@ impl Api {
     }
 }
 
+/// Calls `handle` for every event of a watch that is re-opened (from the current state) whenever
+/// it ends, until `shutdown`. For in-process components; `handle` must be idempotent, since a
+/// re-opened watch replays the current objects as `ADDED`.
+pub async fn follow(
+    api: &Api,
+    resource: &'static Resource,
+    options: ListOptions,
+    shutdown: &CancellationToken,
+    mut handle: impl FnMut(WatchEvent),
+) {
+    while !shutdown.is_cancelled() {
+        let mut events = match api.watch(resource, None, options.clone(), None, shutdown.child_token()) {
+            Ok(events) => events,
+            Err(error) => {
+                tracing::warn!(%error, resource = resource.plural, "watch failed; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                    _ = shutdown.cancelled() => return,
+                }
+            }
+        };
+        while let Some(event) = events.recv().await {
+            handle(event);
+        }
+    }
+}
+
 /// What a watcher with `options` sees of a change: objects entering the selection are `ADDED`,
 /// leaving it `DELETED`.
 fn translate(options: &ListOptions, kind: EventKind, object: Value, prev: Option<&Value>) -> Option<WatchEvent> {

@@ -7,28 +7,20 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::resources::{ALL, NAMESPACES};
+use crate::api::watch::follow;
 use crate::api::{Api, ApiError, DeleteOptions, ListOptions, Part};
 
 /// How often a namespace still holding objects is looked at again.
 const RECHECK: Duration = Duration::from_millis(200);
 
 pub async fn run(api: Arc<Api>, shutdown: CancellationToken) {
-    while !shutdown.is_cancelled() {
-        let mut events = match api.watch(&NAMESPACES, None, ListOptions::default(), None, shutdown.child_token()) {
-            Ok(events) => events,
-            Err(error) => {
-                tracing::warn!(%error, "namespace watch failed");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            }
-        };
-        while let Some(event) = events.recv().await {
-            if event.kind != "DELETED" && event.object["metadata"]["deletionTimestamp"].is_string() {
-                let name = event.object["metadata"]["name"].as_str().unwrap_or_default().to_string();
-                tokio::spawn(finalize(api.clone(), name, shutdown.clone()));
-            }
+    follow(&api, &NAMESPACES, ListOptions::default(), &shutdown, |event| {
+        if event.kind != "DELETED" && event.object["metadata"]["deletionTimestamp"].is_string() {
+            let name = event.object["metadata"]["name"].as_str().unwrap_or_default().to_string();
+            tokio::spawn(finalize(api.clone(), name, shutdown.clone()));
         }
-    }
+    })
+    .await;
 }
 
 /// Deletes everything in the namespace until it is empty, then the namespace itself.

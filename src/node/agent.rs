@@ -2,7 +2,6 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::{SecondsFormat, Utc};
@@ -17,6 +16,7 @@ use crate::api::discovery::KUBERNETES_VERSION;
 use crate::api::logs::{LogOptions, PodLogs};
 use crate::api::resources::{NODES, PODS};
 use crate::api::selectors::FieldSelector;
+use crate::api::watch::follow;
 use crate::api::{ApiError, ApiResult, DeleteOptions, ListOptions, Part};
 
 /// A running node agent.
@@ -132,20 +132,7 @@ impl Agent {
             fields: FieldSelector::parse(&selector, "Pod").expect("static selector"),
             ..Default::default()
         };
-        while !shutdown.is_cancelled() {
-            let watch = self.node.api.watch(&PODS, None, options.clone(), None, shutdown.child_token());
-            let mut events = match watch {
-                Ok(events) => events,
-                Err(error) => {
-                    tracing::warn!(%error, "pod watch failed");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    continue;
-                }
-            };
-            while let Some(event) = events.recv().await {
-                self.apply(event.kind, &event.object);
-            }
-        }
+        follow(&self.node.api, &PODS, options, &shutdown, |event| self.apply(event.kind, &event.object)).await;
         let handles: Vec<PodHandle> = self.pods.lock().unwrap_or_else(|p| p.into_inner()).drain().map(|(_, h)| h).collect();
         for handle in &handles {
             handle.stop(Stop::Shutdown);

@@ -4,13 +4,12 @@
 //! binding goes through `pods/{name}/binding` semantics (`spec.nodeName`), which stays the contract.
 
 use std::sync::Arc;
-use std::time::Duration;
-
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use crate::api::resources::PODS;
 use crate::api::selectors::FieldSelector;
+use crate::api::watch::follow;
 use crate::api::{Api, ApiError, ListOptions, Part};
 use crate::events::{EventType, Recorder};
 
@@ -21,21 +20,12 @@ pub async fn run(api: Arc<Api>, node: String, shutdown: CancellationToken) {
         fields: FieldSelector::parse("spec.nodeName=", "Pod").expect("static selector"),
         ..Default::default()
     };
-    while !shutdown.is_cancelled() {
-        let mut events = match api.watch(&PODS, None, options.clone(), None, shutdown.child_token()) {
-            Ok(events) => events,
-            Err(error) => {
-                tracing::warn!(%error, "scheduler watch failed");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            }
-        };
-        while let Some(event) = events.recv().await {
-            if matches!(event.kind, "ADDED" | "MODIFIED") {
-                bind(&api, &recorder, &event.object, &node);
-            }
+    follow(&api, &PODS, options, &shutdown, |event| {
+        if matches!(event.kind, "ADDED" | "MODIFIED") {
+            bind(&api, &recorder, &event.object, &node);
         }
-    }
+    })
+    .await;
 }
 
 fn bind(api: &Api, recorder: &Recorder, pod: &Value, node: &str) {
