@@ -27,21 +27,45 @@ fn row(name: &str, value: String, budget: &str) {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn spawn_up(data_dir: &Path, port: u16) -> Child {
     Command::new(env!("CARGO_BIN_EXE_wasmkube"))
-        .args(["up", "--data-dir", data_dir.to_str().unwrap(), "--api-addr", &format!("127.0.0.1:{port}")])
+        .args([
+            "up",
+            "--data-dir",
+            data_dir.to_str().unwrap(),
+            "--api-addr",
+            &format!("127.0.0.1:{port}"),
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("start wasmkube up")
 }
 
-fn healthy(port: u16) -> bool {
+/// Whether `/readyz` answers 200 over TLS, trusting the CA the cluster wrote under `data_dir`.
+fn healthy(data_dir: &Path, port: u16) -> bool {
     use std::io::{Read, Write};
-    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return false };
+    let Ok(ca_pem) = std::fs::read_to_string(data_dir.join("tls/ca.crt")) else {
+        return false;
+    };
+    let Ok(config) = wasmkube::tls::client_config(&ca_pem) else {
+        return false;
+    };
+    let name = rustls::pki_types::ServerName::from(std::net::IpAddr::from([127, 0, 0, 1]));
+    let Ok(connection) = rustls::ClientConnection::new(std::sync::Arc::new(config), name) else {
+        return false;
+    };
+    let Ok(socket) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let mut stream = rustls::StreamOwned::new(connection, socket);
     let _ = stream.write_all(b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     let mut response = String::new();
     let _ = stream.read_to_string(&mut response);
@@ -57,13 +81,17 @@ fn measure_up() -> (Duration, u64) {
         let port = free_port();
         let start = Instant::now();
         let mut child = spawn_up(dir.path(), port);
-        while !healthy(port) {
-            assert!(start.elapsed() < Duration::from_secs(30), "up never became ready");
+        while !healthy(dir.path(), port) {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "up never became ready"
+            );
             std::thread::sleep(Duration::from_millis(1));
         }
         times.push(start.elapsed());
         std::thread::sleep(Duration::from_secs(2));
-        let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
         rss = status
             .lines()
             .find(|l| l.starts_with("VmRSS:"))
@@ -78,12 +106,26 @@ fn measure_up() -> (Duration, u64) {
 
 async fn measure_component_loads() -> (Duration, Duration) {
     let dir = tempfile::tempdir().unwrap();
-    let config = || RuntimeConfig { cache_dir: dir.path().to_path_buf(), ..RuntimeConfig::default() };
-    let first = Runtime::new(config()).unwrap().load(Path::new(&exerciser())).await.unwrap().duration;
+    let config = || RuntimeConfig {
+        cache_dir: dir.path().to_path_buf(),
+        ..RuntimeConfig::default()
+    };
+    let first = Runtime::new(config())
+        .unwrap()
+        .load(Path::new(&exerciser()))
+        .await
+        .unwrap()
+        .duration;
     let mut cached = Vec::new();
     for _ in 0..9 {
         let runtime = Runtime::new(config()).unwrap();
-        cached.push(runtime.load(Path::new(&exerciser())).await.unwrap().duration);
+        cached.push(
+            runtime
+                .load(Path::new(&exerciser()))
+                .await
+                .unwrap()
+                .duration,
+        );
     }
     cached.sort();
     (first, cached[cached.len() / 2])
@@ -118,7 +160,10 @@ async fn wait_for_phase(api: &wasmkube::api::Api, name: &str, phases: &[&str]) {
         if phases.iter().any(|p| pod["status"]["phase"] == *p) {
             return;
         }
-        assert!(start.elapsed() < Duration::from_secs(30), "{name} never reached {phases:?}");
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{name} never reached {phases:?}"
+        );
         tokio::time::sleep(Duration::from_micros(200)).await;
     }
 }
@@ -128,12 +173,39 @@ fn main() {
     let (first_compile, cached_load) = runtime.block_on(measure_component_loads());
     let starts = runtime.block_on(measure_pod_starts());
     let (up_ready, idle_rss_kib) = measure_up();
-    println!("| {:<44} | {:>14} | {:<10} |", "measure", "median/value", "budget");
+    println!(
+        "| {:<44} | {:>14} | {:<10} |",
+        "measure", "median/value", "budget"
+    );
     println!("|{:-<46}|{:-<16}|{:-<12}|", "", "", "");
-    row("up → API ready (median of 5)", format!("{:.1} ms", up_ready.as_secs_f64() * 1e3), "< 300 ms");
-    row("idle up RSS", format!("{:.1} MiB", idle_rss_kib as f64 / 1024.0), "< 64 MiB");
-    row("first compile of the exerciser", format!("{:.1} ms", first_compile.as_secs_f64() * 1e3), "reported");
-    row("cached component load (median of 9)", format!("{:.2} ms", cached_load.as_secs_f64() * 1e3), "< 5 ms");
-    row("pod create → Running p50 (100 pods)", format!("{:.1} ms", percentile(&starts, 0.5).as_secs_f64() * 1e3), "< 20 ms");
-    row("pod create → Running p99 (100 pods)", format!("{:.1} ms", percentile(&starts, 0.99).as_secs_f64() * 1e3), "< 100 ms");
+    row(
+        "up → API ready (median of 5)",
+        format!("{:.1} ms", up_ready.as_secs_f64() * 1e3),
+        "< 300 ms",
+    );
+    row(
+        "idle up RSS",
+        format!("{:.1} MiB", idle_rss_kib as f64 / 1024.0),
+        "< 64 MiB",
+    );
+    row(
+        "first compile of the exerciser",
+        format!("{:.1} ms", first_compile.as_secs_f64() * 1e3),
+        "reported",
+    );
+    row(
+        "cached component load (median of 9)",
+        format!("{:.2} ms", cached_load.as_secs_f64() * 1e3),
+        "< 5 ms",
+    );
+    row(
+        "pod create → Running p50 (100 pods)",
+        format!("{:.1} ms", percentile(&starts, 0.5).as_secs_f64() * 1e3),
+        "< 20 ms",
+    );
+    row(
+        "pod create → Running p99 (100 pods)",
+        format!("{:.1} ms", percentile(&starts, 0.99).as_secs_f64() * 1e3),
+        "< 100 ms",
+    );
 }

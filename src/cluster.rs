@@ -1,7 +1,7 @@
 //! A whole cluster in one process, as `wasmkube up` runs it: store, API server, controllers,
 //! scheduler and an embedded node agent.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,8 +11,8 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::server::{self, Context};
 use crate::api::Api;
+use crate::api::server::{self, Context};
 use crate::events::Recorder;
 use crate::node::agent::Agent;
 use crate::node::backoff::Backoff;
@@ -61,10 +61,20 @@ fn default_node_name() -> String {
         .trim()
         .to_ascii_lowercase()
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
     let name = name.trim_matches(|c| c == '-' || c == '.').to_string();
-    if name.is_empty() { "wasmkube".into() } else { name }
+    if name.is_empty() {
+        "wasmkube".into()
+    } else {
+        name
+    }
 }
 
 /// A running cluster.
@@ -72,6 +82,7 @@ pub struct Cluster {
     api: Arc<Api>,
     address: SocketAddr,
     token: String,
+    ca_pem: String,
     data_dir: PathBuf,
     shutdown: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
@@ -86,10 +97,16 @@ impl Cluster {
     pub async fn start(config: ClusterConfig) -> anyhow::Result<Cluster> {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
-        let store = SqliteStore::open_with_history(&config.data_dir.join("store.db"), config.watch_history).context("cannot open the store")?;
+        let store =
+            SqliteStore::open_with_history(&config.data_dir.join("store.db"), config.watch_history)
+                .context("cannot open the store")?;
         let api = Api::new(Arc::new(store));
-        api.bootstrap().context("cannot create the system namespaces")?;
+        api.bootstrap()
+            .context("cannot create the system namespaces")?;
         let token = admin_token(&config.data_dir)?;
+        let tls = crate::tls::load_or_create(&config.data_dir.join("tls"), config.api_addr)
+            .context("cannot set up the API's TLS certificates")?;
+        let acceptor = tokio_rustls::TlsAcceptor::from(crate::tls::server_config(&tls)?);
         let listener = TcpListener::bind(config.api_addr)
             .await
             .with_context(|| format!("cannot listen on {}", config.api_addr))?;
@@ -100,10 +117,18 @@ impl Cluster {
             api: api.clone(),
             token: token.clone(),
             address,
+            tls: acceptor,
             shutdown: shutdown.clone(),
         });
         tasks.push(tokio::spawn(server::serve(listener, context)));
-        tasks.push(tokio::spawn(crate::controllers::namespace::run(api.clone(), shutdown.clone())));
+        tasks.push(tokio::spawn(crate::controllers::namespace::run(
+            api.clone(),
+            shutdown.clone(),
+        )));
+        tasks.push(tokio::spawn(crate::controllers::replica_set::run(
+            api.clone(),
+            shutdown.clone(),
+        )));
         tasks.push(tokio::spawn(crate::scheduler::run(
             api.clone(),
             config.node_name.clone(),
@@ -128,12 +153,19 @@ impl Cluster {
             api,
             address,
             token,
+            ca_pem: tls.ca_pem,
             data_dir: config.data_dir,
             shutdown,
             tasks,
         };
-        crate::cli::kubeconfig::write(&cluster.kubeconfig_path(), &cluster.api_url(), &cluster.token, "wasmkube")
-            .context("cannot write the kubeconfig")?;
+        crate::cli::kubeconfig::write(
+            &cluster.kubeconfig_path(),
+            &cluster.api_url(),
+            Some(&cluster.ca_pem),
+            &cluster.token,
+            "wasmkube",
+        )
+        .context("cannot write the kubeconfig")?;
         Ok(cluster)
     }
 
@@ -145,8 +177,29 @@ impl Cluster {
         self.address
     }
 
+    /// `https://IP:PORT`; loopback when the API listens on every address, since the server
+    /// certificate names loopback but not the unspecified address.
     pub fn api_url(&self) -> String {
-        format!("http://{}", self.address)
+        let mut address = self.address;
+        match address.ip() {
+            IpAddr::V4(ip) if ip.is_unspecified() => address.set_ip(Ipv4Addr::LOCALHOST.into()),
+            IpAddr::V6(ip) if ip.is_unspecified() => address.set_ip(Ipv6Addr::LOCALHOST.into()),
+            _ => {}
+        }
+        format!("https://{address}")
+    }
+
+    /// The PEM of the cluster CA, which signs the API's server certificate.
+    pub fn ca_pem(&self) -> &str {
+        &self.ca_pem
+    }
+
+    /// A client of the API authenticated as the admin, trusting the cluster CA.
+    ///
+    /// # Errors
+    /// Never in practice: the CA was parsed when the server started.
+    pub fn client(&self) -> Result<crate::cli::client::Client, crate::cli::client::ClientError> {
+        crate::cli::client::Client::with_ca(&self.api_url(), &self.token, &self.ca_pem)
     }
 
     pub fn token(&self) -> String {

@@ -16,3 +16,4 @@ pub mod node;
 pub mod scheduler;
 pub mod store;
 pub mod testing;
+pub mod tls;

@@ -32,7 +32,9 @@ impl Cluster {
 
     /// Starts a cluster after `adjust` has changed the test defaults.
     pub async fn start_with(adjust: impl FnOnce(&mut ClusterConfig)) -> anyhow::Result<Self> {
-        let data_dir = tempfile::Builder::new().prefix("wasmkube-test-").tempdir()?;
+        let data_dir = tempfile::Builder::new()
+            .prefix("wasmkube-test-")
+            .tempdir()?;
         let mut config = ClusterConfig {
             data_dir: data_dir.path().to_path_buf(),
             api_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -53,12 +55,19 @@ impl Cluster {
     }
 
     fn inner(&self) -> &cluster::Cluster {
-        self.inner.as_ref().expect("cluster is running until dropped")
+        self.inner
+            .as_ref()
+            .expect("cluster is running until dropped")
     }
 
     /// An HTTP client of the API, authenticated as the admin.
     pub fn client(&self) -> Client {
-        Client::new(&self.inner().api_url(), &self.inner().token())
+        self.inner().client().expect("the cluster CA parses")
+    }
+
+    /// The PEM of the cluster CA that signs the API's certificate.
+    pub fn ca_pem(&self) -> String {
+        self.inner().ca_pem().to_string()
     }
 
     /// The in-process API (skips HTTP, not admission).

@@ -3,6 +3,7 @@
 use serde_json::{Value, json};
 
 use super::resources::{ALL, Resource};
+use super::scale;
 
 /// The Kubernetes release whose API we follow.
 pub const KUBERNETES_VERSION: (&str, &str) = ("1", "37");
@@ -60,7 +61,10 @@ pub fn api_group(group: &str) -> Option<Value> {
 
 /// The APIResourceList of one group version, or `None` when we serve nothing there.
 pub fn resource_list(group: &str, version: &str) -> Option<Value> {
-    let served: Vec<&&Resource> = ALL.iter().filter(|r| r.group == group && r.version == version).collect();
+    let served: Vec<&&Resource> = ALL
+        .iter()
+        .filter(|r| r.group == group && r.version == version)
+        .collect();
     if served.is_empty() {
         return None;
     }
@@ -91,8 +95,23 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
                 "verbs": verbs,
             }));
         }
+        if scale::served(resource) {
+            resources.push(json!({
+                "name": format!("{}/scale", resource.plural),
+                "singularName": "",
+                "namespaced": resource.namespaced,
+                "group": "autoscaling",
+                "version": "v1",
+                "kind": "Scale",
+                "verbs": ["get", "patch", "update"],
+            }));
+        }
     }
-    let group_version = if group.is_empty() { version.to_string() } else { format!("{group}/{version}") };
+    let group_version = if group.is_empty() {
+        version.to_string()
+    } else {
+        format!("{group}/{version}")
+    };
     Some(json!({
         "kind": "APIResourceList",
         "apiVersion": "v1",

@@ -8,12 +8,15 @@ pub mod error;
 pub mod kinds;
 pub mod logs;
 pub mod objects;
+pub mod openapi;
 pub mod patch;
 pub mod quantity;
 pub mod resources;
 pub mod routes;
+pub mod scale;
 pub mod selectors;
 pub mod server;
+pub mod table;
 pub mod watch;
 
 use std::collections::HashMap;

@@ -6,11 +6,11 @@ use chrono::{Duration, SecondsFormat, Utc};
 use rand::Rng;
 use serde_json::{Value, json};
 
+use super::Api;
 use super::error::{ApiError, ApiResult};
 use super::kinds::{self, Write};
 use super::resources::{NAMESPACES, Resource};
 use super::selectors::{FieldSelector, LabelSelector};
-use super::Api;
 use crate::store::{self, Revision};
 
 /// Namespaces that exist from the start and cannot be deleted.
@@ -53,18 +53,30 @@ pub fn now() -> String {
 fn random_uid() -> String {
     let bytes: [u8; 16] = rand::rng().random();
     let hex = hex::encode(bytes);
-    format!("{}-{}-4{}-a{}-{}", &hex[0..8], &hex[8..12], &hex[13..16], &hex[17..20], &hex[20..32])
+    format!(
+        "{}-{}-4{}-a{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[13..16],
+        &hex[17..20],
+        &hex[20..32]
+    )
 }
 
 /// The five random characters Kubernetes appends to a `generateName`.
 fn name_suffix() -> String {
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     let mut rng = rand::rng();
-    (0..5).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect()
+    (0..5)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
 }
 
 fn name_of(value: &Value) -> &str {
-    value.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default()
+    value
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
 }
 
 fn revision_of(value: &Value) -> Option<&str> {
@@ -75,17 +87,27 @@ fn revision_of(value: &Value) -> Option<&str> {
 }
 
 impl Api {
-    fn store_error<'a>(resource: &'a Resource, name: &'a str) -> impl Fn(store::Error) -> ApiError + 'a {
+    fn store_error<'a>(
+        resource: &'a Resource,
+        name: &'a str,
+    ) -> impl Fn(store::Error) -> ApiError + 'a {
         move |error| ApiError::from_store(error, resource.plural, name)
     }
 
     /// Checks `apiVersion`/`kind` against the URL's resource (filling them when absent) and
     /// settles the namespace.
-    fn check_identity(resource: &Resource, namespace: Option<&str>, value: &mut Value) -> ApiResult<()> {
+    fn check_identity(
+        resource: &Resource,
+        namespace: Option<&str>,
+        value: &mut Value,
+    ) -> ApiResult<()> {
         let object = value
             .as_object_mut()
             .ok_or_else(|| ApiError::BadRequest("the request body must be a JSON object".into()))?;
-        for (field, expected) in [("apiVersion", resource.api_version()), ("kind", resource.kind.to_string())] {
+        for (field, expected) in [
+            ("apiVersion", resource.api_version()),
+            ("kind", resource.kind.to_string()),
+        ] {
             match object.get(field).and_then(Value::as_str) {
                 None | Some("") => {
                     object.insert(field.into(), Value::String(expected));
@@ -104,7 +126,10 @@ impl Api {
             .ok_or_else(|| ApiError::BadRequest("metadata: must be an object".into()))?;
         match namespace.filter(|_| resource.namespaced) {
             Some(ns) => {
-                let body_ns = metadata.get("namespace").and_then(Value::as_str).unwrap_or(ns);
+                let body_ns = metadata
+                    .get("namespace")
+                    .and_then(Value::as_str)
+                    .unwrap_or(ns);
                 if body_ns != ns {
                     return Err(ApiError::BadRequest(
                         "the namespace of the provided object does not match the namespace sent on the request".into(),
@@ -147,17 +172,34 @@ impl Api {
     /// # Errors
     /// 400 for a malformed body, 404/403 for a missing or terminating namespace, 422 for
     /// invalid fields, 409 when the name is taken. Nothing is written on error.
-    pub fn create(&self, resource: &Resource, namespace: Option<&str>, mut value: Value) -> ApiResult<Value> {
+    pub fn create(
+        &self,
+        resource: &Resource,
+        namespace: Option<&str>,
+        mut value: Value,
+    ) -> ApiResult<Value> {
         Self::check_identity(resource, namespace, &mut value)?;
         let metadata = &mut value["metadata"];
-        let unnamed = metadata.get("name").and_then(Value::as_str).is_none_or(str::is_empty);
+        let unnamed = metadata
+            .get("name")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty);
         if unnamed
-            && let Some(prefix) = metadata.get("generateName").and_then(Value::as_str).filter(|p| !p.is_empty())
+            && let Some(prefix) = metadata
+                .get("generateName")
+                .and_then(Value::as_str)
+                .filter(|p| !p.is_empty())
         {
+            // Kubernetes cuts the prefix so that the generated name fits a DNS label.
+            let prefix: String = prefix.chars().take(63 - 5).collect();
             metadata["name"] = Value::String(format!("{prefix}{}", name_suffix()));
         }
         let object = metadata.as_object_mut().expect("checked by check_identity");
-        for server_owned in ["resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds"] {
+        for server_owned in [
+            "resourceVersion",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+        ] {
             object.remove(server_owned);
         }
         object.insert("uid".into(), Value::String(random_uid()));
@@ -167,11 +209,19 @@ impl Api {
         self.check_namespace_open(resource, namespace)?;
         let name = name_of(&value).to_string();
         let key = resource.key(namespace, Some(&name));
-        let entry = self.store.create(&key, value).map_err(Self::store_error(resource, &name))?;
+        let entry = self
+            .store
+            .create(&key, value)
+            .map_err(Self::store_error(resource, &name))?;
         Ok(entry.value)
     }
 
-    pub fn get(&self, resource: &Resource, namespace: Option<&str>, name: &str) -> ApiResult<Value> {
+    pub fn get(
+        &self,
+        resource: &Resource,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> ApiResult<Value> {
         let key = resource.key(namespace, Some(name));
         Ok(self.current(resource, &key, name)?.value)
     }
@@ -188,7 +238,12 @@ impl Api {
     }
 
     /// Lists objects (all namespaces when `namespace` is `None`) as a `{Kind}List`.
-    pub fn list(&self, resource: &Resource, namespace: Option<&str>, options: &ListOptions) -> ApiResult<Value> {
+    pub fn list(
+        &self,
+        resource: &Resource,
+        namespace: Option<&str>,
+        options: &ListOptions,
+    ) -> ApiResult<Value> {
         let listing = self
             .store
             .list(&resource.key(namespace, None))
@@ -236,7 +291,13 @@ impl Api {
             });
         }
         let value = merge_for_update(resource, &current.value, value, part);
-        let value = kinds::admit(resource, value, Write::Update { old: &current.value })?;
+        let value = kinds::admit(
+            resource,
+            value,
+            Write::Update {
+                old: &current.value,
+            },
+        )?;
         if without_revision(&value) == without_revision(&current.value) {
             return Ok(current.value);
         }
@@ -263,7 +324,10 @@ impl Api {
         let current = self.current(resource, &key, name)?;
         let object = &current.value;
         let uid = object.pointer("/metadata/uid").and_then(Value::as_str);
-        let uid_mismatch = options.precondition_uid.as_deref().is_some_and(|u| Some(u) != uid);
+        let uid_mismatch = options
+            .precondition_uid
+            .as_deref()
+            .is_some_and(|u| Some(u) != uid);
         let rv_mismatch = options
             .precondition_resource_version
             .as_deref()
@@ -286,7 +350,8 @@ impl Api {
         };
         let mut marked = current.value.clone();
         let when = Utc::now() + Duration::seconds(marking.unwrap_or(0));
-        marked["metadata"]["deletionTimestamp"] = json!(when.to_rfc3339_opts(SecondsFormat::Secs, true));
+        marked["metadata"]["deletionTimestamp"] =
+            json!(when.to_rfc3339_opts(SecondsFormat::Secs, true));
         if let Some(grace) = marking {
             marked["metadata"]["deletionGracePeriodSeconds"] = json!(grace);
         }
@@ -300,7 +365,13 @@ impl Api {
         Ok(entry.value)
     }
 
-    fn remove(&self, resource: &Resource, key: &str, name: &str, revision: Revision) -> ApiResult<Value> {
+    fn remove(
+        &self,
+        resource: &Resource,
+        key: &str,
+        name: &str,
+        revision: Revision,
+    ) -> ApiResult<Value> {
         let entry = self
             .store
             .delete(key, Some(revision))
@@ -311,7 +382,8 @@ impl Api {
     /// Creates the namespaces every cluster starts with.
     pub fn bootstrap(self: &Arc<Self>) -> ApiResult<()> {
         for ns in SYSTEM_NAMESPACES {
-            let namespace = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
+            let namespace =
+                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
             match self.create(&NAMESPACES, None, namespace) {
                 Ok(_) | Err(ApiError::AlreadyExists { .. }) => {}
                 Err(error) => return Err(error),
@@ -324,7 +396,9 @@ impl Api {
 enum Deletion {
     Now,
     /// Set `deletionTimestamp` (and `deletionGracePeriodSeconds` when given).
-    Mark { grace: Option<i64> },
+    Mark {
+        grace: Option<i64>,
+    },
     AlreadyMarked,
 }
 
@@ -336,10 +410,22 @@ fn deletion_plan(resource: &Resource, object: &Value, options: &DeleteOptions) -
     let marked = object.pointer("/metadata/deletionTimestamp").is_some();
     match resource.kind {
         "Pod" => {
-            let spec_grace = object.pointer("/spec/terminationGracePeriodSeconds").and_then(Value::as_i64);
-            let grace = options.grace_period_seconds.or(spec_grace).unwrap_or(30).max(0);
-            let unscheduled = object.pointer("/spec/nodeName").and_then(Value::as_str).unwrap_or("").is_empty();
-            let current_grace = object.pointer("/metadata/deletionGracePeriodSeconds").and_then(Value::as_i64);
+            let spec_grace = object
+                .pointer("/spec/terminationGracePeriodSeconds")
+                .and_then(Value::as_i64);
+            let grace = options
+                .grace_period_seconds
+                .or(spec_grace)
+                .unwrap_or(30)
+                .max(0);
+            let unscheduled = object
+                .pointer("/spec/nodeName")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .is_empty();
+            let current_grace = object
+                .pointer("/metadata/deletionGracePeriodSeconds")
+                .and_then(Value::as_i64);
             if (grace == 0 || unscheduled) && !has_finalizers {
                 Deletion::Now
             } else if marked && current_grace.is_some_and(|g| g <= grace) {
@@ -377,7 +463,14 @@ fn finalized(resource: &Resource, value: &Value) -> bool {
 
 /// Keeps what a client may not change: identity, timestamps, and the part not being written.
 fn merge_for_update(resource: &Resource, current: &Value, mut value: Value, part: Part) -> Value {
-    for field in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation", "generateName"] {
+    for field in [
+        "uid",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "generation",
+        "generateName",
+    ] {
         match current["metadata"].get(field) {
             Some(kept) => value["metadata"][field] = kept.clone(),
             None => {
@@ -407,7 +500,10 @@ fn merge_for_update(resource: &Resource, current: &Value, mut value: Value, part
         Part::Main => {}
     }
     if part == Part::Main && value.get("spec") != current.get("spec") {
-        let generation = current.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0);
+        let generation = current
+            .pointer("/metadata/generation")
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
         value["metadata"]["generation"] = json!(generation + 1);
     }
     value

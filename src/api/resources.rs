@@ -66,8 +66,21 @@ pub const EVENTS: Resource = Resource {
     label_names: false,
 };
 
+pub const REPLICA_SETS: Resource = Resource {
+    group: "apps",
+    version: "v1",
+    kind: "ReplicaSet",
+    plural: "replicasets",
+    singular: "replicaset",
+    short_names: &["rs"],
+    namespaced: true,
+    has_status: true,
+    // Its name prefixes its pods' names, which must be DNS labels.
+    label_names: true,
+};
+
 /// Every served resource.
-pub const ALL: &[&Resource] = &[&NAMESPACES, &PODS, &NODES, &EVENTS];
+pub const ALL: &[&Resource] = &[&NAMESPACES, &PODS, &NODES, &EVENTS, &REPLICA_SETS];
 
 impl Resource {
     /// `v1` for the core group, `apps/v1` otherwise.
@@ -81,7 +94,11 @@ impl Resource {
 
     /// The store key of one object, or the prefix of a collection when `name` is `None`.
     pub fn key(&self, namespace: Option<&str>, name: Option<&str>) -> String {
-        let group = if self.group.is_empty() { "core" } else { self.group };
+        let group = if self.group.is_empty() {
+            "core"
+        } else {
+            self.group
+        };
         let mut key = format!("/{group}/{}/", self.plural);
         if let Some(ns) = namespace.filter(|_| self.namespaced) {
             key.push_str(ns);
@@ -114,7 +131,10 @@ mod tests {
 
     #[test]
     fn keys_separate_namespaces_so_prefixes_do_not_overlap() {
-        assert_eq!(PODS.key(Some("default"), Some("web")), "/core/pods/default/web");
+        assert_eq!(
+            PODS.key(Some("default"), Some("web")),
+            "/core/pods/default/web"
+        );
         assert_eq!(PODS.key(Some("default"), None), "/core/pods/default/");
         assert_eq!(PODS.key(None, None), "/core/pods/");
         assert_eq!(NODES.key(Some("ignored"), Some("n1")), "/core/nodes/n1");
@@ -124,5 +144,13 @@ mod tests {
     fn lookup_by_kind_needs_the_right_api_version() {
         assert_eq!(Resource::for_kind("v1", "Pod"), Some(&PODS));
         assert_eq!(Resource::for_kind("apps/v1", "Pod"), None);
+        assert_eq!(
+            Resource::for_kind("apps/v1", "ReplicaSet"),
+            Some(&REPLICA_SETS)
+        );
+        assert_eq!(
+            REPLICA_SETS.key(Some("default"), Some("web")),
+            "/apps/replicasets/default/web"
+        );
     }
 }

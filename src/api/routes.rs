@@ -15,7 +15,7 @@ use super::patch::PatchType;
 use super::resources::{NAMESPACES, PODS, Resource};
 use super::selectors::{FieldSelector, LabelSelector};
 use super::server::{self, Body, Context};
-use super::{discovery, watch};
+use super::{discovery, openapi, scale, table, watch};
 
 /// What a path names.
 enum Target {
@@ -41,30 +41,71 @@ pub async fn route(request: Request<Incoming>, context: &Context) -> ApiResult<R
         .map(percent_decode)
         .collect();
     let query = parse_query(request.uri().query().unwrap_or(""));
-    let target = resolve(&segments.iter().map(String::as_str).collect::<Vec<_>>(), context)?;
+    openapi::check_field_validation(param(&query, "fieldValidation"))?;
+    let target = resolve(
+        &segments.iter().map(String::as_str).collect::<Vec<_>>(),
+        context,
+    )?;
     match target {
-        Target::Document(value) if request.method() == Method::GET => Ok(server::json(StatusCode::OK, &value)),
+        Target::Document(value) if request.method() == Method::GET => {
+            Ok(server::json(StatusCode::OK, &value))
+        }
         Target::Document(_) => Err(ApiError::MethodNotAllowed),
-        Target::Collection { resource, namespace } => collection(request, context, resource, namespace, &query).await,
+        Target::Collection {
+            resource,
+            namespace,
+        } => collection(request, context, resource, namespace, &query).await,
         Target::Object {
             resource,
             namespace,
             name,
             subresource,
-        } => object(request, context, resource, namespace.as_deref(), &name, subresource.as_deref(), &query).await,
+        } => {
+            object(
+                request,
+                context,
+                resource,
+                namespace.as_deref(),
+                &name,
+                subresource.as_deref(),
+                &query,
+            )
+            .await
+        }
     }
 }
 
 fn resolve(segments: &[&str], context: &Context) -> ApiResult<Target> {
-    let not_found = || ApiError::NotFoundPath("the server could not find the requested resource".into());
+    let not_found =
+        || ApiError::NotFoundPath("the server could not find the requested resource".into());
     let (group, version, rest) = match segments {
         ["version"] => return Ok(Target::Document(discovery::version())),
-        ["api"] => return Ok(Target::Document(discovery::api_versions(&context.address.to_string()))),
+        ["openapi", "v3"] => return Ok(Target::Document(openapi::index())),
+        ["openapi", "v3", rest @ ..] => {
+            return openapi::group_version(rest)
+                .map(Target::Document)
+                .ok_or_else(not_found);
+        }
+        ["api"] => {
+            return Ok(Target::Document(discovery::api_versions(
+                &context.address.to_string(),
+            )));
+        }
         ["apis"] => return Ok(Target::Document(discovery::api_groups())),
-        ["apis", group] => return discovery::api_group(group).map(Target::Document).ok_or_else(not_found),
-        ["api", "v1"] => return discovery::resource_list("", "v1").map(Target::Document).ok_or_else(not_found),
+        ["apis", group] => {
+            return discovery::api_group(group)
+                .map(Target::Document)
+                .ok_or_else(not_found);
+        }
+        ["api", "v1"] => {
+            return discovery::resource_list("", "v1")
+                .map(Target::Document)
+                .ok_or_else(not_found);
+        }
         ["apis", group, version] => {
-            return discovery::resource_list(group, version).map(Target::Document).ok_or_else(not_found);
+            return discovery::resource_list(group, version)
+                .map(Target::Document)
+                .ok_or_else(not_found);
         }
         ["api", "v1", rest @ ..] => ("", "v1", rest),
         ["apis", group, version, rest @ ..] => (*group, *version, rest),
@@ -72,7 +113,9 @@ fn resolve(segments: &[&str], context: &Context) -> ApiResult<Target> {
     };
     let find = |plural: &str| Resource::find(group, version, plural).ok_or_else(not_found);
     let (namespace, rest) = match rest {
-        ["namespaces", ns, plural, rest @ ..] if Resource::find(group, version, plural).is_some_and(|r| r.namespaced) => {
+        ["namespaces", ns, plural, rest @ ..]
+            if Resource::find(group, version, plural).is_some_and(|r| r.namespaced) =>
+        {
             (Some(ns.to_string()), [&[*plural][..], rest].concat())
         }
         _ => (None, rest.to_vec()),
@@ -109,11 +152,26 @@ async fn collection(
     let options = list_options(resource, query)?;
     match *request.method() {
         Method::GET if flag(query, "watch") => {
-            let timeout = param(query, "timeoutSeconds").and_then(|t| t.parse().ok()).map(Duration::from_secs);
-            let events = context.api.watch(resource, namespace, options, timeout, context.shutdown.child_token())?;
-            Ok(server::stream("application/json", watch_lines(events)))
+            let timeout = param(query, "timeoutSeconds")
+                .and_then(|t| t.parse().ok())
+                .map(Duration::from_secs);
+            let events = context.api.watch(
+                resource,
+                namespace,
+                options,
+                timeout,
+                context.shutdown.child_token(),
+            )?;
+            Ok(server::stream(
+                "application/json",
+                watch_lines(events, resource, table_request(&request, query)),
+            ))
         }
-        Method::GET => Ok(server::json(StatusCode::OK, &context.api.list(resource, namespace, &options)?)),
+        Method::GET => {
+            let list = context.api.list(resource, namespace, &options)?;
+            let list = table::render(table_request(&request, query), resource, list);
+            Ok(server::json(StatusCode::OK, &list))
+        }
         Method::POST => {
             let body = server::read_object(request).await?;
             let created = context.api.create(resource, namespace, body)?;
@@ -160,16 +218,33 @@ async fn object(
         Some("binding") if resource == &PODS && request.method() == Method::POST => {
             let binding = server::read_object(request).await?;
             bind(context, namespace, name, &binding)?;
-            return Ok(server::json(StatusCode::CREATED, &json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "code": 201})));
+            return Ok(server::json(
+                StatusCode::CREATED,
+                &json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "code": 201}),
+            ));
+        }
+        Some("scale") if scale::served(resource) => {
+            return scale::serve(request, context, resource, namespace, name).await;
         }
         Some("finalize") if resource == &NAMESPACES => Part::Main,
-        Some(_) => return Err(ApiError::NotFoundPath("the server could not find the requested resource".into())),
+        Some(_) => {
+            return Err(ApiError::NotFoundPath(
+                "the server could not find the requested resource".into(),
+            ));
+        }
     };
     match *request.method() {
-        Method::GET => Ok(server::json(StatusCode::OK, &api.get(resource, namespace, name)?)),
+        Method::GET => {
+            let object = api.get(resource, namespace, name)?;
+            let object = table::render(table_request(&request, query), resource, object);
+            Ok(server::json(StatusCode::OK, &object))
+        }
         Method::PUT => {
             let body = server::read_object(request).await?;
-            Ok(server::json(StatusCode::OK, &api.update(resource, namespace, name, body, part)?))
+            Ok(server::json(
+                StatusCode::OK,
+                &api.update(resource, namespace, name, body, part)?,
+            ))
         }
         Method::PATCH => {
             let content_type = request
@@ -180,13 +255,22 @@ async fn object(
                 .to_string();
             let patch_type = PatchType::from_content_type(&content_type)?;
             let mut request = request;
-            request.headers_mut().insert(header::CONTENT_TYPE, "application/json".parse().expect("static"));
+            request.headers_mut().insert(
+                header::CONTENT_TYPE,
+                "application/json".parse().expect("static"),
+            );
             let body = server::read_object(request).await?;
-            Ok(server::json(StatusCode::OK, &api.patch(resource, namespace, name, &body, patch_type, part)?))
+            Ok(server::json(
+                StatusCode::OK,
+                &api.patch(resource, namespace, name, &body, patch_type, part)?,
+            ))
         }
         Method::DELETE if part == Part::Main => {
             let options = delete_options(request, query).await?;
-            Ok(server::json(StatusCode::OK, &api.delete(resource, namespace, name, &options)?))
+            Ok(server::json(
+                StatusCode::OK,
+                &api.delete(resource, namespace, name, &options)?,
+            ))
         }
         _ => Err(ApiError::MethodNotAllowed),
     }
@@ -204,18 +288,42 @@ fn bind(context: &Context, namespace: Option<&str>, name: &str, binding: &Value)
             causes: vec![super::error::Cause::required("target.name")],
         })?;
     let mut pod = context.api.get(&PODS, namespace, name)?;
-    if pod.pointer("/spec/nodeName").and_then(Value::as_str).is_some_and(|n| !n.is_empty()) {
-        return Err(ApiError::Conflict { resource: "pods".into(), name: name.into() });
+    if pod
+        .pointer("/spec/nodeName")
+        .and_then(Value::as_str)
+        .is_some_and(|n| !n.is_empty())
+    {
+        return Err(ApiError::Conflict {
+            resource: "pods".into(),
+            name: name.into(),
+        });
     }
     pod["spec"]["nodeName"] = json!(node);
-    context.api.update(&PODS, namespace, name, pod, Part::Main)?;
+    context
+        .api
+        .update(&PODS, namespace, name, pod, Part::Main)?;
     Ok(())
 }
 
-fn watch_lines(mut events: mpsc::Receiver<watch::WatchEvent>) -> mpsc::Receiver<Bytes> {
+/// Whether the client asked for a `Table` (as `kubectl get` does).
+fn table_request(
+    request: &Request<Incoming>,
+    query: &[(String, String)],
+) -> Option<table::TableRequest> {
+    table::TableRequest::from_request(request.headers(), param(query, "includeObject"))
+}
+
+fn watch_lines(
+    mut events: mpsc::Receiver<watch::WatchEvent>,
+    resource: &'static Resource,
+    table: Option<table::TableRequest>,
+) -> mpsc::Receiver<Bytes> {
     let (tx, rx) = mpsc::channel(16);
     tokio::spawn(async move {
-        while let Some(event) = events.recv().await {
+        while let Some(mut event) = events.recv().await {
+            if matches!(event.kind, "ADDED" | "MODIFIED" | "DELETED") {
+                event.object = table::render(table, resource, event.object);
+            }
             let mut line = event.to_json().to_string();
             line.push('\n');
             if tx.send(Bytes::from(line)).await.is_err() {
@@ -237,7 +345,10 @@ fn list_options(resource: &Resource, query: &[(String, String)]) -> ApiResult<Li
 fn log_options(query: &[(String, String)]) -> ApiResult<LogOptions> {
     let number = |name: &str| -> ApiResult<Option<i64>> {
         param(query, name)
-            .map(|v| v.parse::<i64>().map_err(|_| ApiError::BadRequest(format!("{name}: invalid value {v:?}"))))
+            .map(|v| {
+                v.parse::<i64>()
+                    .map_err(|_| ApiError::BadRequest(format!("{name}: invalid value {v:?}")))
+            })
             .transpose()
     };
     Ok(LogOptions {
@@ -251,24 +362,33 @@ fn log_options(query: &[(String, String)]) -> ApiResult<LogOptions> {
 }
 
 /// DeleteOptions from the body (when there is one) and the query.
-async fn delete_options(request: Request<Incoming>, query: &[(String, String)]) -> ApiResult<DeleteOptions> {
+async fn delete_options(
+    request: Request<Incoming>,
+    query: &[(String, String)],
+) -> ApiResult<DeleteOptions> {
     let has_body = request
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|l| l != "0")
         || request.headers().contains_key(header::TRANSFER_ENCODING);
-    let body = if has_body { server::read_object(request).await? } else { Value::Null };
+    let body = if has_body {
+        server::read_object(request).await?
+    } else {
+        Value::Null
+    };
     let grace = match param(query, "gracePeriodSeconds") {
-        Some(text) => Some(
-            text.parse::<i64>()
-                .map_err(|_| ApiError::BadRequest(format!("gracePeriodSeconds: invalid value {text:?}")))?,
-        ),
+        Some(text) => Some(text.parse::<i64>().map_err(|_| {
+            ApiError::BadRequest(format!("gracePeriodSeconds: invalid value {text:?}"))
+        })?),
         None => body.get("gracePeriodSeconds").and_then(Value::as_i64),
     };
     Ok(DeleteOptions {
         grace_period_seconds: grace,
-        precondition_uid: body.pointer("/preconditions/uid").and_then(Value::as_str).map(str::to_string),
+        precondition_uid: body
+            .pointer("/preconditions/uid")
+            .and_then(Value::as_str)
+            .map(str::to_string),
         precondition_resource_version: body
             .pointer("/preconditions/resourceVersion")
             .and_then(Value::as_str)
@@ -277,7 +397,10 @@ async fn delete_options(request: Request<Incoming>, query: &[(String, String)]) 
 }
 
 fn param<'a>(query: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    query
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
 }
 
 fn flag(query: &[(String, String)], name: &str) -> bool {
@@ -290,7 +413,10 @@ fn parse_query(query: &str) -> Vec<(String, String)> {
         .filter(|pair| !pair.is_empty())
         .map(|pair| {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            (percent_decode(&k.replace('+', " ")), percent_decode(&v.replace('+', " ")))
+            (
+                percent_decode(&k.replace('+', " ")),
+                percent_decode(&v.replace('+', " ")),
+            )
         })
         .collect()
 }
@@ -300,7 +426,9 @@ fn percent_decode(text: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok());
         match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
             (b'%', Some(byte)) => {
                 out.push(byte);

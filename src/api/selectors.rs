@@ -1,7 +1,9 @@
 //! Label and field selectors, as `?labelSelector=` and `?fieldSelector=` spell them.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector as K8sLabelSelector;
 use serde_json::Value;
 
 use super::error::{ApiError, ApiResult};
@@ -49,6 +51,47 @@ impl LabelSelector {
         )
     }
 
+    /// The selector a `metav1.LabelSelector` (`matchLabels` and `matchExpressions`) describes.
+    ///
+    /// # Errors
+    /// `BadRequest` for an unknown operator, or values given to `Exists`/`DoesNotExist` or
+    /// missing for `In`/`NotIn`.
+    pub fn from_k8s(selector: &K8sLabelSelector) -> ApiResult<Self> {
+        let mut requirements: Vec<Requirement> = selector
+            .match_labels
+            .iter()
+            .flatten()
+            .map(|(k, v)| Requirement::Equals(k.clone(), v.clone()))
+            .collect();
+        for expression in selector.match_expressions.iter().flatten() {
+            let key = expression.key.clone();
+            let values = expression.values.clone().unwrap_or_default();
+            let requirement = match (expression.operator.as_str(), values.is_empty()) {
+                ("In", false) => Requirement::In(key, values),
+                ("NotIn", false) => Requirement::NotIn(key, values),
+                ("Exists", true) => Requirement::Exists(key),
+                ("DoesNotExist", true) => Requirement::DoesNotExist(key),
+                ("In" | "NotIn", true) => {
+                    return Err(ApiError::BadRequest(format!(
+                        "for 'in', 'notin' operators, values set can't be empty (key {key})"
+                    )));
+                }
+                ("Exists" | "DoesNotExist", false) => {
+                    return Err(ApiError::BadRequest(format!(
+                        "values set must be empty for exists and does not exist (key {key})"
+                    )));
+                }
+                (operator, _) => {
+                    return Err(ApiError::BadRequest(format!(
+                        "\"{operator}\" is not a valid label selector operator"
+                    )));
+                }
+            };
+            requirements.push(requirement);
+        }
+        Ok(Self(requirements))
+    }
+
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
@@ -65,6 +108,26 @@ impl LabelSelector {
             Requirement::Exists(k) => label(k).is_some(),
             Requirement::DoesNotExist(k) => label(k).is_none(),
         })
+    }
+}
+
+/// The `?labelSelector=` text form, as a Scale's `status.selector` reports it.
+impl fmt::Display for LabelSelector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, requirement) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            match requirement {
+                Requirement::Equals(k, v) => write!(f, "{k}={v}")?,
+                Requirement::NotEquals(k, v) => write!(f, "{k}!={v}")?,
+                Requirement::In(k, vs) => write!(f, "{k} in ({})", vs.join(","))?,
+                Requirement::NotIn(k, vs) => write!(f, "{k} notin ({})", vs.join(","))?,
+                Requirement::Exists(k) => write!(f, "{k}")?,
+                Requirement::DoesNotExist(k) => write!(f, "!{k}")?,
+            }
+        }
+        Ok(())
     }
 }
 
@@ -91,10 +154,16 @@ fn parse_clause(clause: &str) -> Option<Requirement> {
         return valid_key(key.trim()).map(Requirement::DoesNotExist);
     }
     if let Some((key, value)) = clause.split_once("!=") {
-        return Some(Requirement::NotEquals(valid_key(key.trim())?, value.trim().to_string()));
+        return Some(Requirement::NotEquals(
+            valid_key(key.trim())?,
+            value.trim().to_string(),
+        ));
     }
     if let Some((key, value)) = clause.split_once("==").or_else(|| clause.split_once('=')) {
-        return Some(Requirement::Equals(valid_key(key.trim())?, value.trim().to_string()));
+        return Some(Requirement::Equals(
+            valid_key(key.trim())?,
+            value.trim().to_string(),
+        ));
     }
     for (operator, negated) in [(" notin ", true), (" in ", false)] {
         if let Some((key, set)) = clause.split_once(operator) {
@@ -131,7 +200,12 @@ pub struct FieldSelector(Vec<(String, bool, String)>);
 
 /// Fields every kind supports, plus the per-kind ones below.
 const COMMON_FIELDS: &[&str] = &["metadata.name", "metadata.namespace"];
-const POD_FIELDS: &[&str] = &["spec.nodeName", "status.phase", "spec.restartPolicy", "status.podIP"];
+const POD_FIELDS: &[&str] = &[
+    "spec.nodeName",
+    "status.phase",
+    "spec.restartPolicy",
+    "status.podIP",
+];
 const EVENT_FIELDS: &[&str] = &[
     "involvedObject.kind",
     "involvedObject.name",
@@ -159,16 +233,24 @@ impl FieldSelector {
         for clause in text.split(',').map(str::trim).filter(|c| !c.is_empty()) {
             let (field, negated, value) = if let Some((f, v)) = clause.split_once("!=") {
                 (f, true, v)
-            } else if let Some((f, v)) = clause.split_once("==").or_else(|| clause.split_once('=')) {
+            } else if let Some((f, v)) = clause.split_once("==").or_else(|| clause.split_once('='))
+            {
                 (f, false, v)
             } else {
-                return Err(ApiError::BadRequest(format!("invalid selector: '{clause}'; can't understand '{clause}'")));
+                return Err(ApiError::BadRequest(format!(
+                    "invalid selector: '{clause}'; can't understand '{clause}'"
+                )));
             };
             let field = field.trim();
             if !COMMON_FIELDS.contains(&field) && !extra.contains(&field) {
                 return Err(ApiError::BadRequest(format!(
                     "\"{field}\" is not a known field selector: only \"{}\"",
-                    COMMON_FIELDS.iter().chain(extra).copied().collect::<Vec<_>>().join("\", \"")
+                    COMMON_FIELDS
+                        .iter()
+                        .chain(extra)
+                        .copied()
+                        .collect::<Vec<_>>()
+                        .join("\", \"")
                 )));
             }
             terms.push((field.to_string(), negated, value.trim().to_string()));
@@ -179,7 +261,10 @@ impl FieldSelector {
     pub fn matches(&self, object: &Value) -> bool {
         self.0.iter().all(|(field, negated, wanted)| {
             let pointer = format!("/{}", field.replace('.', "/"));
-            let actual = object.pointer(&pointer).and_then(Value::as_str).unwrap_or("");
+            let actual = object
+                .pointer(&pointer)
+                .and_then(Value::as_str)
+                .unwrap_or("");
             (actual == wanted) != *negated
         })
     }
@@ -211,8 +296,35 @@ mod tests {
             ("", true),
         ];
         for (selector, expected) in cases {
-            assert_eq!(LabelSelector::parse(selector).unwrap().matches(&web), expected, "{selector}");
+            assert_eq!(
+                LabelSelector::parse(selector).unwrap().matches(&web),
+                expected,
+                "{selector}"
+            );
         }
+    }
+
+    #[test]
+    fn match_labels_and_expressions_select_and_print_as_a_query() {
+        let selector: K8sLabelSelector = serde_json::from_value(json!({
+            "matchLabels": {"app": "web"},
+            "matchExpressions": [{"key": "tier", "operator": "In", "values": ["a", "b"]},
+                                 {"key": "legacy", "operator": "DoesNotExist"}]
+        }))
+        .unwrap();
+        let selector = LabelSelector::from_k8s(&selector).unwrap();
+        assert!(selector.matches(&labelled(json!({"app": "web", "tier": "b"}))));
+        assert!(!selector.matches(&labelled(json!({"app": "web", "tier": "c"}))));
+        assert!(!selector.matches(&labelled(json!({"app": "web", "tier": "a", "legacy": "1"}))));
+        assert_eq!(selector.to_string(), "app=web,tier in (a,b),!legacy");
+        assert_eq!(
+            LabelSelector::parse(&selector.to_string()).unwrap(),
+            selector
+        );
+        let bad: K8sLabelSelector =
+            serde_json::from_value(json!({"matchExpressions": [{"key": "a", "operator": "Near"}]}))
+                .unwrap();
+        assert!(LabelSelector::from_k8s(&bad).is_err());
     }
 
     #[test]
@@ -224,9 +336,21 @@ mod tests {
     #[test]
     fn field_selector_matches_pod_fields_and_rejects_unknown_ones() {
         let pod = json!({"metadata": {"name": "a", "namespace": "ns"}, "spec": {"nodeName": "n1"}, "status": {"phase": "Running"}});
-        assert!(FieldSelector::parse("spec.nodeName=n1", "Pod").unwrap().matches(&pod));
-        assert!(!FieldSelector::parse("status.phase!=Running", "Pod").unwrap().matches(&pod));
-        assert!(FieldSelector::parse("spec.nodeName=", "Pod").unwrap().matches(&json!({})));
+        assert!(
+            FieldSelector::parse("spec.nodeName=n1", "Pod")
+                .unwrap()
+                .matches(&pod)
+        );
+        assert!(
+            !FieldSelector::parse("status.phase!=Running", "Pod")
+                .unwrap()
+                .matches(&pod)
+        );
+        assert!(
+            FieldSelector::parse("spec.nodeName=", "Pod")
+                .unwrap()
+                .matches(&json!({}))
+        );
         assert!(FieldSelector::parse("spec.image=x", "Pod").is_err());
         assert!(FieldSelector::parse("spec.nodeName=n1", "Node").is_err());
     }

@@ -3,6 +3,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
@@ -12,8 +13,10 @@ use hyper::body::{Frame, Incoming};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
@@ -26,6 +29,10 @@ use super::routes;
 pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
 /// How much of an oversized body is read and dropped before the connection is cut.
 const DRAIN_LIMIT_BYTES: usize = 64 * 1024 * 1024;
+/// How long a client may take to finish the TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The first byte of a TLS connection (a handshake record); anything else is not TLS.
+const TLS_HANDSHAKE_RECORD: u8 = 0x16;
 
 pub type Body = BoxBody<Bytes, Infallible>;
 
@@ -34,11 +41,13 @@ pub struct Context {
     pub api: Arc<Api>,
     pub token: String,
     pub address: SocketAddr,
+    /// Every connection is TLS (DESIGN §8); see `crate::tls`.
+    pub tls: TlsAcceptor,
     pub shutdown: CancellationToken,
 }
 
-/// Serves the API on `listener` until `shutdown` fires; open connections then finish their
-/// current request (watches end).
+/// Serves the API over TLS on `listener` until `shutdown` fires; open connections then finish
+/// their current request (watches end).
 pub async fn serve(listener: TcpListener, context: Arc<Context>) {
     let connections = TaskTracker::new();
     loop {
@@ -46,7 +55,7 @@ pub async fn serve(listener: TcpListener, context: Arc<Context>) {
             accepted = listener.accept() => accepted,
             _ = context.shutdown.cancelled() => break,
         };
-        let (stream, _) = match accepted {
+        let (stream, peer) = match accepted {
             Ok(pair) => pair,
             Err(error) => {
                 tracing::warn!(%error, "accept failed");
@@ -55,19 +64,76 @@ pub async fn serve(listener: TcpListener, context: Arc<Context>) {
         };
         let _ = stream.set_nodelay(true);
         let context = context.clone();
+        // The handshake runs in the connection's task so a slow or broken client cannot
+        // stall the accept loop.
         connections.spawn(async move {
-            let service = service_fn(move |request| {
-                let context = context.clone();
-                async move { Ok::<_, Infallible>(handle(request, &context).await) }
-            });
-            let connection = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service);
-            if let Err(error) = connection.await {
-                tracing::debug!(%error, "connection ended with an error");
+            if let Some(stream) = handshake(stream, peer, &context.tls).await {
+                serve_connection(stream, context).await;
             }
         });
     }
     connections.close();
+}
+
+/// Completes the TLS handshake within `HANDSHAKE_TIMEOUT`. A client speaking plain HTTP
+/// gets a 400 saying so (as Go's servers answer) instead of a dropped connection.
+async fn handshake(
+    stream: TcpStream,
+    peer: SocketAddr,
+    tls: &TlsAcceptor,
+) -> Option<TlsStream<TcpStream>> {
+    let attempt = async {
+        let mut first = [0u8; 1];
+        if stream.peek(&mut first).await.ok()? == 0 {
+            return None;
+        }
+        if first[0] != TLS_HANDSHAKE_RECORD {
+            tracing::debug!(%peer, "plain HTTP on the HTTPS port");
+            refuse_plain_http(stream).await;
+            return None;
+        }
+        tls.accept(stream)
+            .await
+            .inspect_err(|error| tracing::debug!(%peer, %error, "TLS handshake failed"))
+            .ok()
+    };
+    tokio::time::timeout(HANDSHAKE_TIMEOUT, attempt)
+        .await
+        .ok()
+        .flatten()
+}
+
+/// Reads the request head (so closing does not reset the connection before the client has
+/// read the answer) and answers 400.
+async fn refuse_plain_http(mut stream: TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut head = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while head.len() < 16 * 1024 && !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut buffer).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => head.extend_from_slice(&buffer[..n]),
+        }
+    }
+    let body = "Client sent an HTTP request to an HTTPS server.\n";
+    let response = format!(
+        "HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = stream.write_all(response.as_bytes()).await;
+    let _ = stream.shutdown().await;
+}
+
+async fn serve_connection(stream: TlsStream<TcpStream>, context: Arc<Context>) {
+    let service = service_fn(move |request| {
+        let context = context.clone();
+        async move { Ok::<_, Infallible>(handle(request, &context).await) }
+    });
+    let connection =
+        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+    if let Err(error) = connection.await {
+        tracing::debug!(%error, "connection ended with an error");
+    }
 }
 
 async fn handle(request: Request<Incoming>, context: &Context) -> Response<Body> {
@@ -107,14 +173,23 @@ pub async fn read_object(request: Request<Incoming>) -> ApiResult<Value> {
         .unwrap_or("application/json")
         .to_string();
     let bytes = read_limited(request.into_body()).await?;
-    let text = std::str::from_utf8(&bytes).map_err(|_| ApiError::BadRequest("the request body is not UTF-8".into()))?;
     let media = content_type.split(';').next().unwrap_or("").trim();
+    if media == "application/vnd.kubernetes.protobuf" {
+        // kubectl's typed commands (`create namespace`, `run`) send protobuf.
+        return Err(ApiError::Unsupported(
+            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/toml".into(),
+        ));
+    }
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|_| ApiError::BadRequest("the request body is not UTF-8".into()))?;
     let decoded = match media {
-        "application/yaml" | "application/x-yaml" | "text/yaml" => {
-            serde_yaml::from_str(text).map_err(|e| ApiError::BadRequest(format!("invalid YAML: {e}")))
+        "application/yaml" | "application/x-yaml" | "text/yaml" => serde_yaml::from_str(text)
+            .map_err(|e| ApiError::BadRequest(format!("invalid YAML: {e}"))),
+        "application/toml" => {
+            toml::from_str(text).map_err(|e| ApiError::BadRequest(format!("invalid TOML: {e}")))
         }
-        "application/toml" => toml::from_str(text).map_err(|e| ApiError::BadRequest(format!("invalid TOML: {e}"))),
-        _ => serde_json::from_str(text).map_err(|e| ApiError::BadRequest(format!("invalid JSON: {e}"))),
+        _ => serde_json::from_str(text)
+            .map_err(|e| ApiError::BadRequest(format!("invalid JSON: {e}"))),
     }?;
     Ok(decoded)
 }
@@ -125,8 +200,11 @@ async fn read_limited(mut body: Incoming) -> ApiResult<Bytes> {
     let mut collected = Vec::new();
     let mut seen = 0usize;
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| ApiError::BadRequest(format!("reading the request body: {e}")))?;
-        let Ok(data) = frame.into_data() else { continue };
+        let frame =
+            frame.map_err(|e| ApiError::BadRequest(format!("reading the request body: {e}")))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
         seen += data.len();
         if seen > DRAIN_LIMIT_BYTES {
             break;
@@ -136,7 +214,9 @@ async fn read_limited(mut body: Incoming) -> ApiResult<Bytes> {
         }
     }
     if seen > MAX_BODY_BYTES {
-        return Err(ApiError::TooLarge { limit: MAX_BODY_BYTES });
+        return Err(ApiError::TooLarge {
+            limit: MAX_BODY_BYTES,
+        });
     }
     Ok(Bytes::from(collected))
 }
@@ -144,9 +224,10 @@ async fn read_limited(mut body: Incoming) -> ApiResult<Bytes> {
 pub fn json(status: StatusCode, value: &Value) -> Response<Body> {
     let mut response = Response::new(Full::new(Bytes::from(value.to_string())).boxed());
     *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     response
 }
 
@@ -160,12 +241,17 @@ pub fn error(error: &ApiError) -> Response<Body> {
     if error.code() >= 500 {
         tracing::error!(%error, "request failed");
     }
-    json(StatusCode::from_u16(error.code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), &error.to_status())
+    json(
+        StatusCode::from_u16(error.code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        &error.to_status(),
+    )
 }
 
 /// A streaming response fed by `chunks` (watch events, followed logs).
 pub fn stream(content_type: &'static str, mut chunks: mpsc::Receiver<Bytes>) -> Response<Body> {
-    let frames = futures::stream::poll_fn(move |cx| chunks.poll_recv(cx).map(|c| c.map(|b| Ok(Frame::data(b)))));
+    let frames = futures::stream::poll_fn(move |cx| {
+        chunks.poll_recv(cx).map(|c| c.map(|b| Ok(Frame::data(b))))
+    });
     let mut response = Response::new(BodyExt::boxed(StreamBody::new(frames)));
     response
         .headers_mut()
@@ -175,5 +261,8 @@ pub fn stream(content_type: &'static str, mut chunks: mpsc::Receiver<Bytes>) -> 
 
 /// Whether `method` may carry an object body.
 pub fn has_body(method: &Method) -> bool {
-    matches!(*method, Method::POST | Method::PUT | Method::PATCH | Method::DELETE)
+    matches!(
+        *method,
+        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+    )
 }

@@ -35,6 +35,9 @@ pub enum KubeconfigError {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KubeconfigContext {
     pub server: String,
+    /// PEM of the CA(s) to trust for an `https://` server, from `certificate-authority-data`
+    /// or the `certificate-authority` file.
+    pub certificate_authority: Option<String>,
     pub token: Option<String>,
     pub namespace: Option<String>,
 }
@@ -71,8 +74,15 @@ struct Cluster {
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 struct ClusterInfo {
     server: String,
+    /// Base64 of the CA's PEM.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    certificate_authority_data: Option<String>,
+    /// A PEM file, relative to the kubeconfig's directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    certificate_authority: Option<String>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -103,17 +113,20 @@ struct ContextInfo {
     namespace: Option<String>,
 }
 
-/// Writes a kubeconfig with one cluster, one admin user and one current context, all named
-/// after `cluster_name`, readable only by its owner (mode 0600). Replaces the file atomically.
+/// Writes a kubeconfig with one cluster (trusting `ca_pem`, when given, as
+/// `certificate-authority-data`), one admin user and one current context, all named after
+/// `cluster_name`, readable only by its owner (mode 0600). Replaces the file atomically.
 ///
 /// # Errors
 /// When the directory cannot be created or the file written.
 pub fn write(
     path: &Path,
     server_url: &str,
+    ca_pem: Option<&str>,
     token: &str,
     cluster_name: &str,
 ) -> Result<(), KubeconfigError> {
+    use base64::Engine as _;
     let user = format!("{cluster_name}-admin");
     let config = Config {
         api_version: "v1".into(),
@@ -123,6 +136,9 @@ pub fn write(
             item: Cluster {
                 cluster: ClusterInfo {
                     server: server_url.into(),
+                    certificate_authority_data: ca_pem
+                        .map(|pem| base64::engine::general_purpose::STANDARD.encode(pem)),
+                    certificate_authority: None,
                 },
             },
         }],
@@ -204,8 +220,10 @@ pub fn load(path: &Path) -> Result<KubeconfigContext, KubeconfigError> {
         }) => Some(read_token_file(path, file)?),
         _ => None,
     };
+    let certificate_authority = certificate_authority(path, &cluster.cluster)?;
     Ok(KubeconfigContext {
         server: cluster.cluster.server.clone(),
+        certificate_authority,
         token,
         namespace: context.namespace.clone().filter(|ns| !ns.is_empty()),
     })
@@ -216,6 +234,44 @@ fn find<'a, T>(items: &'a [Named<T>], name: &str) -> Option<&'a T> {
         .iter()
         .find(|item| item.name == name)
         .map(|item| &item.item)
+}
+
+/// The CA PEM of a cluster entry: `certificate-authority-data` (base64), else the
+/// `certificate-authority` file (relative to the kubeconfig's directory, as kubectl reads it).
+fn certificate_authority(
+    kubeconfig: &Path,
+    cluster: &ClusterInfo,
+) -> Result<Option<String>, KubeconfigError> {
+    use base64::Engine as _;
+    if let Some(data) = cluster
+        .certificate_authority_data
+        .as_deref()
+        .filter(|d| !d.is_empty())
+    {
+        let compact: String = data.split_whitespace().collect();
+        let pem = base64::engine::general_purpose::STANDARD
+            .decode(compact)
+            .ok()
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+            .ok_or_else(|| KubeconfigError::Invalid {
+                path: kubeconfig.to_path_buf(),
+                message: "certificate-authority-data is not base64 of a PEM certificate".into(),
+            })?;
+        return Ok(Some(pem));
+    }
+    match cluster
+        .certificate_authority
+        .as_deref()
+        .filter(|f| !f.is_empty())
+    {
+        Some(file) => {
+            let path = kubeconfig.parent().unwrap_or(Path::new(".")).join(file);
+            std::fs::read_to_string(&path)
+                .map(Some)
+                .map_err(|source| KubeconfigError::Read { path, source })
+        }
+        None => Ok(None),
+    }
 }
 
 /// A `tokenFile`, relative to the kubeconfig's directory as kubectl reads it.
@@ -263,16 +319,26 @@ pub fn resolve_path(
 mod tests {
     use super::*;
 
+    const CA: &str = "-----BEGIN CERTIFICATE-----\nxyz\n";
+
     #[test]
     fn written_kubeconfig_loads_back_and_is_private() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sub/kubeconfig");
-        write(&path, "http://127.0.0.1:6443", "s3cret", "wasmkube").unwrap();
+        write(
+            &path,
+            "https://127.0.0.1:6443",
+            Some(CA),
+            "s3cret",
+            "wasmkube",
+        )
+        .unwrap();
         let loaded = load(&path).unwrap();
         assert_eq!(
             loaded,
             KubeconfigContext {
-                server: "http://127.0.0.1:6443".into(),
+                server: "https://127.0.0.1:6443".into(),
+                certificate_authority: Some(CA.into()),
                 token: Some("s3cret".into()),
                 namespace: None,
             }
@@ -286,7 +352,7 @@ mod tests {
     fn written_kubeconfig_has_kubectls_shape() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("kubeconfig");
-        write(&path, "http://127.0.0.1:6443", "t", "wasmkube").unwrap();
+        write(&path, "https://127.0.0.1:6443", Some(CA), "t", "wasmkube").unwrap();
         let value: serde_yaml::Value =
             serde_yaml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
         assert_eq!(value["apiVersion"], "v1");
@@ -294,7 +360,11 @@ mod tests {
         assert_eq!(value["current-context"], "wasmkube");
         assert_eq!(
             value["clusters"][0]["cluster"]["server"],
-            "http://127.0.0.1:6443"
+            "https://127.0.0.1:6443"
+        );
+        assert_eq!(
+            value["clusters"][0]["cluster"]["certificate-authority-data"],
+            "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCnh5ego="
         );
         assert_eq!(value["contexts"][0]["context"]["user"], "wasmkube-admin");
         assert_eq!(value["users"][0]["user"]["token"], "t");
@@ -305,6 +375,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("config");
         std::fs::write(dir.path().join("tok"), "from-file\n").unwrap();
+        std::fs::write(dir.path().join("ca.pem"), "PEM").unwrap();
         std::fs::write(
             &path,
             r#"apiVersion: v1
@@ -313,7 +384,7 @@ clusters:
 - name: a
   cluster: {server: "http://a:1"}
 - name: b
-  cluster: {server: "http://b:2", insecure-skip-tls-verify: true}
+  cluster: {server: "https://b:2", certificate-authority: ca.pem}
 users:
 - name: ua
   user: {token: ta}
@@ -329,7 +400,8 @@ current-context: cb
         )
         .unwrap();
         let loaded = load(&path).unwrap();
-        assert_eq!(loaded.server, "http://b:2");
+        assert_eq!(loaded.server, "https://b:2");
+        assert_eq!(loaded.certificate_authority.as_deref(), Some("PEM"));
         assert_eq!(loaded.token.as_deref(), Some("from-file"));
         assert_eq!(loaded.namespace.as_deref(), Some("team"));
     }

@@ -63,7 +63,7 @@ pub async fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<()> {
         .context("cannot start the cluster")?;
     print(&banner(&cluster, started.elapsed()))?;
     if args.demo {
-        let client = Client::new(&cluster.api_url(), &cluster.token());
+        let client = cluster.client()?;
         if let Err(error) = run_demo(&client).await {
             report(&error);
             eprintln!(

@@ -3,6 +3,8 @@
 mod api_http;
 mod cli;
 mod durability;
+mod kubectl;
 mod namespaces;
 mod pods;
+mod replica_sets;
 mod support;

@@ -233,3 +233,26 @@ async fn a_second_pod_reuses_the_compiled_component() {
     assert!(second.1.contains("already present"), "{}", second.1);
     cluster.shutdown().await;
 }
+
+#[tokio::test]
+async fn following_a_log_streams_new_lines_and_ends_with_the_container() {
+    let cluster = Cluster::start().await.unwrap();
+    let api = cluster.api();
+    let pod = PodBuilder::named("ticker")
+        .restart_policy("Never")
+        .container("c", &["print", "a", "sleep", "300", "print", "b", "sleep", "300", "print", "c"])
+        .build();
+    api.create(&PODS, Some("default"), pod).unwrap();
+    wait_for_pod(api, "default", "ticker", "Running", |p| phase(p) == "Running" || phase(p) == "Succeeded").await;
+    let options = wasmkube::api::logs::LogOptions { follow: true, ..Default::default() };
+    let mut chunks = api.pod_logs("default", "ticker", &options).unwrap();
+    let mut text = String::new();
+    let collect = async {
+        while let Some(chunk) = chunks.recv().await {
+            text.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), collect).await.expect("follow ends when the container ends");
+    assert_eq!(text, "a\nb\nc\n");
+    cluster.shutdown().await;
+}

@@ -7,7 +7,10 @@ use crate::api::error::Cause;
 /// Why `name` is not a DNS-1123 label (≤63 lowercase alphanumerics or '-', alphanumeric ends).
 pub fn dns_label_error(name: &str) -> Option<String> {
     if name.len() > 63 {
-        return Some(format!("must be no more than 63 characters (got {})", name.len()));
+        return Some(format!(
+            "must be no more than 63 characters (got {})",
+            name.len()
+        ));
     }
     if !is_label(name) {
         return Some(
@@ -20,7 +23,10 @@ pub fn dns_label_error(name: &str) -> Option<String> {
 /// Why `name` is not a DNS-1123 subdomain (≤253, dot-separated labels).
 pub fn dns_subdomain_error(name: &str) -> Option<String> {
     if name.len() > 253 {
-        return Some(format!("must be no more than 253 characters (got {})", name.len()));
+        return Some(format!(
+            "must be no more than 253 characters (got {})",
+            name.len()
+        ));
     }
     if name.is_empty() || !name.split('.').all(is_label) {
         return Some(
@@ -34,7 +40,9 @@ fn is_label(s: &str) -> bool {
     let bytes = s.as_bytes();
     !bytes.is_empty()
         && bytes.len() <= 63
-        && bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
         && bytes[0] != b'-'
         && bytes[bytes.len() - 1] != b'-'
 }
@@ -42,10 +50,15 @@ fn is_label(s: &str) -> bool {
 /// Why `value` is not a label value (≤63, alphanumerics with `-_.` inside; may be empty).
 fn label_value_error(value: &str) -> Option<String> {
     if value.len() > 63 {
-        return Some(format!("must be no more than 63 characters (got {})", value.len()));
+        return Some(format!(
+            "must be no more than 63 characters (got {})",
+            value.len()
+        ));
     }
     let ok = value.is_empty()
-        || (value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        || (value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
             && value.starts_with(|c: char| c.is_ascii_alphanumeric())
             && value.ends_with(|c: char| c.is_ascii_alphanumeric()));
     (!ok).then(|| {
@@ -65,12 +78,28 @@ pub fn qualified_name_error(key: &str) -> Option<String> {
     if name.is_empty() || name.len() > 63 {
         return Some("name part must be non-empty and no more than 63 characters".into());
     }
-    let ok = name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    let ok = name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
         && name.starts_with(|c: char| c.is_ascii_alphanumeric())
         && name.ends_with(|c: char| c.is_ascii_alphanumeric());
     (!ok).then(|| {
         "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character".into()
     })
+}
+
+/// Checks the keys and values of the labels at `path` (`metadata.labels`, or a template's).
+pub fn validate_labels(labels: &Value, path: &str, causes: &mut Vec<Cause>) {
+    for (key, value) in labels.as_object().into_iter().flatten() {
+        let field = format!("{path}[{key}]");
+        if let Some(error) = qualified_name_error(key) {
+            causes.push(Cause::invalid(&field, key, &error));
+        }
+        let value = value.as_str().unwrap_or_default();
+        if let Some(error) = label_value_error(value) {
+            causes.push(Cause::invalid(&field, value, &error));
+        }
+    }
 }
 
 /// Checks name, labels and annotations of an object about to be stored.
@@ -88,18 +117,7 @@ pub fn validate(metadata: &Value, label_names: bool, causes: &mut Vec<Cause>) {
             }
         }
     }
-    if let Some(labels) = metadata.get("labels").and_then(Value::as_object) {
-        for (key, value) in labels {
-            let field = format!("metadata.labels[{key}]");
-            if let Some(error) = qualified_name_error(key) {
-                causes.push(Cause::invalid(&field, key, &error));
-            }
-            let value = value.as_str().unwrap_or_default();
-            if let Some(error) = label_value_error(value) {
-                causes.push(Cause::invalid(&field, value, &error));
-            }
-        }
-    }
+    validate_labels(&metadata["labels"], "metadata.labels", causes);
     if let Some(annotations) = metadata.get("annotations").and_then(Value::as_object) {
         let total: usize = annotations
             .iter()

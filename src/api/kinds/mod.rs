@@ -5,6 +5,7 @@
 
 pub mod meta;
 pub mod pod;
+pub mod replica_set;
 
 use k8s_openapi::api::core::v1::{Event, Namespace, NamespaceSpec, NamespaceStatus, Node, Pod};
 use serde::Serialize;
@@ -30,6 +31,7 @@ pub fn admit(resource: &Resource, value: Value, write: Write<'_>) -> ApiResult<V
     meta::validate(&value["metadata"], resource.label_names, &mut causes);
     let admitted = match resource.kind {
         "Pod" => admit_pod(resource, &value, &write, &mut causes)?,
+        "ReplicaSet" => replica_set::admit(resource, &value, &write, &mut causes)?,
         "Namespace" => {
             let mut namespace: Namespace = decode(resource, &value)?;
             if matches!(write, Write::Create) {
@@ -45,7 +47,11 @@ pub fn admit(resource: &Resource, value: Value, write: Write<'_>) -> ApiResult<V
         }
         "Node" => encode(&decode::<Node>(resource, &value)?)?,
         "Event" => encode(&decode::<Event>(resource, &value)?)?,
-        other => return Err(ApiError::Internal(format!("no admission rules for kind {other}"))),
+        other => {
+            return Err(ApiError::Internal(format!(
+                "no admission rules for kind {other}"
+            )));
+        }
     };
     if causes.is_empty() {
         Ok(admitted)
@@ -54,7 +60,12 @@ pub fn admit(resource: &Resource, value: Value, write: Write<'_>) -> ApiResult<V
     }
 }
 
-fn admit_pod(resource: &Resource, value: &Value, write: &Write<'_>, causes: &mut Vec<Cause>) -> ApiResult<Value> {
+fn admit_pod(
+    resource: &Resource,
+    value: &Value,
+    write: &Write<'_>,
+    causes: &mut Vec<Cause>,
+) -> ApiResult<Value> {
     let mut pod: Pod = decode(resource, value)?;
     match write {
         Write::Create => pod::default(&mut pod),
@@ -109,7 +120,12 @@ mod tests {
             "spec": {"containers": [{"name": "a", "image": "a.wasm", "ports": [{"containerPort": "eighty"}]}]}});
         let error = admit(&PODS, value, Write::Create).unwrap_err();
         assert_eq!(error.code(), 400);
-        assert!(error.to_string().contains("spec.containers[0].ports[0].containerPort"), "{error}");
+        assert!(
+            error
+                .to_string()
+                .contains("spec.containers[0].ports[0].containerPort"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -27,13 +27,26 @@ const SUPPORTED_VOLUMES: &[&str] = &["emptyDir"];
 /// Fills what Kubernetes fills on create; the status starts over as Pending.
 pub fn default(pod: &mut Pod) {
     let spec = pod.spec.get_or_insert_with(PodSpec::default);
+    default_spec(spec);
+    pod.status = Some(PodStatus {
+        phase: Some("Pending".into()),
+        qos_class: Some(qos_class(spec).into()),
+        ..Default::default()
+    });
+}
+
+/// The defaults of a pod spec, also applied to the templates of pod controllers.
+pub fn default_spec(spec: &mut PodSpec) {
     spec.restart_policy.get_or_insert_with(|| "Always".into());
     spec.termination_grace_period_seconds.get_or_insert(30);
     spec.dns_policy.get_or_insert_with(|| "ClusterFirst".into());
-    spec.scheduler_name.get_or_insert_with(|| "default-scheduler".into());
+    spec.scheduler_name
+        .get_or_insert_with(|| "default-scheduler".into());
     let init = spec.init_containers.iter_mut().flatten();
     for container in spec.containers.iter_mut().chain(init) {
-        container.image_pull_policy.get_or_insert_with(|| "IfNotPresent".into());
+        container
+            .image_pull_policy
+            .get_or_insert_with(|| "IfNotPresent".into());
         container
             .termination_message_path
             .get_or_insert_with(|| "/dev/termination-log".into());
@@ -44,52 +57,90 @@ pub fn default(pod: &mut Pod) {
             port.protocol.get_or_insert_with(|| "TCP".into());
         }
     }
-    pod.status = Some(PodStatus {
-        phase: Some("Pending".into()),
-        qos_class: Some(qos_class(spec).into()),
-        ..Default::default()
-    });
 }
 
 /// Kubernetes' QoS class: Guaranteed when every container limits and requests equally.
 fn qos_class(spec: &PodSpec) -> &'static str {
-    let resources: Vec<_> = spec.containers.iter().map(|c| c.resources.clone().unwrap_or_default()).collect();
-    if resources.iter().all(|r| r.limits.is_none() && r.requests.is_none()) {
+    let resources: Vec<_> = spec
+        .containers
+        .iter()
+        .map(|c| c.resources.clone().unwrap_or_default())
+        .collect();
+    if resources
+        .iter()
+        .all(|r| r.limits.is_none() && r.requests.is_none())
+    {
         return "BestEffort";
     }
     let guaranteed = resources.iter().all(|r| {
         let limits = r.limits.clone().unwrap_or_default();
         ["cpu", "memory"].iter().all(|k| limits.contains_key(*k))
-            && r.requests.as_ref().is_none_or(|req| req.iter().all(|(k, v)| limits.get(k) == Some(v)))
+            && r.requests
+                .as_ref()
+                .is_none_or(|req| req.iter().all(|(k, v)| limits.get(k) == Some(v)))
     });
-    if guaranteed { "Guaranteed" } else { "Burstable" }
+    if guaranteed {
+        "Guaranteed"
+    } else {
+        "Burstable"
+    }
 }
 
-/// Checks a pod spec; `raw` is the JSON as sent, to see which volume sources were named.
+/// Checks a pod; `raw` is the JSON as sent, to see which volume sources were named.
 pub fn validate(pod: &Pod, raw: &Value, causes: &mut Vec<Cause>) {
-    let Some(spec) = pod.spec.as_ref() else {
-        causes.push(Cause::required("spec"));
-        return;
-    };
+    match pod.spec.as_ref() {
+        Some(spec) => validate_spec(spec, &raw["spec"], "spec", causes),
+        None => causes.push(Cause::required("spec")),
+    }
+}
+
+/// Checks a pod spec found at `path` (`spec`, or `spec.template.spec` in a pod controller);
+/// `raw` is that spec's JSON as sent, and causes name fields under `path`.
+pub fn validate_spec(spec: &PodSpec, raw: &Value, path: &str, causes: &mut Vec<Cause>) {
     if spec.containers.is_empty() {
-        causes.push(Cause::required("spec.containers"));
+        causes.push(Cause::required(format!("{path}.containers")));
     }
-    let volumes = validate_volumes(spec.volumes.as_deref().unwrap_or_default(), raw, causes);
+    let volumes = validate_volumes(
+        spec.volumes.as_deref().unwrap_or_default(),
+        raw,
+        path,
+        causes,
+    );
     let mut names = HashSet::new();
-    let init = spec.init_containers.iter().flatten().enumerate().map(|(i, c)| (format!("spec.initContainers[{i}]"), c));
-    let app = spec.containers.iter().enumerate().map(|(i, c)| (format!("spec.containers[{i}]"), c));
-    for (path, container) in init.chain(app) {
+    let init = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .enumerate()
+        .map(|(i, c)| (format!("{path}.initContainers[{i}]"), c));
+    let app = spec
+        .containers
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (format!("{path}.containers[{i}]"), c));
+    for (container_path, container) in init.chain(app) {
         if !container.name.is_empty() && !names.insert(container.name.clone()) {
-            causes.push(Cause::duplicate(format!("{path}.name"), &container.name));
+            causes.push(Cause::duplicate(
+                format!("{container_path}.name"),
+                &container.name,
+            ));
         }
-        validate_container(&path, container, &volumes, causes);
+        validate_container(&container_path, container, &volumes, causes);
     }
-    if let Some(policy) = spec.restart_policy.as_deref().filter(|p| !RESTART_POLICIES.contains(p)) {
-        causes.push(Cause::unsupported("spec.restartPolicy", policy, RESTART_POLICIES));
+    if let Some(policy) = spec
+        .restart_policy
+        .as_deref()
+        .filter(|p| !RESTART_POLICIES.contains(p))
+    {
+        causes.push(Cause::unsupported(
+            format!("{path}.restartPolicy"),
+            policy,
+            RESTART_POLICIES,
+        ));
     }
     if let Some(grace) = spec.termination_grace_period_seconds.filter(|g| *g < 0) {
         causes.push(Cause::invalid(
-            "spec.terminationGracePeriodSeconds",
+            format!("{path}.terminationGracePeriodSeconds"),
             grace,
             "must be greater than or equal to 0",
         ));
@@ -97,14 +148,19 @@ pub fn validate(pod: &Pod, raw: &Value, causes: &mut Vec<Cause>) {
     if let Some(node) = spec.node_name.as_deref().filter(|n| !n.is_empty())
         && let Some(error) = super::meta::dns_subdomain_error(node)
     {
-        causes.push(Cause::invalid("spec.nodeName", node, &error));
+        causes.push(Cause::invalid(format!("{path}.nodeName"), node, &error));
     }
 }
 
-fn validate_volumes<'a>(volumes: &'a [Volume], raw: &Value, causes: &mut Vec<Cause>) -> HashSet<&'a str> {
+fn validate_volumes<'a>(
+    volumes: &'a [Volume],
+    raw: &Value,
+    spec_path: &str,
+    causes: &mut Vec<Cause>,
+) -> HashSet<&'a str> {
     let mut names = HashSet::new();
     for (i, volume) in volumes.iter().enumerate() {
-        let path = format!("spec.volumes[{i}]");
+        let path = format!("{spec_path}.volumes[{i}]");
         if volume.name.is_empty() {
             causes.push(Cause::required(format!("{path}.name")));
         } else if let Some(error) = dns_label_error(&volume.name) {
@@ -113,27 +169,49 @@ fn validate_volumes<'a>(volumes: &'a [Volume], raw: &Value, causes: &mut Vec<Cau
             causes.push(Cause::duplicate(format!("{path}.name"), &volume.name));
         }
         let sources: Vec<&String> = raw
-            .pointer(&format!("/spec/volumes/{i}"))
+            .pointer(&format!("/volumes/{i}"))
             .and_then(Value::as_object)
             .map(|o| o.keys().filter(|k| *k != "name").collect())
             .unwrap_or_default();
         match sources.as_slice() {
-            [] => causes.push(Cause::required(format!("{path}: must specify a volume type"))),
+            [] => causes.push(Cause::required(format!(
+                "{path}: must specify a volume type"
+            ))),
             [source] if SUPPORTED_VOLUMES.contains(&source.as_str()) => {}
-            [source] => causes.push(Cause::unsupported(format!("{path}.{source}"), source, SUPPORTED_VOLUMES)),
-            _ => causes.push(Cause::forbidden(path.clone(), "may not specify more than 1 volume type")),
+            [source] => causes.push(Cause::unsupported(
+                format!("{path}.{source}"),
+                source,
+                SUPPORTED_VOLUMES,
+            )),
+            _ => causes.push(Cause::forbidden(
+                path.clone(),
+                "may not specify more than 1 volume type",
+            )),
         }
     }
     names
 }
 
-fn validate_container(path: &str, container: &Container, volumes: &HashSet<&str>, causes: &mut Vec<Cause>) {
+fn validate_container(
+    path: &str,
+    container: &Container,
+    volumes: &HashSet<&str>,
+    causes: &mut Vec<Cause>,
+) {
     if container.name.is_empty() {
         causes.push(Cause::required(format!("{path}.name")));
     } else if let Some(error) = dns_label_error(&container.name) {
-        causes.push(Cause::invalid(format!("{path}.name"), &container.name, &error));
+        causes.push(Cause::invalid(
+            format!("{path}.name"),
+            &container.name,
+            &error,
+        ));
     }
-    if container.image.as_deref().is_none_or(|i| i.trim().is_empty()) {
+    if container
+        .image
+        .as_deref()
+        .is_none_or(|i| i.trim().is_empty())
+    {
         causes.push(Cause::required(format!("{path}.image")));
     }
     for (i, port) in container.ports.iter().flatten().enumerate() {
@@ -145,12 +223,20 @@ fn validate_container(path: &str, container: &Container, volumes: &HashSet<&str>
             ));
         }
         if let Some(protocol) = port.protocol.as_deref().filter(|p| !PROTOCOLS.contains(p)) {
-            causes.push(Cause::unsupported(format!("{path}.ports[{i}].protocol"), protocol, PROTOCOLS));
+            causes.push(Cause::unsupported(
+                format!("{path}.ports[{i}].protocol"),
+                protocol,
+                PROTOCOLS,
+            ));
         }
     }
     for (i, env) in container.env.iter().flatten().enumerate() {
         if env.name.is_empty() || env.name.contains('=') {
-            causes.push(Cause::invalid(format!("{path}.env[{i}].name"), &env.name, "a valid environment variable name must not be empty or contain '='"));
+            causes.push(Cause::invalid(
+                format!("{path}.env[{i}].name"),
+                &env.name,
+                "a valid environment variable name must not be empty or contain '='",
+            ));
         }
         let field = env.value_from.as_ref().and_then(|f| f.field_ref.as_ref());
         if let Some(field) = field.filter(|f| !ENV_FIELD_PATHS.contains(&f.field_path.as_str())) {
@@ -173,18 +259,33 @@ fn validate_container(path: &str, container: &Container, volumes: &HashSet<&str>
         }
         if mount.mount_path.is_empty() {
             causes.push(Cause::required(format!("{field}.mountPath")));
-        } else if !mount.mount_path.starts_with('/') || mount.mount_path.split('/').any(|p| p == "..") {
-            causes.push(Cause::invalid(format!("{field}.mountPath"), &mount.mount_path, "must be an absolute path without '..'"));
+        } else if !mount.mount_path.starts_with('/')
+            || mount.mount_path.split('/').any(|p| p == "..")
+        {
+            causes.push(Cause::invalid(
+                format!("{field}.mountPath"),
+                &mount.mount_path,
+                "must be an absolute path without '..'",
+            ));
         } else if !mount_paths.insert(mount.mount_path.as_str()) {
-            causes.push(Cause::invalid(format!("{field}.mountPath"), &mount.mount_path, "must be unique"));
+            causes.push(Cause::invalid(
+                format!("{field}.mountPath"),
+                &mount.mount_path,
+                "must be unique",
+            ));
         }
     }
     validate_resources(path, container, causes);
 }
 
 fn validate_resources(path: &str, container: &Container, causes: &mut Vec<Cause>) {
-    let Some(resources) = container.resources.as_ref() else { return };
-    for (kind, map) in [("limits", &resources.limits), ("requests", &resources.requests)] {
+    let Some(resources) = container.resources.as_ref() else {
+        return;
+    };
+    for (kind, map) in [
+        ("limits", &resources.limits),
+        ("requests", &resources.requests),
+    ] {
         for (name, value) in map.iter().flatten() {
             let field = format!("{path}.resources.{kind}[{name}]");
             let parsed = match name.as_str() {
@@ -196,16 +297,32 @@ fn validate_resources(path: &str, container: &Container, causes: &mut Vec<Cause>
                 }
             };
             if parsed.is_none() {
-                causes.push(Cause::invalid(field, &value.0, "must be a valid quantity, e.g. 64Mi or 100m"));
+                causes.push(Cause::invalid(
+                    field,
+                    &value.0,
+                    "must be a valid quantity, e.g. 64Mi or 100m",
+                ));
             }
         }
     }
     for name in ["cpu", "memory"] {
         let parse = |q: &k8s_openapi::apimachinery::pkg::api::resource::Quantity| {
-            if name == "cpu" { quantity::millicores(&q.0) } else { quantity::bytes(&q.0) }
+            if name == "cpu" {
+                quantity::millicores(&q.0)
+            } else {
+                quantity::bytes(&q.0)
+            }
         };
-        let limit = resources.limits.as_ref().and_then(|l| l.get(name)).and_then(parse);
-        let request = resources.requests.as_ref().and_then(|r| r.get(name)).and_then(parse);
+        let limit = resources
+            .limits
+            .as_ref()
+            .and_then(|l| l.get(name))
+            .and_then(parse);
+        let request = resources
+            .requests
+            .as_ref()
+            .and_then(|r| r.get(name))
+            .and_then(parse);
         if let (Some(limit), Some(request)) = (limit, request)
             && request > limit
         {
@@ -220,7 +337,9 @@ fn validate_resources(path: &str, container: &Container, causes: &mut Vec<Cause>
 
 /// A pod's spec may not change after creation, except binding it to a node once.
 pub fn validate_update(old: &Pod, new: &Pod, causes: &mut Vec<Cause>) {
-    let (Some(old_spec), Some(new_spec)) = (old.spec.as_ref(), new.spec.as_ref()) else { return };
+    let (Some(old_spec), Some(new_spec)) = (old.spec.as_ref(), new.spec.as_ref()) else {
+        return;
+    };
     let mut comparable = new_spec.clone();
     if old_spec.node_name.as_deref().unwrap_or_default().is_empty() {
         comparable.node_name = old_spec.node_name.clone();
@@ -242,7 +361,10 @@ mod tests {
         let pod: Pod = serde_json::from_value(raw.clone()).unwrap();
         let mut causes = Vec::new();
         validate(&pod, &raw, &mut causes);
-        causes.into_iter().map(|c| format!("{}: {}", c.field, c.message)).collect()
+        causes
+            .into_iter()
+            .map(|c| format!("{}: {}", c.field, c.message))
+            .collect()
     }
 
     fn pod(spec: Value) -> Value {
@@ -264,7 +386,10 @@ mod tests {
         let raw = pod(json!({"containers": [{"name": "a", "image": "x.wasm"}, {"name": "a"}]}));
         assert_eq!(
             check(raw),
-            ["spec.containers[1].name: Duplicate value: \"a\"", "spec.containers[1].image: Required value"]
+            [
+                "spec.containers[1].name: Duplicate value: \"a\"",
+                "spec.containers[1].image: Required value"
+            ]
         );
     }
 
@@ -276,7 +401,10 @@ mod tests {
                             "volumeMounts": [{"name": "nope", "mountPath": "rel"}],
                             "resources": {"limits": {"memory": "lots"}}}]
         }));
-        let fields: Vec<String> = check(raw).into_iter().map(|c| c.split(':').next().unwrap().to_string()).collect();
+        let fields: Vec<String> = check(raw)
+            .into_iter()
+            .map(|c| c.split(':').next().unwrap().to_string())
+            .collect();
         assert_eq!(
             fields,
             [
@@ -291,7 +419,10 @@ mod tests {
 
     #[test]
     fn only_node_binding_may_change_the_spec() {
-        let old: Pod = serde_json::from_value(pod(json!({"containers": [{"name": "a", "image": "a.wasm"}]}))).unwrap();
+        let old: Pod = serde_json::from_value(pod(
+            json!({"containers": [{"name": "a", "image": "a.wasm"}]}),
+        ))
+        .unwrap();
         let mut bound = old.clone();
         bound.spec.as_mut().unwrap().node_name = Some("n1".into());
         let mut causes = Vec::new();
@@ -305,7 +436,10 @@ mod tests {
 
     #[test]
     fn defaults_fill_policy_grace_and_pending_status() {
-        let mut p: Pod = serde_json::from_value(pod(json!({"containers": [{"name": "a", "image": "a.wasm"}]}))).unwrap();
+        let mut p: Pod = serde_json::from_value(pod(
+            json!({"containers": [{"name": "a", "image": "a.wasm"}]}),
+        ))
+        .unwrap();
         default(&mut p);
         let spec = p.spec.unwrap();
         assert_eq!(spec.restart_policy.as_deref(), Some("Always"));

@@ -62,6 +62,8 @@ pub enum ClientError {
     },
     #[error(transparent)]
     Kubeconfig(#[from] KubeconfigError),
+    #[error("cannot set up TLS: {0}")]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 impl ClientError {

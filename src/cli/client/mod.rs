@@ -4,7 +4,9 @@
 //! ```no_run
 //! # async fn demo() -> Result<(), wasmkube::cli::client::ClientError> {
 //! use wasmkube::cli::client::{Client, ListParams, POD};
-//! let client = Client::new("http://127.0.0.1:6443", "token");
+//! // `https://` with the cluster CA, as `wasmkube up` writes it; `Client::with_ca` takes
+//! // them directly.
+//! let client = Client::from_kubeconfig("/home/me/.wasmkube/kubeconfig".as_ref())?;
 //! let pods = client.list(&POD.path(Some("default"), None), &ListParams::default()).await?;
 //! # Ok(()) }
 //! ```
@@ -19,6 +21,7 @@ use futures::{Stream, StreamExt};
 use http::{Method, Request, header};
 use http_body_util::{BodyDataStream, BodyExt, Full};
 use hyper::body::Incoming;
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client as HttpClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -26,6 +29,7 @@ use serde_json::Value;
 
 pub use super::kinds::{EVENT, KINDS, NAMESPACE, NODE, POD, ResourceKind, path_for};
 use super::kubeconfig;
+use crate::tls;
 
 mod error;
 mod params;
@@ -46,13 +50,14 @@ pub type LineStream = Pin<Box<dyn Stream<Item = Result<String, ClientError>> + S
 /// A stream of watch events; an `ERROR` event arrives as `Err(ClientError::Api)`.
 pub type WatchStream = Pin<Box<dyn Stream<Item = Result<WatchEvent, ClientError>> + Send>>;
 
-/// A client of one API server. Cheap to clone; connections are pooled.
+/// A client of one API server over `https://` (or plain `http://`). Cheap to clone;
+/// connections are pooled.
 #[derive(Clone)]
 pub struct Client {
     base_url: String,
     token: String,
     default_namespace: String,
-    http: HttpClient<HttpConnector, Full<Bytes>>,
+    http: HttpClient<HttpsConnector<HttpConnector>, Full<Bytes>>,
 }
 
 impl fmt::Debug for Client {
@@ -66,11 +71,36 @@ impl fmt::Debug for Client {
 
 impl Client {
     /// A client of the server at `base_url` (`http://host:port`). An empty `token` sends
-    /// no `Authorization` header.
+    /// no `Authorization` header. It trusts no certificate: for an `https://` server use
+    /// [`Client::with_ca`].
     pub fn new(base_url: &str, token: &str) -> Client {
+        Client::with_tls(base_url, token, tls::client_config_trusting_nothing())
+    }
+
+    /// A client of the server at `base_url` (`https://host:port`, or `http://`) that trusts
+    /// the CA certificate(s) in `ca_pem`, as kubectl trusts a kubeconfig's
+    /// `certificate-authority-data`.
+    ///
+    /// # Errors
+    /// When `ca_pem` holds no valid certificate.
+    pub fn with_ca(base_url: &str, token: &str, ca_pem: &str) -> Result<Client, ClientError> {
+        Ok(Client::with_tls(
+            base_url,
+            token,
+            tls::client_config(ca_pem)?,
+        ))
+    }
+
+    fn with_tls(base_url: &str, token: &str, tls: rustls::ClientConfig) -> Client {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
         connector.set_nodelay(true);
+        connector.enforce_http(false);
+        let connector = HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(connector);
         let http = HttpClient::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .build(connector);
@@ -88,7 +118,11 @@ impl Client {
     /// When the file cannot be read or names no server.
     pub fn from_kubeconfig(path: &Path) -> Result<Client, ClientError> {
         let context = kubeconfig::load(path)?;
-        let client = Client::new(&context.server, context.token.as_deref().unwrap_or(""));
+        let token = context.token.as_deref().unwrap_or("");
+        let client = match &context.certificate_authority {
+            Some(ca_pem) => Client::with_ca(&context.server, token, ca_pem)?,
+            None => Client::new(&context.server, token),
+        };
         Ok(match context.namespace {
             Some(namespace) => client.with_default_namespace(&namespace),
             None => client,
@@ -271,11 +305,6 @@ impl Client {
             url: url.to_string(),
             reason,
         };
-        if url.starts_with("https://") {
-            return Err(invalid(
-                "HTTPS is not supported by this client yet; use an http:// server".into(),
-            ));
-        }
         let mut builder = Request::builder()
             .method(method)
             .uri(url)

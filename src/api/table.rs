@@ -1,0 +1,198 @@
+//! Server-side printing: a `meta.k8s.io` `Table` for clients that ask for one in `Accept`
+//! (`application/json;as=Table;v=v1;g=meta.k8s.io`), as `kubectl get` does. Without it
+//! kubectl prints only NAME and AGE.
+//!
+//! The cells are the ones `wasmkube get` prints (`cli::columns`), so both CLIs agree.
+
+use http::{HeaderMap, header};
+use serde_json::{Value, json};
+
+use super::resources::Resource;
+use crate::cli::columns::Columns;
+use crate::cli::kinds::ResourceKind;
+
+/// A request's wish for a Table: which version, and what each row carries of its object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TableRequest {
+    api_version: &'static str,
+    /// The `includeObject` query parameter: `None`, `Object`, or (the default) `Metadata`.
+    include: Include,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Include {
+    Nothing,
+    Object,
+    Metadata,
+}
+
+impl TableRequest {
+    /// A Table request when `Accept` asks for one; `include_object` is the query parameter.
+    pub fn from_request(headers: &HeaderMap, include_object: Option<&str>) -> Option<TableRequest> {
+        let include = match include_object {
+            Some("None") => Include::Nothing,
+            Some("Object") => Include::Object,
+            _ => Include::Metadata,
+        };
+        requested(headers).map(|api_version| TableRequest {
+            api_version,
+            include,
+        })
+    }
+}
+
+/// What the `Accept` header asks for: `Some(api_version)` of the Table, or `None` for the
+/// object itself.
+fn requested(headers: &HeaderMap) -> Option<&'static str> {
+    let accept = headers.get(header::ACCEPT)?.to_str().ok()?;
+    let mut versions = accept.split(',').filter_map(|media| {
+        let params: Vec<&str> = media.split(';').map(str::trim).collect();
+        let is_table = params.contains(&"as=Table") && params.contains(&"g=meta.k8s.io");
+        match is_table {
+            true if params.contains(&"v=v1") => Some("meta.k8s.io/v1"),
+            true if params.contains(&"v=v1beta1") => Some("meta.k8s.io/v1beta1"),
+            _ => None,
+        }
+    });
+    versions.next()
+}
+
+/// `object` (one object or a list) as a Table when the request asked for one and the kind
+/// has columns; otherwise `object` unchanged.
+pub fn render(request: Option<TableRequest>, resource: &Resource, object: Value) -> Value {
+    let Some(TableRequest {
+        api_version,
+        include,
+    }) = request
+    else {
+        return object;
+    };
+    let Some(kind) = ResourceKind::for_manifest(&resource.api_version(), resource.kind) else {
+        return object;
+    };
+    let (items, resource_version) = match object.get("items").and_then(Value::as_array) {
+        Some(items) => (
+            items.clone(),
+            object.pointer("/metadata/resourceVersion").cloned(),
+        ),
+        None => (
+            vec![object.clone()],
+            object.pointer("/metadata/resourceVersion").cloned(),
+        ),
+    };
+    let narrow = Columns {
+        kind,
+        wide: false,
+        namespace: false,
+        labels: false,
+    };
+    let wide = Columns {
+        wide: true,
+        ..narrow
+    };
+    let standard = narrow.headers().len();
+    let columns: Vec<Value> = wide
+        .headers()
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            json!({
+                "name": name,
+                "type": "string",
+                "format": if name == "NAME" { "name" } else { "" },
+                "description": "",
+                "priority": if i < standard { 0 } else { 1 },
+            })
+        })
+        .collect();
+    let now = crate::cli::table::now();
+    let rows: Vec<Value> = items
+        .iter()
+        .map(|item| {
+            let mut row = json!({"cells": wide.row(item, now)});
+            match include {
+                Include::Nothing => {}
+                Include::Object => row["object"] = item.clone(),
+                Include::Metadata => row["object"] = partial_metadata(item, api_version),
+            }
+            row
+        })
+        .collect();
+    let mut table = json!({
+        "kind": "Table",
+        "apiVersion": api_version,
+        "metadata": {},
+        "columnDefinitions": columns,
+        "rows": rows,
+    });
+    if let Some(version) = resource_version {
+        table["metadata"]["resourceVersion"] = version;
+    }
+    table
+}
+
+fn partial_metadata(object: &Value, api_version: &str) -> Value {
+    json!({
+        "kind": "PartialObjectMetadata",
+        "apiVersion": api_version,
+        "metadata": object.get("metadata").cloned().unwrap_or_else(|| json!({})),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::resources::PODS;
+
+    fn kubectl_accept() -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::ACCEPT,
+            "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json"
+                .parse()
+                .unwrap(),
+        );
+        headers
+    }
+
+    #[test]
+    fn kubectls_accept_header_asks_for_a_v1_table() {
+        assert_eq!(requested(&kubectl_accept()), Some("meta.k8s.io/v1"));
+        let mut plain = HeaderMap::new();
+        plain.insert(header::ACCEPT, "application/json".parse().unwrap());
+        assert_eq!(requested(&plain), None);
+        assert_eq!(requested(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn a_pod_list_becomes_rows_with_wide_columns_at_priority_1() {
+        let list = json!({
+            "kind": "PodList", "apiVersion": "v1", "metadata": {"resourceVersion": "7"},
+            "items": [{"metadata": {"name": "a", "namespace": "default"}, "spec": {"containers": [{"name": "c"}]}}],
+        });
+        let table = render(
+            TableRequest::from_request(&kubectl_accept(), None),
+            &PODS,
+            list,
+        );
+        assert_eq!(table["kind"], "Table");
+        assert_eq!(table["metadata"]["resourceVersion"], "7");
+        let columns = table["columnDefinitions"].as_array().unwrap();
+        assert_eq!(columns[0]["name"], "NAME");
+        assert_eq!(columns[0]["priority"], 0);
+        assert_eq!(columns[5]["priority"], 1);
+        let row = &table["rows"][0];
+        assert_eq!(row["cells"][0], "a");
+        assert_eq!(row["cells"][1], "0/1");
+        assert_eq!(row["object"]["kind"], "PartialObjectMetadata");
+        assert_eq!(row["object"]["metadata"]["namespace"], "default");
+    }
+
+    #[test]
+    fn without_the_header_the_object_is_returned_as_is() {
+        let pod = json!({"metadata": {"name": "a"}});
+        let request = TableRequest::from_request(&HeaderMap::new(), Some("Object"));
+        assert_eq!(request, None);
+        assert_eq!(render(request, &PODS, pod.clone()), pod);
+    }
+}
