@@ -311,7 +311,76 @@ impl Context {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::ListOptions;
+    use crate::api::patch::PatchType;
+    use crate::store::SqliteStore;
     use serde_json::json;
+
+    fn pod_count(api: &Api) -> usize {
+        let list = api
+            .list(&PODS, Some("default"), &ListOptions::default())
+            .unwrap();
+        list["items"].as_array().unwrap().len()
+    }
+
+    async fn wait_for_pods(api: &Api, count: usize) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while pod_count(api) != count {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "never {count} pods, {} instead",
+                pod_count(api)
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Without a node or scheduler: pods stay unscheduled, so surplus ones go at once.
+    #[tokio::test]
+    async fn replicas_are_created_and_deleted_to_the_count_without_overshooting() {
+        let dir = tempfile::tempdir().unwrap();
+        let api = Api::new(Arc::new(
+            SqliteStore::open(&dir.path().join("s.db")).unwrap(),
+        ));
+        api.bootstrap().unwrap();
+        let shutdown = CancellationToken::new();
+        let controller = tokio::spawn(run(api.clone(), shutdown.clone()));
+        let rs = json!({"metadata": {"name": "web"}, "spec": {"replicas": 3,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}},
+                         "spec": {"containers": [{"name": "c", "image": "c.wasm"}]}}}});
+        api.create(&REPLICA_SETS, Some("default"), rs).unwrap();
+        wait_for_pods(&api, 3).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(pod_count(&api), 3, "no more than asked for");
+
+        let patch = json!({"spec": {"replicas": 1}});
+        api.patch(
+            &REPLICA_SETS,
+            Some("default"),
+            "web",
+            &patch,
+            PatchType::Merge,
+            Part::Main,
+        )
+        .unwrap();
+        wait_for_pods(&api, 1).await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let rs = api.get(&REPLICA_SETS, Some("default"), "web").unwrap();
+            if rs["status"]["replicas"] == 1 && rs["status"]["observedGeneration"] == 2 {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "status never caught up: {}",
+                rs["status"]
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        shutdown.cancel();
+        controller.await.unwrap();
+    }
 
     #[test]
     fn a_pod_change_wakes_its_old_and_new_controller_or_the_replica_sets_matching_an_orphan() {
