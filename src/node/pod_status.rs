@@ -85,6 +85,8 @@ pub struct PodRecord {
     pub app: Vec<ContainerRecord>,
     pub initialized: bool,
     pub start_time: String,
+    /// When the Ready condition last changed (what `minReadySeconds` counts from).
+    pub ready_transition: String,
     pub host_ip: String,
     pub pod_ip: String,
     pub terminating: bool,
@@ -126,11 +128,11 @@ pub fn phase(pod: &PodRecord) -> &'static str {
 /// The `status` object of the pod.
 pub fn status_json(pod: &PodRecord) -> Value {
     let phase = phase(pod);
-    let ready_count = pod.app.iter().filter(|c| c.is_running()).count();
-    let containers_ready = ready_count == pod.app.len() && !pod.terminating;
-    let ready = containers_ready && phase == "Running";
+    let containers_ready = containers_ready(pod);
+    let ready = is_ready(pod);
     let condition = |kind: &str, status: bool, reason: Option<&str>| {
-        json!({"type": kind, "status": if status { "True" } else { "False" }, "reason": reason, "lastTransitionTime": pod.start_time})
+        let since = if matches!(kind, "Ready" | "ContainersReady") { &pod.ready_transition } else { &pod.start_time };
+        json!({"type": kind, "status": if status { "True" } else { "False" }, "reason": reason, "lastTransitionTime": since})
     };
     let not_ready_reason = (!containers_ready).then_some("ContainersNotReady");
     let mut status = json!({
@@ -153,6 +155,15 @@ pub fn status_json(pod: &PodRecord) -> Value {
         status["initContainerStatuses"] = pod.init.iter().map(ContainerRecord::to_json).collect();
     }
     status
+}
+
+fn containers_ready(pod: &PodRecord) -> bool {
+    pod.app.iter().all(ContainerRecord::is_running) && !pod.terminating
+}
+
+/// The pod's Ready condition: every app container running, the pod running and not terminating.
+pub fn is_ready(pod: &PodRecord) -> bool {
+    containers_ready(pod) && phase(pod) == "Running"
 }
 
 /// Whether a container that ended with `exit_code` is started again under `restart_policy`.
@@ -189,6 +200,7 @@ mod tests {
                 .collect(),
             initialized: true,
             start_time: String::new(),
+            ready_transition: String::new(),
             host_ip: String::new(),
             pod_ip: String::new(),
             terminating: false,

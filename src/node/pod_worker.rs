@@ -87,6 +87,7 @@ pub fn spawn(node: Arc<NodeContext>, raw: Value) -> Result<PodHandle, ApiError> 
         app: spec.containers.iter().map(record_of).collect(),
         initialized: spec.init_containers.as_ref().is_none_or(Vec::is_empty),
         start_time: raw["status"]["startTime"].as_str().map(str::to_string).unwrap_or_else(now),
+        ready_transition: now(),
         host_ip: node.config.host_ip.clone(),
         pod_ip: node.config.host_ip.clone(),
         terminating: false,
@@ -155,7 +156,13 @@ impl Worker {
     }
 
     fn update(&self, change: impl FnOnce(&mut PodRecord)) {
-        change(&mut self.shared.record.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut record = self.shared.record.lock().unwrap_or_else(|p| p.into_inner());
+        let was_ready = pod_status::is_ready(&record);
+        change(&mut record);
+        if pod_status::is_ready(&record) != was_ready {
+            record.ready_transition = now();
+        }
+        drop(record);
         self.shared.changed.notify_one();
     }
 
