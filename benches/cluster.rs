@@ -168,10 +168,53 @@ async fn wait_for_phase(api: &wasmkube::api::Api, name: &str, phases: &[&str]) {
     }
 }
 
+/// A CPU-bound run alone, then beside a guest spinning forever with `limits.cpu` of `spinner_cpu`
+/// millicores (`None`: unlimited). Run on one thread so both guests compete for one core.
+async fn measure_cpu_isolation(spinner_cpu: Option<u64>) -> (Duration, Duration) {
+    use wasmkube::node::logs::ContainerLog;
+    use wasmkube::node::sandbox::ContainerRun;
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = Runtime::new(RuntimeConfig { cache_dir: dir.path().to_path_buf(), ..RuntimeConfig::default() }).unwrap();
+    let component = runtime.load(Path::new(&exerciser())).await.unwrap().component;
+    let run = |args: &[&str], cpu: Option<u64>| ContainerRun {
+        name: "c".into(),
+        args: args.iter().map(|a| a.to_string()).collect(),
+        env: vec![],
+        mounts: vec![],
+        memory_limit: None,
+        cpu_limit_millicores: cpu,
+        log: ContainerLog::new(1 << 16, None),
+    };
+    let time_work = || async {
+        let mut times = Vec::new();
+        for _ in 0..3 {
+            let start = Instant::now();
+            runtime.run(&component, run(&["work", "200"], None), Default::default()).await;
+            times.push(start.elapsed());
+        }
+        times.sort();
+        times[1]
+    };
+    let alone = time_work().await;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let spinner = {
+        let (runtime, component, stop) = (runtime.clone(), component.clone(), stop.clone());
+        let spin = run(&["spin"], spinner_cpu);
+        tokio::spawn(async move { runtime.run(&component, spin, stop).await })
+    };
+    let beside = time_work().await;
+    stop.cancel();
+    let _ = spinner.await;
+    (alone, beside)
+}
+
 fn main() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let (first_compile, cached_load) = runtime.block_on(measure_component_loads());
     let starts = runtime.block_on(measure_pod_starts());
+    let one_core = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let (work_alone, work_beside) = one_core.block_on(measure_cpu_isolation(Some(100)));
+    let (unlimited_alone, unlimited_beside) = one_core.block_on(measure_cpu_isolation(None));
     let (up_ready, idle_rss_kib) = measure_up();
     println!(
         "| {:<44} | {:>14} | {:<10} |",
@@ -207,5 +250,15 @@ fn main() {
         "pod create → Running p99 (100 pods)",
         format!("{:.1} ms", percentile(&starts, 0.99).as_secs_f64() * 1e3),
         "< 100 ms",
+    );
+    row(
+        "work beside a 100m spinner / alone (1 core)",
+        format!("{:.2}x", work_beside.as_secs_f64() / work_alone.as_secs_f64()),
+        "< 2x",
+    );
+    row(
+        "same beside an unlimited spinner (reference)",
+        format!("{:.2}x", unlimited_beside.as_secs_f64() / unlimited_alone.as_secs_f64()),
+        "—",
     );
 }
