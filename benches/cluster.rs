@@ -168,14 +168,26 @@ async fn wait_for_phase(api: &wasmkube::api::Api, name: &str, phases: &[&str]) {
     }
 }
 
-/// A CPU-bound run alone, then beside a guest spinning forever with `limits.cpu` of `spinner_cpu`
-/// millicores (`None`: unlimited). Run on one thread so both guests compete for one core.
-async fn measure_cpu_isolation(spinner_cpu: Option<u64>) -> (Duration, Duration) {
+/// A CPU-bound run (limited to `work_cpu` millicores, `None`: unlimited) alone, then beside a
+/// guest spinning forever with `limits.cpu` of `spinner_cpu`. Run on one thread so both guests
+/// compete for one core.
+async fn measure_cpu_isolation(
+    work_cpu: Option<u64>,
+    spinner_cpu: Option<u64>,
+) -> (Duration, Duration) {
     use wasmkube::node::logs::ContainerLog;
     use wasmkube::node::sandbox::ContainerRun;
     let dir = tempfile::tempdir().unwrap();
-    let runtime = Runtime::new(RuntimeConfig { cache_dir: dir.path().to_path_buf(), ..RuntimeConfig::default() }).unwrap();
-    let component = runtime.load(Path::new(&exerciser())).await.unwrap().component;
+    let runtime = Runtime::new(RuntimeConfig {
+        cache_dir: dir.path().to_path_buf(),
+        ..RuntimeConfig::default()
+    })
+    .unwrap();
+    let component = runtime
+        .load(Path::new(&exerciser()))
+        .await
+        .unwrap()
+        .component;
     let run = |args: &[&str], cpu: Option<u64>| ContainerRun {
         name: "c".into(),
         args: args.iter().map(|a| a.to_string()).collect(),
@@ -189,7 +201,13 @@ async fn measure_cpu_isolation(spinner_cpu: Option<u64>) -> (Duration, Duration)
         let mut times = Vec::new();
         for _ in 0..3 {
             let start = Instant::now();
-            runtime.run(&component, run(&["work", "200"], None), Default::default()).await;
+            runtime
+                .run(
+                    &component,
+                    run(&["work", "200"], work_cpu),
+                    Default::default(),
+                )
+                .await;
             times.push(start.elapsed());
         }
         times.sort();
@@ -212,9 +230,13 @@ fn main() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let (first_compile, cached_load) = runtime.block_on(measure_component_loads());
     let starts = runtime.block_on(measure_pod_starts());
-    let one_core = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let (work_alone, work_beside) = one_core.block_on(measure_cpu_isolation(Some(100)));
-    let (unlimited_alone, unlimited_beside) = one_core.block_on(measure_cpu_isolation(None));
+    let one_core = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (work_alone, work_beside) = one_core.block_on(measure_cpu_isolation(None, Some(100)));
+    let (unlimited_alone, unlimited_beside) = one_core.block_on(measure_cpu_isolation(None, None));
+    let (half_core, _) = one_core.block_on(measure_cpu_isolation(Some(500), Some(1)));
     let (up_ready, idle_rss_kib) = measure_up();
     println!(
         "| {:<44} | {:>14} | {:<10} |",
@@ -253,12 +275,23 @@ fn main() {
     );
     row(
         "work beside a 100m spinner / alone (1 core)",
-        format!("{:.2}x", work_beside.as_secs_f64() / work_alone.as_secs_f64()),
+        format!(
+            "{:.2}x",
+            work_beside.as_secs_f64() / work_alone.as_secs_f64()
+        ),
         "< 2x",
     );
     row(
         "same beside an unlimited spinner (reference)",
-        format!("{:.2}x", unlimited_beside.as_secs_f64() / unlimited_alone.as_secs_f64()),
+        format!(
+            "{:.2}x",
+            unlimited_beside.as_secs_f64() / unlimited_alone.as_secs_f64()
+        ),
         "—",
+    );
+    row(
+        "work limited to 500m / unlimited",
+        format!("{:.2}x", half_core.as_secs_f64() / work_alone.as_secs_f64()),
+        "≈ 2x",
     );
 }

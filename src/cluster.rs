@@ -129,6 +129,10 @@ impl Cluster {
             api.clone(),
             shutdown.clone(),
         )));
+        tasks.push(tokio::spawn(crate::controllers::deployment::run(
+            api.clone(),
+            shutdown.clone(),
+        )));
         tasks.push(tokio::spawn(crate::scheduler::run(
             api.clone(),
             config.node_name.clone(),

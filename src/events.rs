@@ -41,18 +41,34 @@ impl Recorder {
 
     /// Records an event about `object` (a stored object), optionally about one of its parts
     /// (`spec.containers{web}`). Failures are logged, never returned: an event is advisory.
-    pub fn record(&self, object: &Value, field_path: Option<&str>, kind: EventType, reason: &str, message: &str) {
+    pub fn record(
+        &self,
+        object: &Value,
+        field_path: Option<&str>,
+        kind: EventType,
+        reason: &str,
+        message: &str,
+    ) {
         let meta = &object["metadata"];
         let namespace = meta["namespace"].as_str().unwrap_or("default").to_string();
         let uid = meta["uid"].as_str().unwrap_or_default().to_string();
         let dedupe_key = (uid.clone(), reason.to_string(), message.to_string());
-        let existing = self.seen.lock().unwrap_or_else(|p| p.into_inner()).get(&dedupe_key).cloned();
+        let existing = self
+            .seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&dedupe_key)
+            .cloned();
         if let Some(name) = existing
             && self.bump(&namespace, &name)
         {
             return;
         }
-        let name = format!("{}.{}", meta["name"].as_str().unwrap_or("object"), hex::encode(rand::random::<[u8; 8]>()));
+        let name = format!(
+            "{}.{}",
+            meta["name"].as_str().unwrap_or("object"),
+            hex::encode(rand::random::<[u8; 8]>())
+        );
         let timestamp = now();
         let event = json!({
             "apiVersion": "v1",
@@ -93,6 +109,8 @@ impl Recorder {
         let count = event["count"].as_i64().unwrap_or(1);
         event["count"] = json!(count + 1);
         event["lastTimestamp"] = json!(now());
-        self.api.update(&EVENTS, Some(namespace), name, event, Part::Main).is_ok()
+        self.api
+            .update(&EVENTS, Some(namespace), name, event, Part::Main)
+            .is_ok()
     }
 }

@@ -39,12 +39,19 @@ impl Cause {
         }
     }
 
-    pub fn unsupported(field: impl Into<String>, value: impl std::fmt::Display, allowed: &[&str]) -> Self {
+    pub fn unsupported(
+        field: impl Into<String>,
+        value: impl std::fmt::Display,
+        allowed: &[&str],
+    ) -> Self {
         let allowed: Vec<String> = allowed.iter().map(|a| format!("\"{a}\"")).collect();
         Self {
             field: field.into(),
             reason: "FieldValueNotSupported",
-            message: format!("Unsupported value: \"{value}\": supported values: {}", allowed.join(", ")),
+            message: format!(
+                "Unsupported value: \"{value}\": supported values: {}",
+                allowed.join(", ")
+            ),
         }
     }
 
@@ -149,7 +156,9 @@ impl ApiError {
         let details = match self {
             ApiError::NotFound { resource, name }
             | ApiError::AlreadyExists { resource, name }
-            | ApiError::Conflict { resource, name } => Some(json!({"name": name, "kind": resource})),
+            | ApiError::Conflict { resource, name } => {
+                Some(json!({"name": name, "kind": resource}))
+            }
             ApiError::Invalid { kind, name, causes } => Some(json!({
                 "name": name,
                 "kind": kind,
@@ -193,7 +202,10 @@ mod tests {
         };
         let status = error.to_status();
         assert_eq!(status["code"], 422);
-        assert_eq!(status["details"]["causes"][0]["field"], "spec.containers[0].image");
+        assert_eq!(
+            status["details"]["causes"][0]["field"],
+            "spec.containers[0].image"
+        );
         assert_eq!(
             status["message"],
             "Pod \"web\" is invalid: spec.containers[0].image: Required value"

@@ -26,12 +26,22 @@ pub trait PodLogs: Send + Sync {
     ///
     /// # Errors
     /// `BadRequest` when the container has not started (or has no previous instance).
-    fn open(&self, pod: &Value, container: &str, options: &LogOptions) -> ApiResult<mpsc::Receiver<Bytes>>;
+    fn open(
+        &self,
+        pod: &Value,
+        container: &str,
+        options: &LogOptions,
+    ) -> ApiResult<mpsc::Receiver<Bytes>>;
 }
 
 impl Api {
     /// Opens the log of a pod's container, choosing the only container when none is named.
-    pub fn pod_logs(&self, namespace: &str, name: &str, options: &LogOptions) -> ApiResult<mpsc::Receiver<Bytes>> {
+    pub fn pod_logs(
+        &self,
+        namespace: &str,
+        name: &str,
+        options: &LogOptions,
+    ) -> ApiResult<mpsc::Receiver<Bytes>> {
         let pod = self.get(&PODS, Some(namespace), name)?;
         let containers: Vec<&str> = ["initContainers", "containers"]
             .iter()

@@ -53,10 +53,12 @@ pub fn apply(target: &mut Value, patch: &Value, patch_type: PatchType) {
                     }
                 }
             }
-            (PatchType::StrategicMerge, Some(current), Some(elements)) => match merge_key(key, elements) {
-                Some(merge_key) => merge_list(current, elements, merge_key),
-                None => *slot = value.clone(),
-            },
+            (PatchType::StrategicMerge, Some(current), Some(elements)) => {
+                match merge_key(key, elements) {
+                    Some(merge_key) => merge_list(current, elements, merge_key),
+                    None => *slot = value.clone(),
+                }
+            }
             _ => apply(slot, value, patch_type),
         }
     }
@@ -65,7 +67,12 @@ pub fn apply(target: &mut Value, patch: &Value, patch_type: PatchType) {
 /// The field that identifies elements of the list `field`, when Kubernetes merges it by key.
 fn merge_key(field: &str, elements: &[Value]) -> Option<&'static str> {
     let key = match field {
-        "containers" | "initContainers" | "ephemeralContainers" | "volumes" | "env" | "imagePullSecrets" => "name",
+        "containers"
+        | "initContainers"
+        | "ephemeralContainers"
+        | "volumes"
+        | "env"
+        | "imagePullSecrets" => "name",
         "volumeMounts" => "mountPath",
         "ownerReferences" => "uid",
         "conditions" => "type",
@@ -106,14 +113,22 @@ mod tests {
     #[test]
     fn merge_patch_sets_replaces_and_removes() {
         let mut target = json!({"a": {"b": 1, "c": 2}, "l": [1, 2]});
-        apply(&mut target, &json!({"a": {"b": null, "d": 3}, "l": [3]}), PatchType::Merge);
+        apply(
+            &mut target,
+            &json!({"a": {"b": null, "d": 3}, "l": [3]}),
+            PatchType::Merge,
+        );
         assert_eq!(target, json!({"a": {"c": 2, "d": 3}, "l": [3]}));
     }
 
     #[test]
     fn strategic_directives_are_ignored() {
         let mut target = json!({"spec": {"x": 1}});
-        apply(&mut target, &json!({"spec": {"$setElementOrder/containers": [], "x": 2}}), PatchType::StrategicMerge);
+        apply(
+            &mut target,
+            &json!({"spec": {"$setElementOrder/containers": [], "x": 2}}),
+            PatchType::StrategicMerge,
+        );
         assert_eq!(target, json!({"spec": {"x": 2}}));
     }
 
@@ -129,16 +144,26 @@ mod tests {
             {"name": "new", "image": "n.wasm"},
         ]}});
         apply(&mut pod, &patch, PatchType::StrategicMerge);
-        assert_eq!(pod, json!({"spec": {"containers": [
-            {"name": "web", "image": "v2.wasm", "args": ["serve"]},
-            {"name": "new", "image": "n.wasm"},
-        ]}}));
+        assert_eq!(
+            pod,
+            json!({"spec": {"containers": [
+                {"name": "web", "image": "v2.wasm", "args": ["serve"]},
+                {"name": "new", "image": "n.wasm"},
+            ]}})
+        );
     }
 
     #[test]
     fn strategic_patch_unions_finalizers_and_replaces_unkeyed_lists() {
         let mut object = json!({"metadata": {"finalizers": ["a"]}, "spec": {"args": ["x", "y"]}});
-        apply(&mut object, &json!({"metadata": {"finalizers": ["b"]}, "spec": {"args": ["z"]}}), PatchType::StrategicMerge);
-        assert_eq!(object, json!({"metadata": {"finalizers": ["a", "b"]}, "spec": {"args": ["z"]}}));
+        apply(
+            &mut object,
+            &json!({"metadata": {"finalizers": ["b"]}, "spec": {"args": ["z"]}}),
+            PatchType::StrategicMerge,
+        );
+        assert_eq!(
+            object,
+            json!({"metadata": {"finalizers": ["a", "b"]}, "spec": {"args": ["z"]}})
+        );
     }
 }

@@ -79,8 +79,28 @@ pub const REPLICA_SETS: Resource = Resource {
     label_names: true,
 };
 
+pub const DEPLOYMENTS: Resource = Resource {
+    group: "apps",
+    version: "v1",
+    kind: "Deployment",
+    plural: "deployments",
+    singular: "deployment",
+    short_names: &["deploy"],
+    namespaced: true,
+    has_status: true,
+    // Its name prefixes its ReplicaSets' names, and theirs their pods'.
+    label_names: true,
+};
+
 /// Every served resource.
-pub const ALL: &[&Resource] = &[&NAMESPACES, &PODS, &NODES, &EVENTS, &REPLICA_SETS];
+pub const ALL: &[&Resource] = &[
+    &NAMESPACES,
+    &PODS,
+    &NODES,
+    &EVENTS,
+    &REPLICA_SETS,
+    &DEPLOYMENTS,
+];
 
 impl Resource {
     /// `v1` for the core group, `apps/v1` otherwise.

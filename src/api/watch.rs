@@ -47,17 +47,26 @@ impl Api {
         let (initial, after) = match options.resource_version {
             Some(revision) => (Vec::new(), revision),
             None => {
-                let listing = self.store.list(&prefix).map_err(|e| ApiError::from_store(e, resource.plural, ""))?;
+                let listing = self
+                    .store
+                    .list(&prefix)
+                    .map_err(|e| ApiError::from_store(e, resource.plural, ""))?;
                 let added = listing
                     .entries
                     .into_iter()
                     .filter(|entry| options.matches(&entry.value))
-                    .map(|entry| WatchEvent { kind: "ADDED", object: entry.value })
+                    .map(|entry| WatchEvent {
+                        kind: "ADDED",
+                        object: entry.value,
+                    })
                     .collect();
                 (added, listing.revision)
             }
         };
-        let watch = self.store.watch(&prefix, after).map_err(|e| ApiError::from_store(e, resource.plural, ""))?;
+        let watch = self
+            .store
+            .watch(&prefix, after)
+            .map_err(|e| ApiError::from_store(e, resource.plural, ""))?;
         let (tx, rx) = mpsc::channel(WATCH_BUFFER);
         let store = self.store.clone();
         tokio::spawn(async move {
@@ -103,7 +112,8 @@ impl Api {
                     continue;
                 }
                 last = event.entry.revision;
-                if let Some(out) = translate(&options, event.kind, event.entry.value, event.prev.as_ref())
+                if let Some(out) =
+                    translate(&options, event.kind, event.entry.value, event.prev.as_ref())
                     && tx.send(out).await.is_err()
                 {
                     return;
@@ -125,7 +135,13 @@ pub async fn follow(
     mut handle: impl FnMut(WatchEvent),
 ) {
     while !shutdown.is_cancelled() {
-        let mut events = match api.watch(resource, None, options.clone(), None, shutdown.child_token()) {
+        let mut events = match api.watch(
+            resource,
+            None,
+            options.clone(),
+            None,
+            shutdown.child_token(),
+        ) {
             Ok(events) => events,
             Err(error) => {
                 tracing::warn!(%error, resource = resource.plural, "watch failed; retrying");
@@ -143,7 +159,12 @@ pub async fn follow(
 
 /// What a watcher with `options` sees of a change: objects entering the selection are `ADDED`,
 /// leaving it `DELETED`.
-fn translate(options: &ListOptions, kind: EventKind, object: Value, prev: Option<&Value>) -> Option<WatchEvent> {
+fn translate(
+    options: &ListOptions,
+    kind: EventKind,
+    object: Value,
+    prev: Option<&Value>,
+) -> Option<WatchEvent> {
     let was = prev.is_some_and(|p| options.matches(p));
     let is = kind == EventKind::Put && options.matches(&object);
     let kind = match (was, is) {

@@ -5,6 +5,7 @@
 //! pool of workers runs an idempotent `reconcile(key) -> Action` for each (`reconcile`).
 
 pub mod cache;
+pub mod deployment;
 pub mod informer;
 pub mod namespace;
 pub mod queue;

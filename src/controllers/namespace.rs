@@ -14,12 +14,22 @@ use crate::api::{Api, ApiError, DeleteOptions, ListOptions, Part};
 const RECHECK: Duration = Duration::from_millis(200);
 
 pub async fn run(api: Arc<Api>, shutdown: CancellationToken) {
-    follow(&api, &NAMESPACES, ListOptions::default(), &shutdown, |event| {
-        if event.kind != "DELETED" && event.object["metadata"]["deletionTimestamp"].is_string() {
-            let name = event.object["metadata"]["name"].as_str().unwrap_or_default().to_string();
-            tokio::spawn(finalize(api.clone(), name, shutdown.clone()));
-        }
-    })
+    follow(
+        &api,
+        &NAMESPACES,
+        ListOptions::default(),
+        &shutdown,
+        |event| {
+            if event.kind != "DELETED" && event.object["metadata"]["deletionTimestamp"].is_string()
+            {
+                let name = event.object["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                tokio::spawn(finalize(api.clone(), name, shutdown.clone()));
+            }
+        },
+    )
     .await;
 }
 
@@ -38,7 +48,9 @@ async fn finalize(api: Arc<Api>, namespace: String, shutdown: CancellationToken)
             _ = shutdown.cancelled() => return,
         }
     }
-    let Ok(mut object) = api.get(&NAMESPACES, None, &namespace) else { return };
+    let Ok(mut object) = api.get(&NAMESPACES, None, &namespace) else {
+        return;
+    };
     if let Some(spec) = object.get_mut("spec").and_then(Value::as_object_mut) {
         spec.remove("finalizers");
     }

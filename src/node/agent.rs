@@ -36,7 +36,10 @@ impl Agent {
             pods: Mutex::new(HashMap::new()),
         });
         agent.register()?;
-        agent.node.api.register_log_source(&agent.node.config.node_name, agent.clone());
+        agent
+            .node
+            .api
+            .register_log_source(&agent.node.config.node_name, agent.clone());
         tokio::spawn(agent.clone().heartbeat(shutdown.clone()));
         tokio::spawn(agent.clone().sync_pods(shutdown));
         Ok(agent)
@@ -106,7 +109,10 @@ impl Agent {
     fn post_status(&self) -> ApiResult<()> {
         let mut node = self.node.api.get(&NODES, None, self.name())?;
         node["status"] = self.node_status();
-        self.node.api.update(&NODES, None, self.name(), node, Part::Status).map(|_| ())
+        self.node
+            .api
+            .update(&NODES, None, self.name(), node, Part::Status)
+            .map(|_| ())
     }
 
     async fn heartbeat(self: Arc<Self>, shutdown: CancellationToken) {
@@ -132,8 +138,17 @@ impl Agent {
             fields: FieldSelector::parse(&selector, "Pod").expect("static selector"),
             ..Default::default()
         };
-        follow(&self.node.api, &PODS, options, &shutdown, |event| self.apply(event.kind, &event.object)).await;
-        let handles: Vec<PodHandle> = self.pods.lock().unwrap_or_else(|p| p.into_inner()).drain().map(|(_, h)| h).collect();
+        follow(&self.node.api, &PODS, options, &shutdown, |event| {
+            self.apply(event.kind, &event.object)
+        })
+        .await;
+        let handles: Vec<PodHandle> = self
+            .pods
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain()
+            .map(|(_, h)| h)
+            .collect();
         for handle in &handles {
             handle.stop(Stop::Shutdown);
         }
@@ -143,7 +158,10 @@ impl Agent {
     }
 
     fn apply(&self, kind: &str, pod: &Value) {
-        let uid = pod["metadata"]["uid"].as_str().unwrap_or_default().to_string();
+        let uid = pod["metadata"]["uid"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         let deleting = pod["metadata"]["deletionTimestamp"].is_string();
         let mut pods = self.pods.lock().unwrap_or_else(|p| p.into_inner());
         pods.retain(|_, handle| !handle.finished.is_cancelled());
@@ -154,7 +172,8 @@ impl Agent {
             }
             ("ADDED" | "MODIFIED", Some(handle)) if deleting => handle.stop(Stop::Delete),
             ("ADDED" | "MODIFIED", None) if deleting => self.finish_deletion(pod),
-            ("ADDED" | "MODIFIED", None) => match pod_worker::spawn(self.node.clone(), pod.clone()) {
+            ("ADDED" | "MODIFIED", None) => match pod_worker::spawn(self.node.clone(), pod.clone())
+            {
                 Ok(handle) => {
                     pods.insert(uid, handle);
                 }
@@ -173,26 +192,47 @@ impl Agent {
             precondition_uid: Some(uid.to_string()),
             ..Default::default()
         };
-        let (namespace, name) = (pod["metadata"]["namespace"].as_str(), pod["metadata"]["name"].as_str().unwrap_or_default());
+        let (namespace, name) = (
+            pod["metadata"]["namespace"].as_str(),
+            pod["metadata"]["name"].as_str().unwrap_or_default(),
+        );
         let _ = self.node.api.delete(&PODS, namespace, name, &options);
     }
 }
 
 impl PodLogs for Agent {
-    fn open(&self, pod: &Value, container: &str, options: &LogOptions) -> ApiResult<mpsc::Receiver<Bytes>> {
+    fn open(
+        &self,
+        pod: &Value,
+        container: &str,
+        options: &LogOptions,
+    ) -> ApiResult<mpsc::Receiver<Bytes>> {
         let uid = pod["metadata"]["uid"].as_str().unwrap_or_default();
         let name = pod["metadata"]["name"].as_str().unwrap_or_default();
-        let pair = self.pods.lock().unwrap_or_else(|p| p.into_inner()).get(uid).and_then(|h| h.logs(container));
-        let waiting = || ApiError::BadRequest(format!("container \"{container}\" in pod \"{name}\" is waiting to start: ContainerCreating"));
+        let pair = self
+            .pods
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(uid)
+            .and_then(|h| h.logs(container));
+        let waiting = || {
+            ApiError::BadRequest(format!(
+                "container \"{container}\" in pod \"{name}\" is waiting to start: ContainerCreating"
+            ))
+        };
         let pair = pair.ok_or_else(waiting)?;
         let log = if options.previous {
             pair.previous.ok_or_else(|| {
-                ApiError::BadRequest(format!("previous terminated container \"{container}\" in pod \"{name}\" not found"))
+                ApiError::BadRequest(format!(
+                    "previous terminated container \"{container}\" in pod \"{name}\" not found"
+                ))
             })?
         } else {
             pair.current
         };
-        let since = options.since_seconds.map(|s| Utc::now() - chrono::Duration::seconds(s));
+        let since = options
+            .since_seconds
+            .map(|s| Utc::now() - chrono::Duration::seconds(s));
         let (lines, mut cursor) = log.snapshot(options.tail_lines, since);
         let (tx, rx) = mpsc::channel(64);
         let (follow, timestamps) = (options.follow, options.timestamps);
@@ -205,7 +245,9 @@ impl PodLogs for Agent {
                     next = log.next_lines(cursor) => next,
                     _ = tx.closed() => return,
                 };
-                let Some((lines, next_cursor)) = next else { return };
+                let Some((lines, next_cursor)) = next else {
+                    return;
+                };
                 cursor = next_cursor;
                 if !lines.is_empty() && tx.send(render(&lines, timestamps)).await.is_err() {
                     return;

@@ -20,22 +20,36 @@ pub fn volume_dir(pod_dir: &Path, volume: &str) -> PathBuf {
 }
 
 /// Environment variables in order, with `valueFrom.fieldRef` resolved and `$(VAR)` expanded.
-pub fn environment(pod: &Pod, container: &Container, pod_ip: &str, host_ip: &str) -> Vec<(String, String)> {
+pub fn environment(
+    pod: &Pod,
+    container: &Container,
+    pod_ip: &str,
+    host_ip: &str,
+) -> Vec<(String, String)> {
     let meta = &pod.metadata;
     let spec = pod.spec.as_ref();
     let mut resolved: Vec<(String, String)> = Vec::new();
     for var in container.env.iter().flatten() {
-        let field = var.value_from.as_ref().and_then(|f| f.field_ref.as_ref()).map(|f| f.field_path.as_str());
+        let field = var
+            .value_from
+            .as_ref()
+            .and_then(|f| f.field_ref.as_ref())
+            .map(|f| f.field_path.as_str());
         let value = match field {
             Some("metadata.name") => meta.name.clone().unwrap_or_default(),
             Some("metadata.namespace") => meta.namespace.clone().unwrap_or_default(),
             Some("metadata.uid") => meta.uid.clone().unwrap_or_default(),
             Some("spec.nodeName") => spec.and_then(|s| s.node_name.clone()).unwrap_or_default(),
-            Some("spec.serviceAccountName") => spec.and_then(|s| s.service_account_name.clone()).unwrap_or_default(),
+            Some("spec.serviceAccountName") => spec
+                .and_then(|s| s.service_account_name.clone())
+                .unwrap_or_default(),
             Some("status.podIP") => pod_ip.to_string(),
             Some("status.hostIP") => host_ip.to_string(),
             _ => {
-                let known: HashMap<&str, &str> = resolved.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                let known: HashMap<&str, &str> = resolved
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect();
                 expand(var.value.as_deref().unwrap_or_default(), &known)
             }
         };
@@ -100,8 +114,12 @@ pub fn mounts(pod_dir: &Path, container: &Container) -> Vec<Mount> {
 /// `resources.limits.memory` in bytes and `resources.limits.cpu` in millicores.
 pub fn limits(container: &Container) -> (Option<u64>, Option<u64>) {
     let limits = container.resources.as_ref().and_then(|r| r.limits.as_ref());
-    let memory = limits.and_then(|l| l.get("memory")).and_then(|q| quantity::bytes(&q.0));
-    let cpu = limits.and_then(|l| l.get("cpu")).and_then(|q| quantity::millicores(&q.0));
+    let memory = limits
+        .and_then(|l| l.get("memory"))
+        .and_then(|q| quantity::bytes(&q.0));
+    let cpu = limits
+        .and_then(|l| l.get("cpu"))
+        .and_then(|q| quantity::millicores(&q.0));
     (memory, cpu)
 }
 

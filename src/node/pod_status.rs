@@ -5,8 +5,13 @@ use serde_json::{Value, json};
 /// A container's state, as `status.containerStatuses[].state` shows it.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ContainerState {
-    Waiting { reason: String, message: Option<String> },
-    Running { started_at: String },
+    Waiting {
+        reason: String,
+        message: Option<String>,
+    },
+    Running {
+        started_at: String,
+    },
     Terminated(Termination),
 }
 
@@ -21,12 +26,17 @@ pub struct Termination {
 
 impl ContainerState {
     pub fn waiting(reason: &str, message: Option<String>) -> Self {
-        ContainerState::Waiting { reason: reason.into(), message }
+        ContainerState::Waiting {
+            reason: reason.into(),
+            message,
+        }
     }
 
     pub fn to_json(&self) -> Value {
         match self {
-            ContainerState::Waiting { reason, message } => json!({"waiting": {"reason": reason, "message": message}}),
+            ContainerState::Waiting { reason, message } => {
+                json!({"waiting": {"reason": reason, "message": message}})
+            }
             ContainerState::Running { started_at } => json!({"running": {"startedAt": started_at}}),
             ContainerState::Terminated(t) => json!({"terminated": {
                 "exitCode": t.exit_code, "reason": t.reason, "message": t.message,
@@ -96,7 +106,8 @@ pub struct PodRecord {
 pub fn phase(pod: &PodRecord) -> &'static str {
     if !pod.initialized {
         let init_failed = pod.init.iter().any(|c| {
-            matches!(&c.state, ContainerState::Terminated(t) if t.exit_code != 0) && pod.restart_policy == "Never"
+            matches!(&c.state, ContainerState::Terminated(t) if t.exit_code != 0)
+                && pod.restart_policy == "Never"
         });
         return if init_failed { "Failed" } else { "Pending" };
     }
@@ -131,7 +142,11 @@ pub fn status_json(pod: &PodRecord) -> Value {
     let containers_ready = containers_ready(pod);
     let ready = is_ready(pod);
     let condition = |kind: &str, status: bool, reason: Option<&str>| {
-        let since = if matches!(kind, "Ready" | "ContainersReady") { &pod.ready_transition } else { &pod.start_time };
+        let since = if matches!(kind, "Ready" | "ContainersReady") {
+            &pod.ready_transition
+        } else {
+            &pod.start_time
+        };
         json!({"type": kind, "status": if status { "True" } else { "False" }, "reason": reason, "lastTransitionTime": since})
     };
     let not_ready_reason = (!containers_ready).then_some("ContainersNotReady");
@@ -196,7 +211,10 @@ mod tests {
             app: states
                 .into_iter()
                 .enumerate()
-                .map(|(i, state)| ContainerRecord { state, ..ContainerRecord::new(&format!("c{i}"), "x.wasm") })
+                .map(|(i, state)| ContainerRecord {
+                    state,
+                    ..ContainerRecord::new(&format!("c{i}"), "x.wasm")
+                })
                 .collect(),
             initialized: true,
             start_time: String::new(),
@@ -209,7 +227,9 @@ mod tests {
 
     #[test]
     fn phase_follows_kubernetes_for_every_policy_and_outcome() {
-        let running = ContainerState::Running { started_at: String::new() };
+        let running = ContainerState::Running {
+            started_at: String::new(),
+        };
         let cases = [
             ("Never", vec![terminated(3)], "Failed"),
             ("Never", vec![terminated(0)], "Succeeded"),
@@ -217,17 +237,28 @@ mod tests {
             ("OnFailure", vec![terminated(1)], "Running"),
             ("Always", vec![terminated(0)], "Running"),
             ("Never", vec![running.clone(), terminated(1)], "Running"),
-            ("Never", vec![ContainerState::waiting("ContainerCreating", None)], "Pending"),
+            (
+                "Never",
+                vec![ContainerState::waiting("ContainerCreating", None)],
+                "Pending",
+            ),
             ("Never", vec![terminated(0), terminated(2)], "Failed"),
         ];
         for (policy, states, expected) in cases {
-            assert_eq!(phase(&pod(policy, states.clone())), expected, "{policy} {states:?}");
+            assert_eq!(
+                phase(&pod(policy, states.clone())),
+                expected,
+                "{policy} {states:?}"
+            );
         }
     }
 
     #[test]
     fn a_crash_looping_container_keeps_the_pod_running_but_not_ready() {
-        let mut record = pod("Always", vec![ContainerState::waiting("CrashLoopBackOff", None)]);
+        let mut record = pod(
+            "Always",
+            vec![ContainerState::waiting("CrashLoopBackOff", None)],
+        );
         record.app[0].last_termination = Some(Termination {
             exit_code: 1,
             reason: "Error".into(),
@@ -242,9 +273,15 @@ mod tests {
 
     #[test]
     fn failed_init_container_fails_the_pod_only_without_restarts() {
-        let mut record = pod("Never", vec![ContainerState::waiting("PodInitializing", None)]);
+        let mut record = pod(
+            "Never",
+            vec![ContainerState::waiting("PodInitializing", None)],
+        );
         record.initialized = false;
-        record.init = vec![ContainerRecord { state: terminated(1), ..ContainerRecord::new("init", "x.wasm") }];
+        record.init = vec![ContainerRecord {
+            state: terminated(1),
+            ..ContainerRecord::new("init", "x.wasm")
+        }];
         assert_eq!(phase(&record), "Failed");
         record.restart_policy = "OnFailure".into();
         assert_eq!(phase(&record), "Pending");

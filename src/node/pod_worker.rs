@@ -12,12 +12,14 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use super::NodeContext;
 use super::container_spec::{self, arguments, environment, image_path, limits, mounts};
 use super::logs::ContainerLog;
-use super::pod_status::{self, ContainerRecord, ContainerState, PodRecord, Termination, should_restart};
-use super::runtime::{Loaded, LoadSource};
+use super::pod_status::{
+    self, ContainerRecord, ContainerState, PodRecord, Termination, should_restart,
+};
+use super::runtime::{LoadSource, Loaded};
 use super::sandbox::{ContainerRun, ExitReason};
-use super::NodeContext;
 use crate::api::objects::now;
 use crate::api::resources::PODS;
 use crate::api::{ApiError, DeleteOptions, Part};
@@ -66,13 +68,19 @@ impl PodHandle {
     }
 
     pub fn logs(&self, container: &str) -> Option<LogPair> {
-        self.shared.logs.lock().unwrap_or_else(|p| p.into_inner()).get(container).cloned()
+        self.shared
+            .logs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(container)
+            .cloned()
     }
 }
 
 /// Starts the worker of `pod` (a stored Pod object bound to this node).
 pub fn spawn(node: Arc<NodeContext>, raw: Value) -> Result<PodHandle, ApiError> {
-    let pod: Pod = serde_json::from_value(raw.clone()).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let pod: Pod =
+        serde_json::from_value(raw.clone()).map_err(|e| ApiError::Internal(e.to_string()))?;
     let spec = pod.spec.clone().unwrap_or_default();
     let previous: HashMap<String, &Value> = ["initContainerStatuses", "containerStatuses"]
         .iter()
@@ -82,11 +90,22 @@ pub fn spawn(node: Arc<NodeContext>, raw: Value) -> Result<PodHandle, ApiError> 
         .collect();
     let record_of = |c: &Container| carry_over(previous.get(&c.name).copied(), c);
     let record = PodRecord {
-        restart_policy: spec.restart_policy.clone().unwrap_or_else(|| "Always".into()),
-        init: spec.init_containers.iter().flatten().map(record_of).collect(),
+        restart_policy: spec
+            .restart_policy
+            .clone()
+            .unwrap_or_else(|| "Always".into()),
+        init: spec
+            .init_containers
+            .iter()
+            .flatten()
+            .map(record_of)
+            .collect(),
         app: spec.containers.iter().map(record_of).collect(),
         initialized: spec.init_containers.as_ref().is_none_or(Vec::is_empty),
-        start_time: raw["status"]["startTime"].as_str().map(str::to_string).unwrap_or_else(now),
+        start_time: raw["status"]["startTime"]
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(now),
         ready_transition: now(),
         host_ip: node.config.host_ip.clone(),
         pod_ip: node.config.host_ip.clone(),
@@ -111,14 +130,21 @@ pub fn spawn(node: Arc<NodeContext>, raw: Value) -> Result<PodHandle, ApiError> 
         worker.run(stop_rx).await;
         done.cancel();
     });
-    Ok(PodHandle { stop: stop_tx, shared, finished })
+    Ok(PodHandle {
+        stop: stop_tx,
+        shared,
+        finished,
+    })
 }
 
 /// A container's record when its pod (re)starts on this node. A container the stored status
 /// shows running died with the previous node process: like a rebooted kubelet, count a restart
 /// and keep why it ended as `lastState`.
 fn carry_over(stored: Option<&Value>, container: &Container) -> ContainerRecord {
-    let mut record = ContainerRecord::new(&container.name, container.image.as_deref().unwrap_or_default());
+    let mut record = ContainerRecord::new(
+        &container.name,
+        container.image.as_deref().unwrap_or_default(),
+    );
     let Some(stored) = stored else { return record };
     record.restart_count = stored["restartCount"].as_i64().unwrap_or(0) as i32;
     if let Some(started_at) = stored["state"]["running"]["startedAt"].as_str() {
@@ -168,7 +194,9 @@ impl Worker {
 
     fn event(&self, container: Option<&str>, kind: EventType, reason: &str, message: &str) {
         let field = container.map(|c| format!("spec.containers{{{c}}}"));
-        self.node.recorder.record(&self.raw, field.as_deref(), kind, reason, message);
+        self.node
+            .recorder
+            .record(&self.raw, field.as_deref(), kind, reason, message);
     }
 
     async fn run(self, mut stop: watch::Receiver<Option<Stop>>) {
@@ -176,7 +204,10 @@ impl Worker {
         let containers_stop = CancellationToken::new();
         let status_done = CancellationToken::new();
         let status_writer = tokio::spawn(this.clone().write_status(status_done.clone()));
-        let already_finished = matches!(this.raw["status"]["phase"].as_str(), Some("Succeeded" | "Failed"));
+        let already_finished = matches!(
+            this.raw["status"]["phase"].as_str(),
+            Some("Succeeded" | "Failed")
+        );
         let lifecycle = {
             let this = this.clone();
             let cancel = containers_stop.clone();
@@ -217,7 +248,11 @@ impl Worker {
                 precondition_uid: Some(self.uid.clone()),
                 ..Default::default()
             };
-            match self.node.api.delete(&PODS, Some(self.namespace()), self.name(), &options) {
+            match self
+                .node
+                .api
+                .delete(&PODS, Some(self.namespace()), self.name(), &options)
+            {
                 Ok(_) | Err(ApiError::NotFound { .. }) | Err(ApiError::Conflict { .. }) => {}
                 Err(error) => tracing::warn!(%error, pod = self.name(), "could not remove pod"),
             }
@@ -232,7 +267,9 @@ impl Worker {
                 _ = self.shared.changed.notified() => false,
                 _ = done.cancelled() => true,
             };
-            let status = pod_status::status_json(&self.shared.record.lock().unwrap_or_else(|p| p.into_inner()));
+            let status = pod_status::status_json(
+                &self.shared.record.lock().unwrap_or_else(|p| p.into_inner()),
+            );
             if written.as_ref() != Some(&status) && self.put_status(&status) {
                 written = Some(status);
             }
@@ -245,7 +282,11 @@ impl Worker {
     /// Replaces the stored status; false if the pod is gone.
     fn put_status(&self, status: &Value) -> bool {
         for _ in 0..5 {
-            let mut current = match self.node.api.get(&PODS, Some(self.namespace()), self.name()) {
+            let mut current = match self
+                .node
+                .api
+                .get(&PODS, Some(self.namespace()), self.name())
+            {
                 Ok(current) => current,
                 Err(_) => return false,
             };
@@ -253,7 +294,13 @@ impl Worker {
                 return false;
             }
             current["status"] = status.clone();
-            match self.node.api.update(&PODS, Some(self.namespace()), self.name(), current, Part::Status) {
+            match self.node.api.update(
+                &PODS,
+                Some(self.namespace()),
+                self.name(),
+                current,
+                Part::Status,
+            ) {
                 Ok(_) => return true,
                 Err(ApiError::Conflict { .. }) => continue,
                 Err(error) => {
@@ -270,7 +317,15 @@ impl Worker {
         for volume in spec.volumes.iter().flatten() {
             let dir = container_spec::volume_dir(&self.pod_dir(), &volume.name);
             if let Err(error) = tokio::fs::create_dir_all(&dir).await {
-                self.event(None, EventType::Warning, "FailedMount", &format!("MountVolume.SetUp failed for volume \"{}\": {error}", volume.name));
+                self.event(
+                    None,
+                    EventType::Warning,
+                    "FailedMount",
+                    &format!(
+                        "MountVolume.SetUp failed for volume \"{}\": {error}",
+                        volume.name
+                    ),
+                );
                 return;
             }
         }
@@ -291,22 +346,41 @@ impl Worker {
     }
 
     /// Runs init container `index` until it succeeds; false when the pod cannot go on.
-    async fn run_init(&self, index: usize, container: &Container, cancel: &CancellationToken) -> bool {
-        let Some(loaded) = self.load(container, Slot::Init(index), cancel).await else { return false };
+    async fn run_init(
+        &self,
+        index: usize,
+        container: &Container,
+        cancel: &CancellationToken,
+    ) -> bool {
+        let Some(loaded) = self.load(container, Slot::Init(index), cancel).await else {
+            return false;
+        };
         let mut failures = 0;
         loop {
-            let Some(termination) = self.run_once(container, Slot::Init(index), &loaded, cancel).await else {
+            let Some(termination) = self
+                .run_once(container, Slot::Init(index), &loaded, cancel)
+                .await
+            else {
                 return false;
             };
             let code = termination.exit_code;
-            let policy = self.shared.record.lock().unwrap_or_else(|p| p.into_inner()).restart_policy.clone();
+            let policy = self
+                .shared
+                .record
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .restart_policy
+                .clone();
             if code == 0 {
                 return true;
             }
             if policy == "Never" {
                 return false;
             }
-            if !self.back_off(container, Slot::Init(index), termination, failures, cancel).await {
+            if !self
+                .back_off(container, Slot::Init(index), termination, failures, cancel)
+                .await
+            {
                 return false;
             }
             failures += 1;
@@ -314,14 +388,25 @@ impl Worker {
     }
 
     async fn run_app(&self, index: usize, container: &Container, cancel: &CancellationToken) {
-        let Some(loaded) = self.load(container, Slot::App(index), cancel).await else { return };
+        let Some(loaded) = self.load(container, Slot::App(index), cancel).await else {
+            return;
+        };
         let mut failures = 0;
         loop {
             let started = Instant::now();
-            let Some(termination) = self.run_once(container, Slot::App(index), &loaded, cancel).await else {
+            let Some(termination) = self
+                .run_once(container, Slot::App(index), &loaded, cancel)
+                .await
+            else {
                 return;
             };
-            let policy = self.shared.record.lock().unwrap_or_else(|p| p.into_inner()).restart_policy.clone();
+            let policy = self
+                .shared
+                .record
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .restart_policy
+                .clone();
             if !should_restart(&policy, termination.exit_code) {
                 return;
             }
@@ -329,7 +414,10 @@ impl Worker {
             if started.elapsed() > self.node.config.backoff.max * 2 {
                 failures = 0;
             }
-            if !self.back_off(container, Slot::App(index), termination, failures, cancel).await {
+            if !self
+                .back_off(container, Slot::App(index), termination, failures, cancel)
+                .await
+            {
                 return;
             }
             failures += 1;
@@ -337,7 +425,14 @@ impl Worker {
     }
 
     /// Waits out the crash-loop back-off before restart number `failures + 1`.
-    async fn back_off(&self, container: &Container, slot: Slot, last: Termination, failures: u32, cancel: &CancellationToken) -> bool {
+    async fn back_off(
+        &self,
+        container: &Container,
+        slot: Slot,
+        last: Termination,
+        failures: u32,
+        cancel: &CancellationToken,
+    ) -> bool {
         let delay = self.node.config.backoff.delay(failures);
         let pod_ref = format!("{}_{}({})", self.name(), self.namespace(), self.uid);
         self.update(|r| {
@@ -349,7 +444,10 @@ impl Worker {
             } else {
                 ContainerState::waiting(
                     "CrashLoopBackOff",
-                    Some(format!("back-off {:?} restarting failed container={} pod={pod_ref}", delay, container.name)),
+                    Some(format!(
+                        "back-off {:?} restarting failed container={} pod={pod_ref}",
+                        delay, container.name
+                    )),
                 )
             };
         });
@@ -358,7 +456,10 @@ impl Worker {
                 Some(&container.name),
                 EventType::Warning,
                 "BackOff",
-                &format!("Back-off restarting failed container {} in pod {pod_ref}", container.name),
+                &format!(
+                    "Back-off restarting failed container {} in pod {pod_ref}",
+                    container.name
+                ),
             );
         }
         tokio::select! {
@@ -368,7 +469,12 @@ impl Worker {
     }
 
     /// Loads the container's component, retrying with back-off; `None` once cancelled.
-    async fn load(&self, container: &Container, slot: Slot, cancel: &CancellationToken) -> Option<Loaded> {
+    async fn load(
+        &self,
+        container: &Container,
+        slot: Slot,
+        cancel: &CancellationToken,
+    ) -> Option<Loaded> {
         let image = container.image.clone().unwrap_or_default();
         let path = image_path(&image);
         let mut failures = 0;
@@ -380,8 +486,14 @@ impl Worker {
             match attempt {
                 Ok(loaded) => {
                     let message = match loaded.source {
-                        LoadSource::Compiled => format!("Successfully compiled image \"{image}\" in {:?} ({})", loaded.duration, loaded.digest),
-                        _ => format!("Container image \"{image}\" already present on machine (loaded in {:?})", loaded.duration),
+                        LoadSource::Compiled => format!(
+                            "Successfully compiled image \"{image}\" in {:?} ({})",
+                            loaded.duration, loaded.digest
+                        ),
+                        _ => format!(
+                            "Container image \"{image}\" already present on machine (loaded in {:?})",
+                            loaded.duration
+                        ),
                     };
                     self.event(Some(&container.name), EventType::Normal, "Pulled", &message);
                     self.update(|r| slot.get(r).image_id = loaded.digest.clone());
@@ -389,9 +501,20 @@ impl Worker {
                 }
                 Err(error) => {
                     let message = format!("Failed to pull image \"{image}\": {error}");
-                    self.event(Some(&container.name), EventType::Warning, "Failed", &message);
-                    let reason = if failures == 0 { "ErrImagePull" } else { "ImagePullBackOff" };
-                    self.update(|r| slot.get(r).state = ContainerState::waiting(reason, Some(message)));
+                    self.event(
+                        Some(&container.name),
+                        EventType::Warning,
+                        "Failed",
+                        &message,
+                    );
+                    let reason = if failures == 0 {
+                        "ErrImagePull"
+                    } else {
+                        "ImagePullBackOff"
+                    };
+                    self.update(|r| {
+                        slot.get(r).state = ContainerState::waiting(reason, Some(message))
+                    });
                     let delay = self.node.config.backoff.delay(failures + 1);
                     failures += 1;
                     tokio::select! {
@@ -404,12 +527,26 @@ impl Worker {
     }
 
     /// Runs one instance of a container to its end; `None` if the pod is being stopped.
-    async fn run_once(&self, container: &Container, slot: Slot, loaded: &Loaded, cancel: &CancellationToken) -> Option<Termination> {
+    async fn run_once(
+        &self,
+        container: &Container,
+        slot: Slot,
+        loaded: &Loaded,
+        cancel: &CancellationToken,
+    ) -> Option<Termination> {
         if cancel.is_cancelled() {
             return None;
         }
-        let restart = self.shared.record.lock().unwrap_or_else(|p| p.into_inner()).restart_count_of(slot);
-        let log_file = self.pod_dir().join("logs").join(format!("{}-{restart}.log", container.name));
+        let restart = self
+            .shared
+            .record
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .restart_count_of(slot);
+        let log_file = self
+            .pod_dir()
+            .join("logs")
+            .join(format!("{}-{restart}.log", container.name));
         if let Some(parent) = log_file.parent() {
             let _ = tokio::fs::create_dir_all(parent).await;
         }
@@ -417,7 +554,13 @@ impl Worker {
         {
             let mut logs = self.shared.logs.lock().unwrap_or_else(|p| p.into_inner());
             let previous = logs.get(&container.name).map(|pair| pair.current.clone());
-            logs.insert(container.name.clone(), LogPair { current: log.clone(), previous });
+            logs.insert(
+                container.name.clone(),
+                LogPair {
+                    current: log.clone(),
+                    previous,
+                },
+            );
         }
         let host_ip = self.node.config.host_ip.clone();
         let env = environment(&self.pod, container, &host_ip, &host_ip);
@@ -432,9 +575,22 @@ impl Worker {
             log: log.clone(),
         };
         let started_at = now();
-        self.update(|r| slot.get(r).state = ContainerState::Running { started_at: started_at.clone() });
-        self.event(Some(&container.name), EventType::Normal, "Started", &format!("Started container {}", container.name));
-        let exit = self.node.runtime.run(&loaded.component, run, cancel.child_token()).await;
+        self.update(|r| {
+            slot.get(r).state = ContainerState::Running {
+                started_at: started_at.clone(),
+            }
+        });
+        self.event(
+            Some(&container.name),
+            EventType::Normal,
+            "Started",
+            &format!("Started container {}", container.name),
+        );
+        let exit = self
+            .node
+            .runtime
+            .run(&loaded.component, run, cancel.child_token())
+            .await;
         log.close();
         let reason = match exit.reason {
             ExitReason::Completed => "Completed",
@@ -454,7 +610,10 @@ impl Worker {
                 Some(&container.name),
                 EventType::Warning,
                 "OOMKilled",
-                &format!("Container {} exceeded its memory limit ({limit} bytes) and was killed", container.name),
+                &format!(
+                    "Container {} exceeded its memory limit ({limit} bytes) and was killed",
+                    container.name
+                ),
             );
         }
         self.update(|r| slot.get(r).state = ContainerState::Terminated(termination.clone()));

@@ -3,8 +3,8 @@
 //! For now a cluster has one node (the one `up` starts), so every unbound pod goes to it; the
 //! binding goes through `pods/{name}/binding` semantics (`spec.nodeName`), which stays the contract.
 
-use std::sync::Arc;
 use serde_json::{Value, json};
+use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::resources::PODS;
@@ -32,7 +32,10 @@ fn bind(api: &Api, recorder: &Recorder, pod: &Value, node: &str) {
     if pod["metadata"]["deletionTimestamp"].is_string() {
         return;
     }
-    let (namespace, name) = (pod["metadata"]["namespace"].as_str(), pod["metadata"]["name"].as_str().unwrap_or_default());
+    let (namespace, name) = (
+        pod["metadata"]["namespace"].as_str(),
+        pod["metadata"]["name"].as_str().unwrap_or_default(),
+    );
     let mut bound = pod.clone();
     bound["spec"]["nodeName"] = json!(node);
     match api.update(&PODS, namespace, name, bound, Part::Main) {
@@ -41,7 +44,10 @@ fn bind(api: &Api, recorder: &Recorder, pod: &Value, node: &str) {
             None,
             EventType::Normal,
             "Scheduled",
-            &format!("Successfully assigned {}/{name} to {node}", namespace.unwrap_or_default()),
+            &format!(
+                "Successfully assigned {}/{name} to {node}",
+                namespace.unwrap_or_default()
+            ),
         ),
         Err(ApiError::Conflict { .. } | ApiError::NotFound { .. }) => {}
         Err(error) => tracing::warn!(%error, pod = name, "binding failed"),

@@ -66,7 +66,10 @@ pub enum Error {
         actual: Revision,
     },
     #[error("revision {requested} has been compacted (oldest kept is {oldest})")]
-    Compacted { requested: Revision, oldest: Revision },
+    Compacted {
+        requested: Revision,
+        oldest: Revision,
+    },
     #[error("storage failed: {0}")]
     Backend(String),
 }
@@ -93,6 +96,9 @@ pub trait Store: Send + Sync + 'static {
 /// Writes the revision into the object as `metadata.resourceVersion`.
 pub(crate) fn stamp_revision(value: &mut Value, revision: Revision) {
     if let Some(meta) = value.get_mut("metadata").and_then(Value::as_object_mut) {
-        meta.insert("resourceVersion".into(), Value::String(revision.to_string()));
+        meta.insert(
+            "resourceVersion".into(),
+            Value::String(revision.to_string()),
+        );
     }
 }

@@ -7,7 +7,9 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 use tokio::sync::broadcast;
 
-use super::{Entry, Error, Event, EventKind, Listing, Result, Revision, Store, Watch, stamp_revision};
+use super::{
+    Entry, Error, Event, EventKind, Listing, Result, Revision, Store, Watch, stamp_revision,
+};
 
 /// How many events the live feed buffers before a slow watcher lags and must re-open.
 const LIVE_FEED_CAPACITY: usize = 8192;
@@ -68,7 +70,9 @@ impl SqliteStore {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Writes one change in a transaction and announces it. `value` is `None` for a delete.
@@ -99,7 +103,13 @@ impl SqliteStore {
         .map_err(backend)?;
         tx.execute(
             "INSERT INTO events (revision, key, deleted, value, prev) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![revision as i64, key, kind == EventKind::Delete, text, prev_text],
+            params![
+                revision as i64,
+                key,
+                kind == EventKind::Delete,
+                text,
+                prev_text
+            ],
         )
         .map_err(backend)?;
         tx.execute(
@@ -136,7 +146,10 @@ impl SqliteStore {
         }
         inner
             .conn
-            .execute("DELETE FROM events WHERE revision <= ?1", params![keep_from as i64])
+            .execute(
+                "DELETE FROM events WHERE revision <= ?1",
+                params![keep_from as i64],
+            )
             .map_err(backend)?;
         inner
             .conn
@@ -187,7 +200,11 @@ impl Store for SqliteStore {
             .map_err(backend)?;
         let rows = stmt
             .query_map(params![prefix, prefix_end(prefix)], |row| {
-                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?, row.get::<_, i64>(2)?))
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, i64>(2)?,
+                ))
             })
             .map_err(backend)?;
         let mut entries = Vec::new();
@@ -215,7 +232,8 @@ impl Store for SqliteStore {
 
     fn update(&self, key: &str, value: Value, expected: Revision) -> Result<Entry> {
         let mut inner = self.lock();
-        let current = Self::current(&inner, key)?.ok_or_else(|| Error::NotFound(key.to_string()))?;
+        let current =
+            Self::current(&inner, key)?.ok_or_else(|| Error::NotFound(key.to_string()))?;
         if current.revision != expected {
             return Err(Error::Conflict {
                 key: key.to_string(),
@@ -230,7 +248,8 @@ impl Store for SqliteStore {
 
     fn delete(&self, key: &str, expected: Option<Revision>) -> Result<Entry> {
         let mut inner = self.lock();
-        let current = Self::current(&inner, key)?.ok_or_else(|| Error::NotFound(key.to_string()))?;
+        let current =
+            Self::current(&inner, key)?.ok_or_else(|| Error::NotFound(key.to_string()))?;
         if let Some(expected) = expected.filter(|e| *e != current.revision) {
             return Err(Error::Conflict {
                 key: key.to_string(),
@@ -238,7 +257,9 @@ impl Store for SqliteStore {
                 actual: current.revision,
             });
         }
-        Ok(self.commit(&mut inner, key, None, Some(current.value))?.entry)
+        Ok(self
+            .commit(&mut inner, key, None, Some(current.value))?
+            .entry)
     }
 
     fn watch(&self, prefix: &str, after: Revision) -> Result<Watch> {
@@ -273,7 +294,11 @@ impl Store for SqliteStore {
         for row in rows {
             let (revision, key, deleted, text, prev) = row.map_err(backend)?;
             backlog.push(Event {
-                kind: if deleted { EventKind::Delete } else { EventKind::Put },
+                kind: if deleted {
+                    EventKind::Delete
+                } else {
+                    EventKind::Put
+                },
                 entry: Entry {
                     key,
                     value: parse(&text)?,
@@ -297,7 +322,11 @@ fn prefix_end(prefix: &str) -> String {
 
 fn read_meta(conn: &Connection, name: &str) -> Result<Revision> {
     let value: Option<i64> = conn
-        .query_row("SELECT value FROM meta WHERE name = ?1", params![name], |row| row.get(0))
+        .query_row(
+            "SELECT value FROM meta WHERE name = ?1",
+            params![name],
+            |row| row.get(0),
+        )
         .optional()
         .map_err(backend)?;
     Ok(value.unwrap_or(0) as Revision)
@@ -333,7 +362,10 @@ mod tests {
         let b = store.create("/t/b", object("b")).unwrap();
         let a2 = store.update("/t/a", object("a"), a.revision).unwrap();
         assert!(a.revision < b.revision && b.revision < a2.revision);
-        assert_eq!(a2.value["metadata"]["resourceVersion"], a2.revision.to_string());
+        assert_eq!(
+            a2.value["metadata"]["resourceVersion"],
+            a2.revision.to_string()
+        );
     }
 
     #[test]
@@ -343,14 +375,20 @@ mod tests {
         store.update("/t/a", object("a"), a.revision).unwrap();
         let err = store.update("/t/a", json!({"metadata": {"name": "x"}}), a.revision);
         assert!(matches!(err, Err(Error::Conflict { .. })));
-        assert_eq!(store.get("/t/a").unwrap().unwrap().value["metadata"]["name"], "a");
+        assert_eq!(
+            store.get("/t/a").unwrap().unwrap().value["metadata"]["name"],
+            "a"
+        );
     }
 
     #[test]
     fn create_of_existing_key_fails() {
         let (_dir, store) = open();
         store.create("/t/a", object("a")).unwrap();
-        assert!(matches!(store.create("/t/a", object("a")), Err(Error::AlreadyExists(_))));
+        assert!(matches!(
+            store.create("/t/a", object("a")),
+            Err(Error::AlreadyExists(_))
+        ));
     }
 
     #[test]
@@ -385,9 +423,15 @@ mod tests {
         let first = store.create("/t/a", object("a")).unwrap();
         let mut revision = first.revision;
         for _ in 0..COMPACT_EVERY {
-            revision = store.update("/t/a", object("a"), revision).unwrap().revision;
+            revision = store
+                .update("/t/a", object("a"), revision)
+                .unwrap()
+                .revision;
         }
-        assert!(matches!(store.watch("/t/", first.revision), Err(Error::Compacted { .. })));
+        assert!(matches!(
+            store.watch("/t/", first.revision),
+            Err(Error::Compacted { .. })
+        ));
         assert!(store.watch("/t/", revision - 2).is_ok());
     }
 

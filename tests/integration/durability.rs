@@ -18,12 +18,22 @@ struct Server {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 async fn start_server(data_dir: &Path, port: u16) -> Server {
     let child = Command::new(env!("CARGO_BIN_EXE_wasmkube"))
-        .args(["up", "--data-dir", data_dir.to_str().unwrap(), "--api-addr", &format!("127.0.0.1:{port}")])
+        .args([
+            "up",
+            "--data-dir",
+            data_dir.to_str().unwrap(),
+            "--api-addr",
+            &format!("127.0.0.1:{port}"),
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -54,7 +64,9 @@ async fn kill_9_during_writes_loses_no_acknowledged_object_and_pods_come_back() 
     let data_dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let mut server = start_server(data_dir.path(), port).await;
-    let runner = PodBuilder::named("survivor").container("c", &["sleep", "600000"]).build();
+    let runner = PodBuilder::named("survivor")
+        .container("c", &["sleep", "600000"])
+        .build();
     server.client.create(PODS, &runner).await.unwrap();
     started_and_restarts(&server.client, 0).await;
 
@@ -63,10 +75,19 @@ async fn kill_9_during_writes_loses_no_acknowledged_object_and_pods_come_back() 
     let writes = tokio::spawn(async move {
         let mut acknowledged = Vec::new();
         for i in 0..10_000 {
-            let mut pod = PodBuilder::named(&format!("w{i}")).container("c", &["spin"]).build();
+            let mut pod = PodBuilder::named(&format!("w{i}"))
+                .container("c", &["spin"])
+                .build();
             pod["spec"]["nodeName"] = json!("parked");
             match writer.create(PODS, &pod).await {
-                Ok(created) => acknowledged.push((format!("w{i}"), created["metadata"]["resourceVersion"].as_str().unwrap().parse::<u64>().unwrap())),
+                Ok(created) => acknowledged.push((
+                    format!("w{i}"),
+                    created["metadata"]["resourceVersion"]
+                        .as_str()
+                        .unwrap()
+                        .parse::<u64>()
+                        .unwrap(),
+                )),
                 Err(_) => break,
             }
         }
@@ -76,20 +97,44 @@ async fn kill_9_during_writes_loses_no_acknowledged_object_and_pods_come_back() 
     server.child.kill().unwrap();
     server.child.wait().unwrap();
     let acknowledged = writes.await.unwrap();
-    assert!(!acknowledged.is_empty(), "some writes were acknowledged before the kill");
+    assert!(
+        !acknowledged.is_empty(),
+        "some writes were acknowledged before the kill"
+    );
 
     let mut server = start_server(data_dir.path(), port).await;
-    let list = server.client.list(PODS, &ListParams::default()).await.unwrap();
-    let stored: std::collections::HashSet<&str> = list["items"].as_array().unwrap().iter().filter_map(|p| p["metadata"]["name"].as_str()).collect();
+    let list = server
+        .client
+        .list(PODS, &ListParams::default())
+        .await
+        .unwrap();
+    let stored: std::collections::HashSet<&str> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["metadata"]["name"].as_str())
+        .collect();
     for (name, _) in &acknowledged {
-        assert!(stored.contains(name.as_str()), "acknowledged {name} was lost");
+        assert!(
+            stored.contains(name.as_str()),
+            "acknowledged {name} was lost"
+        );
     }
     let last_acknowledged = acknowledged.iter().map(|(_, rv)| *rv).max().unwrap();
-    let mut probe = PodBuilder::named("after-restart").container("c", &["spin"]).build();
+    let mut probe = PodBuilder::named("after-restart")
+        .container("c", &["spin"])
+        .build();
     probe["spec"]["nodeName"] = json!("parked");
     let after = server.client.create(PODS, &probe).await.unwrap();
-    let after_rv: u64 = after["metadata"]["resourceVersion"].as_str().unwrap().parse().unwrap();
-    assert!(after_rv > last_acknowledged, "resourceVersion {after_rv} must exceed {last_acknowledged}");
+    let after_rv: u64 = after["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        after_rv > last_acknowledged,
+        "resourceVersion {after_rv} must exceed {last_acknowledged}"
+    );
     started_and_restarts(&server.client, 1).await;
     server.child.kill().unwrap();
     server.child.wait().unwrap();

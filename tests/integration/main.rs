@@ -2,6 +2,7 @@
 
 mod api_http;
 mod cli;
+mod deployments;
 mod durability;
 mod kubectl;
 mod namespaces;

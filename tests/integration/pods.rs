@@ -1,11 +1,13 @@
 //! Pods on the embedded node: shared volumes, exit codes, restarts, limits, init containers.
 
 use serde_json::{Value, json};
-use wasmkube::api::resources::{NAMESPACES, PODS};
 use wasmkube::api::DeleteOptions;
+use wasmkube::api::resources::{NAMESPACES, PODS};
 use wasmkube::testing::Cluster;
 
-use crate::support::{PodBuilder, container_status, event_reasons, eventually, phase, wait_for_pod};
+use crate::support::{
+    PodBuilder, container_status, event_reasons, eventually, phase, wait_for_pod,
+};
 
 fn terminated(pod: &Value, container: &str) -> Value {
     container_status(pod, container)["state"]["terminated"].clone()
@@ -32,16 +34,23 @@ async fn containers_of_a_pod_share_an_empty_dir_that_other_pods_cannot_see() {
     let pod = PodBuilder::named("pair")
         .restart_policy("Never")
         .empty_dir("shared")
-        .container("a", &["write", "/shared/note", "hello-from-a", "sleep", "5000"])
+        .container(
+            "a",
+            &["write", "/shared/note", "hello-from-a", "sleep", "5000"],
+        )
         .with("volumeMounts", mount.clone())
         .container("b", &["sleep", "300", "read", "/shared/note"])
         .with("volumeMounts", mount.clone())
         .build();
     api.create(&PODS, Some("default"), pod).unwrap();
-    wait_for_pod(api, "default", "pair", "b to finish", |p| terminated(p, "b").is_object()).await;
+    wait_for_pod(api, "default", "pair", "b to finish", |p| {
+        terminated(p, "b").is_object()
+    })
+    .await;
     assert_eq!(logs(&cluster, "pair", "b").await.trim(), "hello-from-a");
 
-    api.create(&NAMESPACES, None, json!({"metadata": {"name": "other"}})).unwrap();
+    api.create(&NAMESPACES, None, json!({"metadata": {"name": "other"}}))
+        .unwrap();
     let stranger = PodBuilder::named("stranger")
         .namespace("other")
         .restart_policy("Never")
@@ -50,7 +59,10 @@ async fn containers_of_a_pod_share_an_empty_dir_that_other_pods_cannot_see() {
         .with("volumeMounts", mount)
         .build();
     api.create(&PODS, Some("other"), stranger).unwrap();
-    let done = wait_for_pod(api, "other", "stranger", "stranger to fail", |p| phase(p) == "Failed").await;
+    let done = wait_for_pod(api, "other", "stranger", "stranger to fail", |p| {
+        phase(p) == "Failed"
+    })
+    .await;
     assert_eq!(terminated(&done, "c")["exitCode"], 1);
     cluster.shutdown().await;
 }
@@ -59,15 +71,27 @@ async fn containers_of_a_pod_share_an_empty_dir_that_other_pods_cannot_see() {
 async fn exit_codes_map_to_reasons_and_phases_per_restart_policy() {
     let cluster = Cluster::start().await.unwrap();
     let api = cluster.api();
-    let never = PodBuilder::named("never").restart_policy("Never").container("c", &["exit", "3"]).build();
-    let on_failure = PodBuilder::named("onfailure").restart_policy("OnFailure").container("c", &["print", "ok"]).build();
+    let never = PodBuilder::named("never")
+        .restart_policy("Never")
+        .container("c", &["exit", "3"])
+        .build();
+    let on_failure = PodBuilder::named("onfailure")
+        .restart_policy("OnFailure")
+        .container("c", &["print", "ok"])
+        .build();
     api.create(&PODS, Some("default"), never).unwrap();
     api.create(&PODS, Some("default"), on_failure).unwrap();
 
-    let failed = wait_for_pod(api, "default", "never", "phase Failed", |p| phase(p) == "Failed").await;
+    let failed = wait_for_pod(api, "default", "never", "phase Failed", |p| {
+        phase(p) == "Failed"
+    })
+    .await;
     assert_eq!(terminated(&failed, "c")["exitCode"], 3);
     assert_eq!(terminated(&failed, "c")["reason"], "Error");
-    let succeeded = wait_for_pod(api, "default", "onfailure", "phase Succeeded", |p| phase(p) == "Succeeded").await;
+    let succeeded = wait_for_pod(api, "default", "onfailure", "phase Succeeded", |p| {
+        phase(p) == "Succeeded"
+    })
+    .await;
     assert_eq!(terminated(&succeeded, "c")["reason"], "Completed");
     assert_eq!(container_status(&succeeded, "c")["restartCount"], 0);
     cluster.shutdown().await;
@@ -77,15 +101,27 @@ async fn exit_codes_map_to_reasons_and_phases_per_restart_policy() {
 async fn always_restarts_a_failing_container_with_crash_loop_back_off() {
     let cluster = Cluster::start().await.unwrap();
     let api = cluster.api();
-    let pod = PodBuilder::named("crashy").container("c", &["print", "starting", "exit", "1"]).build();
+    let pod = PodBuilder::named("crashy")
+        .container("c", &["print", "starting", "exit", "1"])
+        .build();
     api.create(&PODS, Some("default"), pod).unwrap();
-    let looping = wait_for_pod(api, "default", "crashy", "CrashLoopBackOff after restarts", |p| {
-        let status = container_status(p, "c");
-        status["state"]["waiting"]["reason"] == "CrashLoopBackOff" && status["restartCount"].as_i64() >= Some(2)
-    })
+    let looping = wait_for_pod(
+        api,
+        "default",
+        "crashy",
+        "CrashLoopBackOff after restarts",
+        |p| {
+            let status = container_status(p, "c");
+            status["state"]["waiting"]["reason"] == "CrashLoopBackOff"
+                && status["restartCount"].as_i64() >= Some(2)
+        },
+    )
     .await;
     assert_eq!(phase(&looping), "Running");
-    assert_eq!(container_status(&looping, "c")["lastState"]["terminated"]["exitCode"], 1);
+    assert_eq!(
+        container_status(&looping, "c")["lastState"]["terminated"]["exitCode"],
+        1
+    );
     assert_eq!(container_status(&looping, "c")["ready"], false);
     assert!(event_reasons(api, "default", "crashy").contains(&"BackOff".to_string()));
     cluster.shutdown().await;
@@ -101,7 +137,10 @@ async fn a_container_allocating_past_its_memory_limit_is_oom_killed() {
         .with("resources", json!({"limits": {"memory": "64Mi"}}))
         .build();
     api.create(&PODS, Some("default"), pod).unwrap();
-    let done = wait_for_pod(api, "default", "hungry", "OOMKilled", |p| terminated(p, "c").is_object()).await;
+    let done = wait_for_pod(api, "default", "hungry", "OOMKilled", |p| {
+        terminated(p, "c").is_object()
+    })
+    .await;
     assert_eq!(terminated(&done, "c")["reason"], "OOMKilled");
     assert_eq!(phase(&done), "Failed");
     assert!(event_reasons(api, "default", "hungry").contains(&"OOMKilled".to_string()));
@@ -118,15 +157,24 @@ async fn init_containers_run_in_order_before_app_containers() {
         .empty_dir("work")
         .init_container("first", &["append", "/work/order", "first"])
         .init_container("second", &["append", "/work/order", "second"])
-        .container("app", &["append", "/work/order", "app", "read", "/work/order"])
+        .container(
+            "app",
+            &["append", "/work/order", "app", "read", "/work/order"],
+        )
         .with("volumeMounts", mount.clone())
         .build();
     for init in pod["spec"]["initContainers"].as_array_mut().unwrap() {
         init["volumeMounts"] = mount.clone();
     }
     api.create(&PODS, Some("default"), pod).unwrap();
-    wait_for_pod(api, "default", "ordered", "Succeeded", |p| phase(p) == "Succeeded").await;
-    assert_eq!(logs(&cluster, "ordered", "app").await, "first\nsecond\napp\n");
+    wait_for_pod(api, "default", "ordered", "Succeeded", |p| {
+        phase(p) == "Succeeded"
+    })
+    .await;
+    assert_eq!(
+        logs(&cluster, "ordered", "app").await,
+        "first\nsecond\napp\n"
+    );
     cluster.shutdown().await;
 }
 
@@ -140,9 +188,15 @@ async fn a_failing_init_container_fails_the_pod_and_app_containers_never_start()
         .container("app", &["print", "never"])
         .build();
     api.create(&PODS, Some("default"), pod).unwrap();
-    let failed = wait_for_pod(api, "default", "blocked", "Failed", |p| phase(p) == "Failed").await;
+    let failed = wait_for_pod(api, "default", "blocked", "Failed", |p| {
+        phase(p) == "Failed"
+    })
+    .await;
     assert!(container_status(&failed, "app")["state"]["waiting"].is_object());
-    assert_eq!(failed["status"]["initContainerStatuses"][0]["state"]["terminated"]["exitCode"], 4);
+    assert_eq!(
+        failed["status"]["initContainerStatuses"][0]["state"]["terminated"]["exitCode"],
+        4
+    );
     cluster.shutdown().await;
 }
 
@@ -157,12 +211,23 @@ async fn env_and_args_reach_the_guest_with_field_refs_resolved() {
     ]);
     let pod = PodBuilder::named("envy")
         .restart_policy("Never")
-        .container("c", &["env", "GREETING", "env", "MY_NAME", "env", "MY_NS", "env", "HOME"])
+        .container(
+            "c",
+            &[
+                "env", "GREETING", "env", "MY_NAME", "env", "MY_NS", "env", "HOME",
+            ],
+        )
         .with("env", env)
         .build();
     api.create(&PODS, Some("default"), pod).unwrap();
-    wait_for_pod(api, "default", "envy", "Succeeded", |p| phase(p) == "Succeeded").await;
-    assert_eq!(logs(&cluster, "envy", "c").await, "GREETING=hi\nMY_NAME=envy\nMY_NS=default\nHOME unset\n");
+    wait_for_pod(api, "default", "envy", "Succeeded", |p| {
+        phase(p) == "Succeeded"
+    })
+    .await;
+    assert_eq!(
+        logs(&cluster, "envy", "c").await,
+        "GREETING=hi\nMY_NAME=envy\nMY_NS=default\nHOME unset\n"
+    );
     cluster.shutdown().await;
 }
 
@@ -173,18 +238,35 @@ async fn deleting_a_running_pod_stops_it_removes_its_volumes_and_the_object() {
     let pod = PodBuilder::named("doomed")
         .empty_dir("scratch")
         .container("c", &["write", "/scratch/f", "x", "spin"])
-        .with("volumeMounts", json!([{"name": "scratch", "mountPath": "/scratch"}]))
+        .with(
+            "volumeMounts",
+            json!([{"name": "scratch", "mountPath": "/scratch"}]),
+        )
         .build();
     api.create(&PODS, Some("default"), pod).unwrap();
-    let running = wait_for_pod(api, "default", "doomed", "Running", |p| phase(p) == "Running").await;
+    let running = wait_for_pod(api, "default", "doomed", "Running", |p| {
+        phase(p) == "Running"
+    })
+    .await;
     let uid = running["metadata"]["uid"].as_str().unwrap().to_string();
     let pod_dir = cluster.data_dir().join("pods").join(&uid);
-    eventually(std::time::Duration::from_secs(10), "volume dir", || async { pod_dir.join("volumes/scratch/f").exists().then_some(()) }).await;
-    let marked = api.delete(&PODS, Some("default"), "doomed", &DeleteOptions::default()).unwrap();
-    assert!(marked["metadata"]["deletionTimestamp"].is_string());
-    eventually(std::time::Duration::from_secs(10), "pod removed", || async {
-        api.get(&PODS, Some("default"), "doomed").is_err().then_some(())
+    eventually(std::time::Duration::from_secs(10), "volume dir", || async {
+        pod_dir.join("volumes/scratch/f").exists().then_some(())
     })
+    .await;
+    let marked = api
+        .delete(&PODS, Some("default"), "doomed", &DeleteOptions::default())
+        .unwrap();
+    assert!(marked["metadata"]["deletionTimestamp"].is_string());
+    eventually(
+        std::time::Duration::from_secs(10),
+        "pod removed",
+        || async {
+            api.get(&PODS, Some("default"), "doomed")
+                .is_err()
+                .then_some(())
+        },
+    )
     .await;
     assert!(!pod_dir.exists(), "pod directory is removed with the pod");
     cluster.shutdown().await;
@@ -215,21 +297,39 @@ async fn a_second_pod_reuses_the_compiled_component() {
     let cluster = Cluster::start().await.unwrap();
     let api = cluster.api();
     for name in ["first", "second"] {
-        let pod = PodBuilder::named(name).restart_policy("Never").container("c", &["print", name]).build();
+        let pod = PodBuilder::named(name)
+            .restart_policy("Never")
+            .container("c", &["print", name])
+            .build();
         api.create(&PODS, Some("default"), pod).unwrap();
-        wait_for_pod(api, "default", name, "Succeeded", |p| phase(p) == "Succeeded").await;
+        wait_for_pod(api, "default", name, "Succeeded", |p| {
+            phase(p) == "Succeeded"
+        })
+        .await;
     }
     let events = api
-        .list(&wasmkube::api::resources::EVENTS, Some("default"), &Default::default())
+        .list(
+            &wasmkube::api::resources::EVENTS,
+            Some("default"),
+            &Default::default(),
+        )
         .unwrap();
     let pulled: Vec<(String, String)> = events["items"]
         .as_array()
         .unwrap()
         .iter()
         .filter(|e| e["reason"] == "Pulled")
-        .map(|e| (e["involvedObject"]["name"].as_str().unwrap().to_string(), e["message"].as_str().unwrap().to_string()))
+        .map(|e| {
+            (
+                e["involvedObject"]["name"].as_str().unwrap().to_string(),
+                e["message"].as_str().unwrap().to_string(),
+            )
+        })
         .collect();
-    let second = pulled.iter().find(|(name, _)| name == "second").expect("second pod pulled");
+    let second = pulled
+        .iter()
+        .find(|(name, _)| name == "second")
+        .expect("second pod pulled");
     assert!(second.1.contains("already present"), "{}", second.1);
     cluster.shutdown().await;
 }
@@ -240,11 +340,22 @@ async fn following_a_log_streams_new_lines_and_ends_with_the_container() {
     let api = cluster.api();
     let pod = PodBuilder::named("ticker")
         .restart_policy("Never")
-        .container("c", &["print", "a", "sleep", "300", "print", "b", "sleep", "300", "print", "c"])
+        .container(
+            "c",
+            &[
+                "print", "a", "sleep", "300", "print", "b", "sleep", "300", "print", "c",
+            ],
+        )
         .build();
     api.create(&PODS, Some("default"), pod).unwrap();
-    wait_for_pod(api, "default", "ticker", "Running", |p| phase(p) == "Running" || phase(p) == "Succeeded").await;
-    let options = wasmkube::api::logs::LogOptions { follow: true, ..Default::default() };
+    wait_for_pod(api, "default", "ticker", "Running", |p| {
+        phase(p) == "Running" || phase(p) == "Succeeded"
+    })
+    .await;
+    let options = wasmkube::api::logs::LogOptions {
+        follow: true,
+        ..Default::default()
+    };
     let mut chunks = api.pod_logs("default", "ticker", &options).unwrap();
     let mut text = String::new();
     let collect = async {
@@ -252,7 +363,9 @@ async fn following_a_log_streams_new_lines_and_ends_with_the_container() {
             text.push_str(&String::from_utf8_lossy(&chunk));
         }
     };
-    tokio::time::timeout(std::time::Duration::from_secs(10), collect).await.expect("follow ends when the container ends");
+    tokio::time::timeout(std::time::Duration::from_secs(10), collect)
+        .await
+        .expect("follow ends when the container ends");
     assert_eq!(text, "a\nb\nc\n");
     cluster.shutdown().await;
 }

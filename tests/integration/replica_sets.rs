@@ -260,7 +260,14 @@ async fn discovery_lists_replica_sets_with_their_status_and_scale() {
         .collect();
     assert_eq!(
         names,
-        ["replicasets", "replicasets/status", "replicasets/scale"]
+        [
+            "replicasets",
+            "replicasets/status",
+            "replicasets/scale",
+            "deployments",
+            "deployments/status",
+            "deployments/scale"
+        ]
     );
     let rs = resources["resources"]
         .as_array()

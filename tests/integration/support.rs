@@ -41,7 +41,10 @@ impl PodBuilder {
     /// Adds a container running the exerciser with these steps.
     pub fn container(mut self, name: &str, steps: &[&str]) -> Self {
         let container = json!({"name": name, "image": exerciser(), "args": steps});
-        self.pod["spec"]["containers"].as_array_mut().unwrap().push(container);
+        self.pod["spec"]["containers"]
+            .as_array_mut()
+            .unwrap()
+            .push(container);
         self
     }
 
@@ -51,7 +54,10 @@ impl PodBuilder {
         if spec.get("initContainers").is_none() {
             spec["initContainers"] = json!([]);
         }
-        spec["initContainers"].as_array_mut().unwrap().push(container);
+        spec["initContainers"]
+            .as_array_mut()
+            .unwrap()
+            .push(container);
         self
     }
 
@@ -63,7 +69,10 @@ impl PodBuilder {
     }
 
     pub fn empty_dir(mut self, name: &str) -> Self {
-        self.pod["spec"]["volumes"].as_array_mut().unwrap().push(json!({"name": name, "emptyDir": {}}));
+        self.pod["spec"]["volumes"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"name": name, "emptyDir": {}}));
         self
     }
 
@@ -91,9 +100,17 @@ where
 }
 
 /// Waits until the pod satisfies `predicate`; returns it.
-pub async fn wait_for_pod(api: &Api, namespace: &str, name: &str, what: &str, predicate: impl Fn(&Value) -> bool) -> Value {
+pub async fn wait_for_pod(
+    api: &Api,
+    namespace: &str,
+    name: &str,
+    what: &str,
+    predicate: impl Fn(&Value) -> bool,
+) -> Value {
     eventually(Duration::from_secs(20), what, || async {
-        api.get(&PODS, Some(namespace), name).ok().filter(|pod| predicate(pod))
+        api.get(&PODS, Some(namespace), name)
+            .ok()
+            .filter(|pod| predicate(pod))
     })
     .await
 }
@@ -113,7 +130,11 @@ pub fn phase(pod: &Value) -> &str {
 /// Reasons of the events about object `name`.
 pub fn event_reasons(api: &Api, namespace: &str, name: &str) -> Vec<String> {
     let events = api
-        .list(&wasmkube::api::resources::EVENTS, Some(namespace), &ListOptions::default())
+        .list(
+            &wasmkube::api::resources::EVENTS,
+            Some(namespace),
+            &ListOptions::default(),
+        )
         .unwrap();
     events["items"]
         .as_array()

@@ -3,6 +3,7 @@
 //! Objects are stored as the typed value re-serialized, so unknown fields are dropped the way
 //! the Kubernetes API server drops them, and a value of the wrong type is refused with its path.
 
+pub mod deployment;
 pub mod meta;
 pub mod pod;
 pub mod replica_set;
@@ -32,6 +33,7 @@ pub fn admit(resource: &Resource, value: Value, write: Write<'_>) -> ApiResult<V
     let admitted = match resource.kind {
         "Pod" => admit_pod(resource, &value, &write, &mut causes)?,
         "ReplicaSet" => replica_set::admit(resource, &value, &write, &mut causes)?,
+        "Deployment" => deployment::admit(resource, &value, &write, &mut causes)?,
         "Namespace" => {
             let mut namespace: Namespace = decode(resource, &value)?;
             if matches!(write, Write::Create) {
