@@ -133,6 +133,10 @@ impl Cluster {
             api.clone(),
             shutdown.clone(),
         )));
+        tasks.push(tokio::spawn(crate::controllers::garbage_collector::run(
+            api.clone(),
+            shutdown.clone(),
+        )));
         tasks.push(tokio::spawn(crate::scheduler::run(
             api.clone(),
             config.node_name.clone(),

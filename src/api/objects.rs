@@ -37,7 +37,51 @@ pub struct DeleteOptions {
     pub grace_period_seconds: Option<i64>,
     pub precondition_uid: Option<String>,
     pub precondition_resource_version: Option<String>,
+    pub propagation_policy: PropagationPolicy,
 }
+
+/// What happens to an object's dependents when it is deleted (`propagationPolicy`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PropagationPolicy {
+    /// The owner goes at once; the garbage collector deletes its dependents afterwards.
+    #[default]
+    Background,
+    /// The owner stays (finalizer `foregroundDeletion`) until its blocking dependents are gone.
+    Foreground,
+    /// The owner stays (finalizer `orphan`) until its dependents no longer reference it.
+    Orphan,
+}
+
+impl PropagationPolicy {
+    /// Parses the wire spelling.
+    ///
+    /// # Errors
+    /// 400 naming `propagationPolicy` for anything else.
+    pub fn parse(text: &str) -> ApiResult<Self> {
+        match text {
+            "Background" => Ok(Self::Background),
+            "Foreground" => Ok(Self::Foreground),
+            "Orphan" => Ok(Self::Orphan),
+            other => Err(ApiError::BadRequest(format!(
+                "propagationPolicy: Unsupported value: {other:?}: supported values: \"Background\", \"Foreground\", \"Orphan\""
+            ))),
+        }
+    }
+
+    /// The finalizer that keeps the owner until the garbage collector has done its part.
+    fn finalizer(self) -> Option<&'static str> {
+        match self {
+            Self::Background => None,
+            Self::Foreground => Some(FOREGROUND_FINALIZER),
+            Self::Orphan => Some(ORPHAN_FINALIZER),
+        }
+    }
+}
+
+/// Keeps an owner until its blocking dependents are gone.
+pub const FOREGROUND_FINALIZER: &str = "foregroundDeletion";
+/// Keeps an owner until its dependents' ownerReferences to it are cleared.
+pub const ORPHAN_FINALIZER: &str = "orphan";
 
 /// Which part of an object an update replaces.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -343,12 +387,23 @@ impl Api {
                 "namespaces \"{name}\" is forbidden: this namespace may not be deleted"
             )));
         }
-        let marking = match deletion_plan(resource, object, options) {
+        let (marking, finalizer) = match deletion_plan(resource, object, options) {
             Deletion::Now => return self.remove(resource, &key, name, current.revision),
-            Deletion::Mark { grace } => grace,
+            Deletion::Mark { grace, finalizer } => (grace, finalizer),
             Deletion::AlreadyMarked => return Ok(current.value),
         };
         let mut marked = current.value.clone();
+        if let Some(finalizer) = finalizer {
+            let list = &mut marked["metadata"]["finalizers"];
+            if !list.is_array() {
+                *list = json!([]);
+            }
+            if let Some(list) = list.as_array_mut()
+                && !list.iter().any(|f| f == finalizer)
+            {
+                list.push(json!(finalizer));
+            }
+        }
         let when = Utc::now() + Duration::seconds(marking.unwrap_or(0));
         marked["metadata"]["deletionTimestamp"] =
             json!(when.to_rfc3339_opts(SecondsFormat::Secs, true));
@@ -398,6 +453,8 @@ enum Deletion {
     /// Set `deletionTimestamp` (and `deletionGracePeriodSeconds` when given).
     Mark {
         grace: Option<i64>,
+        /// Added to `metadata.finalizers` (Foreground and Orphan propagation).
+        finalizer: Option<&'static str>,
     },
     AlreadyMarked,
 }
@@ -431,14 +488,29 @@ fn deletion_plan(resource: &Resource, object: &Value, options: &DeleteOptions) -
             } else if marked && current_grace.is_some_and(|g| g <= grace) {
                 Deletion::AlreadyMarked
             } else {
-                Deletion::Mark { grace: Some(grace) }
+                Deletion::Mark {
+                    grace: Some(grace),
+                    finalizer: None,
+                }
             }
         }
         "Namespace" if marked => Deletion::AlreadyMarked,
-        "Namespace" => Deletion::Mark { grace: None },
+        "Namespace" => Deletion::Mark {
+            grace: None,
+            finalizer: None,
+        },
         _ if marked => Deletion::AlreadyMarked,
-        _ if has_finalizers => Deletion::Mark { grace: None },
-        _ => Deletion::Now,
+        _ => match options.propagation_policy.finalizer() {
+            Some(finalizer) => Deletion::Mark {
+                grace: None,
+                finalizer: Some(finalizer),
+            },
+            None if has_finalizers => Deletion::Mark {
+                grace: None,
+                finalizer: None,
+            },
+            None => Deletion::Now,
+        },
     }
 }
 

@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 
 use super::error::{ApiError, ApiResult};
 use super::logs::LogOptions;
-use super::objects::{DeleteOptions, ListOptions, Part};
+use super::objects::{DeleteOptions, ListOptions, Part, PropagationPolicy};
 use super::patch::PatchType;
 use super::resources::{NAMESPACES, PODS, Resource};
 use super::selectors::{FieldSelector, LabelSelector};
@@ -383,8 +383,20 @@ async fn delete_options(
         })?),
         None => body.get("gracePeriodSeconds").and_then(Value::as_i64),
     };
+    let propagation = match param(query, "propagationPolicy") {
+        Some(text) => Some(text),
+        None => body.get("propagationPolicy").and_then(Value::as_str),
+    };
+    let propagation_policy = match propagation {
+        Some(text) => PropagationPolicy::parse(text)?,
+        None if body.get("orphanDependents") == Some(&Value::Bool(true)) => {
+            PropagationPolicy::Orphan
+        }
+        None => PropagationPolicy::Background,
+    };
     Ok(DeleteOptions {
         grace_period_seconds: grace,
+        propagation_policy,
         precondition_uid: body
             .pointer("/preconditions/uid")
             .and_then(Value::as_str)

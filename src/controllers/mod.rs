@@ -6,6 +6,7 @@
 
 pub mod cache;
 pub mod deployment;
+pub mod garbage_collector;
 pub mod informer;
 pub mod namespace;
 pub mod queue;

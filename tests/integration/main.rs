@@ -4,6 +4,7 @@ mod api_http;
 mod cli;
 mod deployments;
 mod durability;
+mod garbage_collection;
 mod kubectl;
 mod namespaces;
 mod pods;
