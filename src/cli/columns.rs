@@ -44,6 +44,14 @@ impl Columns {
                 vec!["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"],
                 vec![],
             ),
+            "ReplicaSet" => (
+                vec!["NAME", "DESIRED", "CURRENT", "READY", "AGE"],
+                vec!["CONTAINERS", "IMAGES", "SELECTOR"],
+            ),
+            "Deployment" => (
+                vec!["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"],
+                vec!["CONTAINERS", "IMAGES", "SELECTOR"],
+            ),
             _ => (vec!["NAME", "AGE"], vec![]),
         };
         if self.wide {
@@ -63,6 +71,8 @@ impl Columns {
             "Node" => node_row(&decode(object), self.wide, now),
             "Namespace" => namespace_row(&decode(object), now),
             "Event" => event_row(&decode(object), now),
+            "ReplicaSet" => workload_row(object, WorkloadKind::ReplicaSet, self.wide, now),
+            "Deployment" => workload_row(object, WorkloadKind::Deployment, self.wide, now),
             _ => vec![
                 text(object, "/metadata/name"),
                 since(timestamp(object, "/metadata/creationTimestamp"), now),
@@ -271,6 +281,88 @@ pub fn event_last_seen(event: &Event) -> Option<Timestamp> {
         .or_else(|| event.metadata.creation_timestamp.as_ref().map(|t| t.0))
 }
 
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum WorkloadKind {
+    ReplicaSet,
+    Deployment,
+}
+
+/// A ReplicaSet (DESIRED CURRENT READY) or Deployment (READY UP-TO-DATE AVAILABLE) row,
+/// read from the JSON so a status missing a field reads as 0, as kubectl prints it.
+fn workload_row(object: &Value, kind: WorkloadKind, wide: bool, now: Timestamp) -> Vec<String> {
+    let count = |pointer: &str| object.pointer(pointer).and_then(Value::as_i64).unwrap_or(0);
+    let desired = count("/spec/replicas");
+    let ready = count("/status/readyReplicas");
+    let mut row = vec![text(object, "/metadata/name")];
+    match kind {
+        WorkloadKind::ReplicaSet => row.extend([
+            desired.to_string(),
+            count("/status/replicas").to_string(),
+            ready.to_string(),
+        ]),
+        WorkloadKind::Deployment => row.extend([
+            format!("{ready}/{desired}"),
+            count("/status/updatedReplicas").to_string(),
+            count("/status/availableReplicas").to_string(),
+        ]),
+    }
+    row.push(since(timestamp(object, "/metadata/creationTimestamp"), now));
+    if wide {
+        let containers = object
+            .pointer("/spec/template/spec/containers")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let join = |field: &str| {
+            let values: Vec<&str> = containers
+                .iter()
+                .filter_map(|c| c.get(field).and_then(Value::as_str))
+                .collect();
+            or_none(Some(values.join(",")))
+        };
+        row.push(join("name"));
+        row.push(join("image"));
+        row.push(selector_text(object.pointer("/spec/selector")));
+    }
+    row
+}
+
+/// A label selector as kubectl prints it: `app=web,tier in (a,b)`.
+fn selector_text(selector: Option<&Value>) -> String {
+    let Some(selector) = selector else {
+        return "<none>".into();
+    };
+    let mut terms: Vec<String> = selector
+        .get("matchLabels")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+        .collect();
+    for expression in selector
+        .get("matchExpressions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let key = expression["key"].as_str().unwrap_or_default();
+        let values: Vec<&str> = expression["values"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        terms.push(match expression["operator"].as_str().unwrap_or_default() {
+            "In" => format!("{key} in ({})", values.join(",")),
+            "NotIn" => format!("{key} notin ({})", values.join(",")),
+            "Exists" => key.to_string(),
+            "DoesNotExist" => format!("!{key}"),
+            other => format!("{key} {other}"),
+        });
+    }
+    or_none(Some(terms.join(",")))
+}
+
 fn event_row(event: &Event, now: Timestamp) -> Vec<String> {
     let object = &event.involved_object;
     vec![
@@ -349,6 +441,57 @@ mod tests {
                 "2d",
                 "v0.1.0"
             ]
+        );
+    }
+
+    #[test]
+    fn deployment_rows_show_ready_of_desired_and_wide_images() {
+        let deployment = json!({
+            "metadata": {"name": "web", "creationTimestamp": "2024-01-09T23:00:00Z"},
+            "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}},
+                     "template": {"spec": {"containers": [{"name": "c", "image": "web.wasm"}]}}},
+            "status": {"replicas": 3, "readyReplicas": 2, "updatedReplicas": 3, "availableReplicas": 2}
+        });
+        let columns = Columns {
+            kind: &super::super::kinds::DEPLOYMENT,
+            wide: true,
+            namespace: false,
+            labels: false,
+        };
+        assert_eq!(
+            columns.headers(),
+            [
+                "NAME",
+                "READY",
+                "UP-TO-DATE",
+                "AVAILABLE",
+                "AGE",
+                "CONTAINERS",
+                "IMAGES",
+                "SELECTOR"
+            ]
+        );
+        assert_eq!(
+            columns.row(&deployment, now()),
+            ["web", "2/3", "3", "2", "60m", "c", "web.wasm", "app=web"]
+        );
+    }
+
+    #[test]
+    fn replica_set_rows_read_a_missing_status_as_zero() {
+        let replica_set = json!({
+            "metadata": {"name": "web-abc", "creationTimestamp": "2024-01-09T23:59:00Z"},
+            "spec": {"replicas": 2}
+        });
+        let columns = Columns {
+            kind: &super::super::kinds::REPLICA_SET,
+            wide: false,
+            namespace: false,
+            labels: false,
+        };
+        assert_eq!(
+            columns.row(&replica_set, now()),
+            ["web-abc", "2", "0", "0", "60s"]
         );
     }
 

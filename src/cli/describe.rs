@@ -63,7 +63,13 @@ pub async fn run(session: &Session, args: DescribeArgs) -> anyhow::Result<()> {
             }
             first = false;
             let events = events_for(&session.client, kind, &object).await;
-            print(&describe(kind, &object, &events, now()))?;
+            let text = if kind.kind == "Deployment" {
+                let replica_sets = owned_replica_sets(session, &object).await?;
+                describe_deployment(&object, &replica_sets, &events, now())
+            } else {
+                describe(kind, &object, &events, now())
+            };
+            print(&text)?;
         }
     }
     if failed { Err(Reported.into()) } else { Ok(()) }
@@ -82,6 +88,39 @@ pub fn describe(kind: &ResourceKind, object: &Value, events: &[Event], now: Time
         out.events(events, now);
     }
     tabwrite(&out.text)
+}
+
+/// The text `describe deployment` prints, with the ReplicaSets it controls.
+pub fn describe_deployment(
+    object: &Value,
+    replica_sets: &[Value],
+    events: &[Event],
+    now: Timestamp,
+) -> String {
+    let mut out = Out::default();
+    super::describe_deployment::deployment(&mut out, object, replica_sets);
+    out.events(events, now);
+    tabwrite(&out.text)
+}
+
+/// The ReplicaSets whose controller is `owner`.
+async fn owned_replica_sets(session: &Session, owner: &Value) -> anyhow::Result<Vec<Value>> {
+    let path = super::kinds::REPLICA_SET.path(Some(&session.namespace), None);
+    let list = session.client.list(&path, &ListParams::default()).await?;
+    let uid = &owner["metadata"]["uid"];
+    Ok(list["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|rs| {
+            rs["metadata"]["ownerReferences"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|o| o["uid"] == *uid && o["controller"] == true)
+        })
+        .cloned()
+        .collect())
 }
 
 fn decode<T: serde::de::DeserializeOwned + Default>(object: &Value) -> T {

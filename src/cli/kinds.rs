@@ -51,9 +51,26 @@ pub const NAMESPACE: ResourceKind = ResourceKind {
     namespaced: false,
 };
 
-/// Every kind the client maps. Later: ReplicaSet and Deployment (`apps/v1`), Service,
-/// ConfigMap, Secret (`v1`).
-pub const KINDS: &[ResourceKind] = &[POD, EVENT, NODE, NAMESPACE];
+pub const REPLICA_SET: ResourceKind = ResourceKind {
+    kind: "ReplicaSet",
+    api_version: "apps/v1",
+    plural: "replicasets",
+    singular: "replicaset",
+    short_names: &["rs"],
+    namespaced: true,
+};
+
+pub const DEPLOYMENT: ResourceKind = ResourceKind {
+    kind: "Deployment",
+    api_version: "apps/v1",
+    plural: "deployments",
+    singular: "deployment",
+    short_names: &["deploy"],
+    namespaced: true,
+};
+
+/// Every kind the client maps. Later: Service, ConfigMap, Secret (`v1`).
+pub const KINDS: &[ResourceKind] = &[POD, EVENT, NODE, NAMESPACE, REPLICA_SET, DEPLOYMENT];
 
 impl ResourceKind {
     /// The kind a user typed on the command line: plural, singular, short name or kind,
@@ -160,6 +177,12 @@ mod tests {
         );
         assert_eq!(ResourceKind::lookup("ev").map(|k| k.kind), Some("Event"));
         assert_eq!(ResourceKind::lookup("pods.apps"), None);
+        for name in ["rs", "replicaset", "replicasets", "replicasets.apps"] {
+            assert_eq!(ResourceKind::lookup(name), Some(&REPLICA_SET), "{name}");
+        }
+        for name in ["deploy", "deployment", "deployments", "deployments.apps"] {
+            assert_eq!(ResourceKind::lookup(name), Some(&DEPLOYMENT), "{name}");
+        }
         assert_eq!(ResourceKind::lookup("widgets"), None);
     }
 

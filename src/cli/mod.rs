@@ -9,6 +9,7 @@ pub mod client;
 pub mod columns;
 pub mod delete;
 pub mod describe;
+pub mod describe_deployment;
 pub mod describe_pod;
 pub mod files;
 pub mod get;
@@ -17,6 +18,9 @@ pub mod kubeconfig;
 pub mod logs;
 pub mod merge;
 pub mod pod_summary;
+pub mod rollout;
+pub mod scale;
+pub mod set;
 pub mod table;
 pub mod up;
 
@@ -72,6 +76,12 @@ pub enum Command {
     Delete(delete::DeleteArgs),
     /// Print the logs of a container in a pod
     Logs(logs::LogsArgs),
+    /// Set the number of replicas of a Deployment or ReplicaSet
+    Scale(scale::ScaleArgs),
+    /// Manage the rollout of a Deployment
+    Rollout(rollout::RolloutArgs),
+    /// Set images or environment variables in a workload's pod template
+    Set(set::SetArgs),
 }
 
 impl Command {
@@ -192,6 +202,9 @@ async fn run_client_command(session: &Session, command: Command) -> anyhow::Resu
         Command::Describe(args) => describe::run(session, args).await,
         Command::Delete(args) => delete::run(session, args).await,
         Command::Logs(args) => logs::run(session, args).await,
+        Command::Scale(args) => scale::run(session, args).await,
+        Command::Rollout(args) => rollout::run(session, args).await,
+        Command::Set(args) => set::run(session, args).await,
     }
 }
 

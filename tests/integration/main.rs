@@ -2,6 +2,7 @@
 
 mod api_http;
 mod cli;
+mod cli_workloads;
 mod deployments;
 mod durability;
 mod garbage_collection;

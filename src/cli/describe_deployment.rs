@@ -1,0 +1,169 @@
+//! `describe deployment`: replicas, strategy, template, conditions and its ReplicaSets.
+
+use serde_json::Value;
+
+use super::describe::Out;
+
+const REVISION: &str = "deployment.kubernetes.io/revision";
+
+fn text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+fn int(object: &Value, pointer: &str) -> i64 {
+    object.pointer(pointer).and_then(Value::as_i64).unwrap_or(0)
+}
+
+/// `web-abc (3/3 replicas created)`, as kubectl names a ReplicaSet.
+fn replica_set_line(rs: &Value) -> String {
+    format!(
+        "{} ({}/{} replicas created)",
+        text(&rs["metadata"]["name"]),
+        int(rs, "/status/replicas"),
+        int(rs, "/spec/replicas")
+    )
+}
+
+/// Writes the Deployment's fields; `replica_sets` are those it controls.
+pub fn deployment(out: &mut Out, object: &Value, replica_sets: &[Value]) {
+    let meta = &object["metadata"];
+    out.field(0, "Name", text(&meta["name"]));
+    out.field(0, "Namespace", text(&meta["namespace"]));
+    out.field(0, "CreationTimestamp", text(&meta["creationTimestamp"]));
+    let labels = serde_json::from_value(meta["labels"].clone()).ok();
+    out.map(0, "Labels", labels.as_ref());
+    let annotations: Option<std::collections::BTreeMap<String, String>> =
+        serde_json::from_value(meta["annotations"].clone()).ok();
+    let annotations = annotations.map(|mut a| {
+        a.remove(super::merge::LAST_APPLIED);
+        a
+    });
+    out.map(
+        0,
+        "Annotations",
+        annotations.as_ref().filter(|a| !a.is_empty()),
+    );
+    let selector = object["spec"]["selector"]["matchLabels"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", text(v)))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default();
+    out.field(0, "Selector", selector);
+    out.field(
+        0,
+        "Replicas",
+        format!(
+            "{} desired | {} updated | {} total | {} available | {} unavailable",
+            object
+                .pointer("/spec/replicas")
+                .and_then(Value::as_i64)
+                .unwrap_or(1),
+            int(object, "/status/updatedReplicas"),
+            int(object, "/status/replicas"),
+            int(object, "/status/availableReplicas"),
+            int(object, "/status/unavailableReplicas"),
+        ),
+    );
+    let strategy = &object["spec"]["strategy"];
+    out.field(0, "StrategyType", text(&strategy["type"]));
+    out.field(0, "MinReadySeconds", int(object, "/spec/minReadySeconds"));
+    if strategy["type"] == "RollingUpdate" {
+        let rolling = &strategy["rollingUpdate"];
+        out.field(
+            0,
+            "RollingUpdateStrategy",
+            format!(
+                "{} max unavailable, {} max surge",
+                text(&rolling["maxUnavailable"]),
+                text(&rolling["maxSurge"])
+            ),
+        );
+    }
+    template(out, &object["spec"]["template"]);
+    conditions(out, object);
+    let revision = &meta["annotations"][REVISION];
+    let (new, old): (Vec<&Value>, Vec<&Value>) = replica_sets
+        .iter()
+        .partition(|rs| rs["metadata"]["annotations"][REVISION] == *revision);
+    let old: Vec<String> = old
+        .into_iter()
+        .filter(|rs| int(rs, "/spec/replicas") > 0 || int(rs, "/status/replicas") > 0)
+        .map(replica_set_line)
+        .collect();
+    out.field(
+        0,
+        "OldReplicaSets",
+        if old.is_empty() {
+            "<none>".into()
+        } else {
+            old.join(", ")
+        },
+    );
+    out.field(
+        0,
+        "NewReplicaSet",
+        new.first()
+            .map_or("<none>".into(), |rs| replica_set_line(rs)),
+    );
+}
+
+fn template(out: &mut Out, template: &Value) {
+    out.line(0, "Pod Template:");
+    let labels = serde_json::from_value(template["metadata"]["labels"].clone()).ok();
+    out.map(1, "Labels", labels.as_ref());
+    out.line(1, "Containers:");
+    for container in template["spec"]["containers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        out.line(2, format!(" {}:", text(&container["name"])));
+        out.field(2, "  Image", text(&container["image"]));
+        if let Some(args) = container["args"].as_array() {
+            out.line(2, "  Args:");
+            for arg in args {
+                out.line(2, format!("    {}", text(arg)));
+            }
+        }
+        let env = container["env"].as_array().cloned().unwrap_or_default();
+        if env.is_empty() {
+            out.field(2, "  Environment", "<none>");
+        } else {
+            out.line(2, "  Environment:");
+            for var in env {
+                out.field(
+                    2,
+                    &format!("    {}", text(&var["name"])),
+                    text(&var["value"]),
+                );
+            }
+        }
+    }
+}
+
+fn conditions(out: &mut Out, object: &Value) {
+    let Some(conditions) = object["status"]["conditions"].as_array() else {
+        return;
+    };
+    out.line(0, "Conditions:");
+    out.row(1, &["Type", "Status", "Reason"]);
+    out.row(1, &["----", "------", "------"]);
+    for condition in conditions {
+        out.row(
+            1,
+            &[
+                &text(&condition["type"]),
+                &text(&condition["status"]),
+                &text(&condition["reason"]),
+            ],
+        );
+    }
+}
