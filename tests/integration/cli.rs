@@ -4,40 +4,13 @@ use std::time::Duration;
 
 use wasmkube::testing::Cluster;
 
-use crate::support::eventually;
-
-pub struct Output {
-    pub success: bool,
-    pub stdout: String,
-    pub stderr: String,
-}
+use crate::support::{Output, eventually, run_command};
 
 /// Runs `wasmkube ARGS` against the cluster (optionally feeding `stdin`).
 pub async fn wasmkube(cluster: &Cluster, args: &[&str], stdin: Option<&str>) -> Output {
-    use tokio::io::AsyncWriteExt;
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_wasmkube"));
-    command
-        .arg("--kubeconfig")
-        .arg(cluster.kubeconfig())
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let mut child = command.spawn().expect("run wasmkube");
-    let mut input = child.stdin.take().unwrap();
-    if let Some(text) = stdin {
-        input.write_all(text.as_bytes()).await.unwrap();
-    }
-    drop(input);
-    let output = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
-        .await
-        .unwrap_or_else(|_| panic!("wasmkube {args:?} did not finish"))
-        .unwrap();
-    Output {
-        success: output.status.success(),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
+    command.arg("--kubeconfig").arg(cluster.kubeconfig());
+    run_command(command, args, stdin).await
 }
 
 fn demo_manifest() -> String {

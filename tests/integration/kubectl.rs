@@ -7,8 +7,7 @@ use std::time::Duration;
 use wasmkube::cli::client::{Client, POD};
 use wasmkube::testing::Cluster;
 
-use crate::cli::Output;
-use crate::support::eventually;
+use crate::support::{Output, eventually, run_command};
 
 /// `kubectl` from `PATH`. Missing is a failure, not a skip: CI installs it.
 fn kubectl_binary() -> PathBuf {
@@ -21,34 +20,13 @@ fn kubectl_binary() -> PathBuf {
 
 /// Runs `kubectl ARGS` against the cluster's kubeconfig, with a private discovery cache.
 async fn kubectl(cluster: &Cluster, args: &[&str], stdin: Option<&str>) -> Output {
-    use tokio::io::AsyncWriteExt;
-    let cache = cluster.data_dir().join("kubectl-cache");
-    let mut child = tokio::process::Command::new(kubectl_binary())
+    let mut command = tokio::process::Command::new(kubectl_binary());
+    command
         .arg("--kubeconfig")
         .arg(cluster.kubeconfig())
         .arg("--cache-dir")
-        .arg(&cache)
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("run kubectl");
-    let mut input = child.stdin.take().unwrap();
-    if let Some(text) = stdin {
-        input.write_all(text.as_bytes()).await.unwrap();
-    }
-    drop(input);
-    let output = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
-        .await
-        .unwrap_or_else(|_| panic!("kubectl {args:?} did not finish"))
-        .unwrap();
-    Output {
-        success: output.status.success(),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
+        .arg(cluster.data_dir().join("kubectl-cache"));
+    run_command(command, args, stdin).await
 }
 
 fn pod_manifest(name: &str) -> String {
