@@ -104,7 +104,10 @@ pub fn describe_deployment(
 }
 
 /// The ReplicaSets whose controller is `owner`.
-async fn owned_replica_sets(session: &Session, owner: &Value) -> anyhow::Result<Vec<Value>> {
+pub(super) async fn owned_replica_sets(
+    session: &Session,
+    owner: &Value,
+) -> anyhow::Result<Vec<Value>> {
     let path = super::kinds::REPLICA_SET.path(Some(&session.namespace), None);
     let list = session.client.list(&path, &ListParams::default()).await?;
     let uid = &owner["metadata"]["uid"];

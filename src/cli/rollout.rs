@@ -7,8 +7,8 @@ use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
 use super::Session;
-use super::client::ListParams;
-use super::kinds::{DEPLOYMENT, REPLICA_SET, ResourceKind};
+use super::describe::owned_replica_sets;
+use super::kinds::{DEPLOYMENT, ResourceKind};
 use super::scale::parse_workload;
 use super::table::Table;
 
@@ -191,31 +191,15 @@ async fn wait(session: &Session, path: &str, timeout: Duration) -> anyhow::Resul
 
 /// The Deployment's ReplicaSets with their revisions, lowest revision first.
 async fn revisions(session: &Session, deployment: &Value) -> anyhow::Result<Vec<(i64, Value)>> {
-    let uid = &deployment["metadata"]["uid"];
-    let list = session
-        .client
-        .list(
-            &REPLICA_SET.path(Some(&session.namespace), None),
-            &ListParams::default(),
-        )
-        .await?;
-    let mut owned: Vec<(i64, Value)> = list["items"]
-        .as_array()
+    let mut owned: Vec<(i64, Value)> = owned_replica_sets(session, deployment)
+        .await?
         .into_iter()
-        .flatten()
-        .filter(|rs| {
-            rs["metadata"]["ownerReferences"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .any(|o| o["uid"] == *uid && o["controller"] == true)
-        })
         .filter_map(|rs| {
             let revision = rs["metadata"]["annotations"][REVISION]
                 .as_str()?
                 .parse()
                 .ok()?;
-            Some((revision, rs.clone()))
+            Some((revision, rs))
         })
         .collect();
     owned.sort_by_key(|(revision, _)| *revision);
