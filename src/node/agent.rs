@@ -17,7 +17,7 @@ use crate::api::logs::{LogOptions, PodLogs};
 use crate::api::resources::{NODES, PODS};
 use crate::api::selectors::FieldSelector;
 use crate::api::watch::follow;
-use crate::api::{ApiError, ApiResult, DeleteOptions, ListOptions, Part};
+use crate::api::{ApiError, ApiResult, ListOptions, Part};
 
 /// A running node agent.
 pub struct Agent {
@@ -185,18 +185,15 @@ impl Agent {
 
     /// A pod marked for deletion that no worker runs (e.g. deleted while the node was down).
     fn finish_deletion(&self, pod: &Value) {
-        let uid = pod["metadata"]["uid"].as_str().unwrap_or_default();
-        let _ = std::fs::remove_dir_all(self.node.config.data_dir.join("pods").join(uid));
-        let options = DeleteOptions {
-            grace_period_seconds: Some(0),
-            precondition_uid: Some(uid.to_string()),
-            ..Default::default()
-        };
-        let (namespace, name) = (
-            pod["metadata"]["namespace"].as_str(),
-            pod["metadata"]["name"].as_str().unwrap_or_default(),
-        );
-        let _ = self.node.api.delete(&PODS, namespace, name, &options);
+        let node = self.node.clone();
+        let meta = &pod["metadata"];
+        let namespace = meta["namespace"].as_str().map(str::to_string);
+        let name = meta["name"].as_str().unwrap_or_default().to_string();
+        let uid = meta["uid"].as_str().unwrap_or_default().to_string();
+        tokio::spawn(async move {
+            node.remove_pod(namespace.as_deref(), &name, &uid, true)
+                .await
+        });
     }
 }
 

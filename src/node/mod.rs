@@ -71,3 +71,43 @@ pub struct NodeContext {
     pub recorder: Recorder,
     pub config: NodeConfig,
 }
+
+impl NodeContext {
+    /// Where the node keeps one pod's volumes and logs.
+    pub fn pod_dir(&self, uid: &str) -> PathBuf {
+        self.config.data_dir.join("pods").join(uid)
+    }
+
+    /// Ends a pod on this node: its directory goes and, for a graceful deletion, the pod
+    /// object too (only the incarnation `uid`, so a pod re-created under the name survives).
+    pub async fn remove_pod(
+        &self,
+        namespace: Option<&str>,
+        name: &str,
+        uid: &str,
+        delete_object: bool,
+    ) {
+        if let Err(error) = tokio::fs::remove_dir_all(self.pod_dir(uid)).await
+            && error.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(%error, pod = name, "could not remove pod directory");
+        }
+        if !delete_object {
+            return;
+        }
+        let options = crate::api::DeleteOptions {
+            grace_period_seconds: Some(0),
+            precondition_uid: Some(uid.to_string()),
+            ..Default::default()
+        };
+        match self
+            .api
+            .delete(&crate::api::resources::PODS, namespace, name, &options)
+        {
+            Ok(_)
+            | Err(crate::api::ApiError::NotFound { .. } | crate::api::ApiError::Conflict { .. }) => {
+            }
+            Err(error) => tracing::warn!(%error, pod = name, "could not remove pod"),
+        }
+    }
+}

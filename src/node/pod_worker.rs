@@ -22,7 +22,7 @@ use super::runtime::{LoadSource, Loaded};
 use super::sandbox::{ContainerRun, ExitReason};
 use crate::api::objects::now;
 use crate::api::resources::PODS;
-use crate::api::{ApiError, DeleteOptions, Part};
+use crate::api::{ApiError, Part};
 use crate::events::EventType;
 
 /// Why a pod's containers are being stopped.
@@ -178,7 +178,7 @@ impl Worker {
     }
 
     fn pod_dir(&self) -> PathBuf {
-        self.node.config.data_dir.join("pods").join(&self.uid)
+        self.node.pod_dir(&self.uid)
     }
 
     fn update(&self, change: impl FnOnce(&mut PodRecord)) {
@@ -237,26 +237,10 @@ impl Worker {
 
     /// Removes the pod's directories and, after a graceful delete, the pod object itself.
     async fn remove(&self, reason: Stop) {
-        if let Err(error) = tokio::fs::remove_dir_all(self.pod_dir()).await
-            && error.kind() != std::io::ErrorKind::NotFound
-        {
-            tracing::warn!(%error, pod = self.name(), "could not remove pod directory");
-        }
-        if reason == Stop::Delete {
-            let options = DeleteOptions {
-                grace_period_seconds: Some(0),
-                precondition_uid: Some(self.uid.clone()),
-                ..Default::default()
-            };
-            match self
-                .node
-                .api
-                .delete(&PODS, Some(self.namespace()), self.name(), &options)
-            {
-                Ok(_) | Err(ApiError::NotFound { .. }) | Err(ApiError::Conflict { .. }) => {}
-                Err(error) => tracing::warn!(%error, pod = self.name(), "could not remove pod"),
-            }
-        }
+        let namespace = Some(self.namespace());
+        self.node
+            .remove_pod(namespace, self.name(), &self.uid, reason == Stop::Delete)
+            .await;
     }
 
     /// Writes the pod's status whenever it changes, coalescing bursts; once more at the end.
