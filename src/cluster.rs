@@ -1,5 +1,11 @@
 //! A whole cluster in one process, as `wasmkube up` runs it: store, API server, controllers,
-//! scheduler and an embedded node agent.
+//! scheduler and an embedded node agent — or, for `wasmkube server`, all but the node.
+
+mod components;
+mod tokens;
+
+pub use components::COMPONENTS;
+pub use tokens::write_private;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -13,6 +19,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::Api;
 use crate::api::server::{self, Context};
+use crate::control_plane::ControlPlane;
+use crate::controllers::node_lifecycle::NodeLifecycleConfig;
 use crate::events::Recorder;
 use crate::node::agent::Agent;
 use crate::node::backoff::Backoff;
@@ -25,7 +33,13 @@ use crate::store::SqliteStore;
 pub struct ClusterConfig {
     pub data_dir: PathBuf,
     pub api_addr: SocketAddr,
+    /// The embedded node's name.
     pub node_name: String,
+    /// Whether a node agent runs in this process (`up`); `server` has none.
+    pub embedded_node: bool,
+    /// Components not to start (`--disable`), named as in [`COMPONENTS`].
+    pub disabled: Vec<String>,
+    pub node_lifecycle: NodeLifecycleConfig,
     /// Crash-loop back-off of the embedded node (Kubernetes' 10 s doubling to 5 min by default).
     pub backoff: Backoff,
     pub heartbeat_interval: Duration,
@@ -39,6 +53,9 @@ impl Default for ClusterConfig {
             data_dir: default_data_dir(),
             api_addr: SocketAddr::from(([127, 0, 0, 1], 6443)),
             node_name: default_node_name(),
+            embedded_node: true,
+            disabled: Vec::new(),
+            node_lifecycle: NodeLifecycleConfig::default(),
             backoff: Backoff::default(),
             heartbeat_interval: Duration::from_secs(10),
             watch_history: crate::store::DEFAULT_HISTORY,
@@ -55,7 +72,7 @@ pub fn default_data_dir() -> PathBuf {
 }
 
 /// The host name, lower-cased into a valid node name; `wasmkube` when there is none.
-fn default_node_name() -> String {
+pub fn default_node_name() -> String {
     let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
     let name: String = host
         .trim()
@@ -82,6 +99,7 @@ pub struct Cluster {
     api: Arc<Api>,
     address: SocketAddr,
     token: String,
+    node_token: String,
     ca_pem: String,
     data_dir: PathBuf,
     shutdown: CancellationToken,
@@ -90,11 +108,13 @@ pub struct Cluster {
 
 impl Cluster {
     /// Opens the store under `data_dir`, serves the API on `api_addr` and starts the
-    /// controllers and the embedded node. Returns once the API answers.
+    /// controllers and (unless `embedded_node` is off) the node. Returns once the API answers.
     ///
     /// # Errors
-    /// When the data directory, store, listener or runtime cannot be set up.
+    /// When the data directory, store, listener or runtime cannot be set up, or `disabled`
+    /// names an unknown component.
     pub async fn start(config: ClusterConfig) -> anyhow::Result<Cluster> {
+        components::check_disabled(&config.disabled)?;
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
         let store =
@@ -103,64 +123,34 @@ impl Cluster {
         let api = Api::new(Arc::new(store));
         api.bootstrap()
             .context("cannot create the system namespaces")?;
-        let token = admin_token(&config.data_dir)?;
+        let token = tokens::admin_token(&config.data_dir)?;
         let tls = crate::tls::load_or_create(&config.data_dir.join("tls"), config.api_addr)
             .context("cannot set up the API's TLS certificates")?;
+        let node_token = tokens::node_token(&config.data_dir, &tls.ca_pem)?;
         let acceptor = tokio_rustls::TlsAcceptor::from(crate::tls::server_config(&tls)?);
         let listener = TcpListener::bind(config.api_addr)
             .await
             .with_context(|| format!("cannot listen on {}", config.api_addr))?;
         let address = listener.local_addr()?;
         let shutdown = CancellationToken::new();
-        let mut tasks = Vec::new();
         let context = Arc::new(Context {
             api: api.clone(),
-            token: token.clone(),
+            tokens: vec![token.clone(), node_token.clone()],
+            ca_pem: tls.ca_pem.clone(),
             address,
             tls: acceptor,
             shutdown: shutdown.clone(),
         });
-        tasks.push(tokio::spawn(server::serve(listener, context)));
-        tasks.push(tokio::spawn(crate::controllers::namespace::run(
-            api.clone(),
-            shutdown.clone(),
-        )));
-        tasks.push(tokio::spawn(crate::controllers::replica_set::run(
-            api.clone(),
-            shutdown.clone(),
-        )));
-        tasks.push(tokio::spawn(crate::controllers::deployment::run(
-            api.clone(),
-            shutdown.clone(),
-        )));
-        tasks.push(tokio::spawn(crate::controllers::garbage_collector::run(
-            api.clone(),
-            shutdown.clone(),
-        )));
-        tasks.push(tokio::spawn(crate::scheduler::run(
-            api.clone(),
-            config.node_name.clone(),
-            shutdown.clone(),
-        )));
-        let runtime = Runtime::new(RuntimeConfig {
-            cache_dir: config.data_dir.join("cache"),
-            ..RuntimeConfig::default()
-        })
-        .context("cannot start the wasmtime runtime")?;
-        let mut node_config = NodeConfig::new(&config.node_name, config.data_dir.clone());
-        node_config.backoff = config.backoff;
-        node_config.heartbeat_interval = config.heartbeat_interval;
-        let node = Arc::new(NodeContext {
-            recorder: Recorder::new(api.clone(), "kubelet", &config.node_name),
-            api: api.clone(),
-            runtime,
-            config: node_config,
-        });
-        Agent::start(node, shutdown.clone()).context("cannot register the node")?;
+        let mut tasks = vec![tokio::spawn(server::serve(listener, context))];
+        tasks.extend(components::start(&api, &config, &shutdown));
+        if config.embedded_node {
+            start_embedded_node(&api, &config, &shutdown).await?;
+        }
         let cluster = Cluster {
             api,
             address,
             token,
+            node_token,
             ca_pem: tls.ca_pem,
             data_dir: config.data_dir,
             shutdown,
@@ -214,6 +204,11 @@ impl Cluster {
         self.token.clone()
     }
 
+    /// The token nodes join with (`wasmkube agent --token`), also in `<data-dir>/node-token`.
+    pub fn node_token(&self) -> &str {
+        &self.node_token
+    }
+
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
     }
@@ -231,29 +226,29 @@ impl Cluster {
     }
 }
 
-/// The admin bearer token, made on first start and kept (mode 0600) in the data dir.
-fn admin_token(data_dir: &Path) -> anyhow::Result<String> {
-    let path = data_dir.join("admin-token");
-    if let Ok(token) = std::fs::read_to_string(&path) {
-        let token = token.trim().to_string();
-        if !token.is_empty() {
-            return Ok(token);
-        }
-    }
-    let token = hex::encode(rand::random::<[u8; 24]>());
-    write_private(&path, &token).with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(token)
-}
-
-/// Writes a file only its owner may read.
-pub fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
-    file.write_all(contents.as_bytes())
+/// The node agent of `up`, talking to the API in process.
+async fn start_embedded_node(
+    api: &Arc<Api>,
+    config: &ClusterConfig,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
+    let runtime = Runtime::new(RuntimeConfig {
+        cache_dir: config.data_dir.join("cache"),
+        ..RuntimeConfig::default()
+    })
+    .context("cannot start the wasmtime runtime")?;
+    let mut node_config = NodeConfig::new(&config.node_name, config.data_dir.clone());
+    node_config.backoff = config.backoff;
+    node_config.heartbeat_interval = config.heartbeat_interval;
+    node_config.control_plane = true;
+    let node = Arc::new(NodeContext {
+        recorder: Recorder::new(api.clone(), "kubelet", &config.node_name),
+        plane: ControlPlane::InProcess(api.clone()),
+        runtime,
+        config: node_config,
+    });
+    Agent::start(node, shutdown.clone())
+        .await
+        .context("cannot register the node")?;
+    Ok(())
 }

@@ -5,9 +5,12 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
 
+use futures::FutureExt;
+
 use crate::api::objects::now;
 use crate::api::resources::EVENTS;
-use crate::api::{Api, Part};
+use crate::api::{ApiResult, Part};
+use crate::control_plane::ControlPlane;
 
 /// `Normal` or `Warning`, as Event.type spells them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -22,7 +25,7 @@ type EventKey = (String, String, String);
 /// the same reason and message about the same object bump `count` instead of piling up.
 #[derive(Clone)]
 pub struct Recorder {
-    api: Arc<Api>,
+    plane: ControlPlane,
     component: String,
     host: String,
     /// (object uid, reason, message) → name of the event already written for it.
@@ -30,9 +33,9 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    pub fn new(api: Arc<Api>, component: &str, host: &str) -> Self {
+    pub fn new(plane: impl Into<ControlPlane>, component: &str, host: &str) -> Self {
         Self {
-            api,
+            plane: plane.into(),
             component: component.into(),
             host: host.into(),
             seen: Arc::default(),
@@ -41,6 +44,7 @@ impl Recorder {
 
     /// Records an event about `object` (a stored object), optionally about one of its parts
     /// (`spec.containers{web}`). Failures are logged, never returned: an event is advisory.
+    /// In process the event is written before this returns; over the network in the background.
     pub fn record(
         &self,
         object: &Value,
@@ -53,27 +57,11 @@ impl Recorder {
         let namespace = meta["namespace"].as_str().unwrap_or("default").to_string();
         let uid = meta["uid"].as_str().unwrap_or_default().to_string();
         let dedupe_key = (uid.clone(), reason.to_string(), message.to_string());
-        let existing = self
-            .seen
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&dedupe_key)
-            .cloned();
-        if let Some(name) = existing
-            && self.bump(&namespace, &name)
-        {
-            return;
-        }
-        let name = format!(
-            "{}.{}",
-            meta["name"].as_str().unwrap_or("object"),
-            hex::encode(rand::random::<[u8; 8]>())
-        );
         let timestamp = now();
         let event = json!({
             "apiVersion": "v1",
             "kind": "Event",
-            "metadata": {"name": name, "namespace": namespace},
+            "metadata": {"namespace": namespace},
             "involvedObject": {
                 "apiVersion": object["apiVersion"], "kind": object["kind"], "name": meta["name"],
                 "namespace": meta["namespace"], "uid": uid, "fieldPath": field_path,
@@ -89,28 +77,55 @@ impl Recorder {
             "lastTimestamp": timestamp,
             "count": 1,
         });
-        match self.api.create(&EVENTS, Some(&namespace), event) {
+        let object_name = meta["name"].as_str().unwrap_or("object").to_string();
+        let this = self.clone();
+        let write = async move { this.write(dedupe_key, &object_name, event).await };
+        match self.plane {
+            // Nothing in-process waits: the future is complete after its first poll.
+            ControlPlane::InProcess(_) => drop(write.now_or_never()),
+            ControlPlane::Remote(_) => drop(tokio::spawn(write)),
+        }
+    }
+
+    /// Bumps the event already written for `key`, or writes `event` as a new one.
+    async fn write(&self, key: EventKey, object_name: &str, mut event: Value) {
+        let namespace = event["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or("default")
+            .to_string();
+        let existing = self
+            .seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+            .cloned();
+        if let Some(name) = existing
+            && self.bump(&namespace, &name).await.is_ok()
+        {
+            return;
+        }
+        let name = format!("{object_name}.{}", hex::encode(rand::random::<[u8; 8]>()));
+        event["metadata"]["name"] = json!(name);
+        match self.plane.create(&EVENTS, Some(&namespace), event).await {
             Ok(_) => {
                 let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
                 if seen.len() > 4096 {
                     seen.clear();
                 }
-                seen.insert(dedupe_key, name);
+                seen.insert(key, name);
             }
-            Err(error) => tracing::debug!(%error, reason, "event not recorded"),
+            Err(error) => tracing::debug!(%error, reason = key.1, "event not recorded"),
         }
     }
 
-    /// Counts one more occurrence of an event already written; false if it is gone.
-    fn bump(&self, namespace: &str, name: &str) -> bool {
-        let Ok(mut event) = self.api.get(&EVENTS, Some(namespace), name) else {
-            return false;
-        };
+    /// Counts one more occurrence of an event already written; an error if it is gone.
+    async fn bump(&self, namespace: &str, name: &str) -> ApiResult<Value> {
+        let mut event = self.plane.get(&EVENTS, Some(namespace), name).await?;
         let count = event["count"].as_i64().unwrap_or(1);
         event["count"] = json!(count + 1);
         event["lastTimestamp"] = json!(now());
-        self.api
+        self.plane
             .update(&EVENTS, Some(namespace), name, event, Part::Main)
-            .is_ok()
+            .await
     }
 }

@@ -9,6 +9,7 @@
 pub mod api;
 pub mod cli;
 pub mod cluster;
+pub mod control_plane;
 pub mod controllers;
 pub mod events;
 pub mod manifest;

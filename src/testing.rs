@@ -79,6 +79,11 @@ impl Cluster {
         self.inner().api_url()
     }
 
+    /// The token `wasmkube agent --token` joins this cluster with.
+    pub fn node_token(&self) -> String {
+        self.inner().node_token().to_string()
+    }
+
     pub fn kubeconfig(&self) -> PathBuf {
         self.inner().kubeconfig_path()
     }

@@ -98,6 +98,9 @@ pub enum ApiError {
     Unsupported(String),
     #[error("Internal error occurred: {0}")]
     Internal(String),
+    /// The API server could not be reached (a remote node's view of an outage).
+    #[error("the API server is unavailable: {0}")]
+    Unavailable(String),
 }
 
 fn summary(causes: &[Cause]) -> String {
@@ -122,6 +125,7 @@ impl ApiError {
             ApiError::Unauthorized => 401,
             ApiError::Unsupported(_) => 415,
             ApiError::Internal(_) => 500,
+            ApiError::Unavailable(_) => 503,
         }
     }
 
@@ -139,6 +143,7 @@ impl ApiError {
             ApiError::Unauthorized => "Unauthorized",
             ApiError::Unsupported(_) => "UnsupportedMediaType",
             ApiError::Internal(_) => "InternalError",
+            ApiError::Unavailable(_) => "ServiceUnavailable",
         }
     }
 

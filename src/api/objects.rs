@@ -14,7 +14,7 @@ use super::selectors::{FieldSelector, LabelSelector};
 use crate::store::{self, Revision};
 
 /// Namespaces that exist from the start and cannot be deleted.
-pub const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system"];
+pub const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system", "kube-node-lease"];
 
 /// What a list or watch asks for.
 #[derive(Clone, Debug, Default)]

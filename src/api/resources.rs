@@ -92,6 +92,19 @@ pub const DEPLOYMENTS: Resource = Resource {
     label_names: true,
 };
 
+/// Node heartbeats: one Lease per node in `kube-node-lease`, renewed by its agent.
+pub const LEASES: Resource = Resource {
+    group: "coordination.k8s.io",
+    version: "v1",
+    kind: "Lease",
+    plural: "leases",
+    singular: "lease",
+    short_names: &[],
+    namespaced: true,
+    has_status: false,
+    label_names: false,
+};
+
 /// Every served resource.
 pub const ALL: &[&Resource] = &[
     &NAMESPACES,
@@ -100,6 +113,7 @@ pub const ALL: &[&Resource] = &[
     &EVENTS,
     &REPLICA_SETS,
     &DEPLOYMENTS,
+    &LEASES,
 ];
 
 impl Resource {
@@ -130,6 +144,27 @@ impl Resource {
         key
     }
 
+    /// The URL path of one object, or of a collection when `name` is `None` (across all
+    /// namespaces when `namespace` is `None`).
+    pub fn path(&self, namespace: Option<&str>, name: Option<&str>) -> String {
+        let mut path = if self.group.is_empty() {
+            format!("/api/{}", self.version)
+        } else {
+            format!("/apis/{}/{}", self.group, self.version)
+        };
+        if let Some(ns) = namespace.filter(|_| self.namespaced) {
+            path.push_str("/namespaces/");
+            path.push_str(ns);
+        }
+        path.push('/');
+        path.push_str(self.plural);
+        if let Some(name) = name {
+            path.push('/');
+            path.push_str(name);
+        }
+        path
+    }
+
     /// Looks a resource up by its URL path parts.
     pub fn find(group: &str, version: &str, plural: &str) -> Option<&'static Resource> {
         ALL.iter()
@@ -158,6 +193,20 @@ mod tests {
         assert_eq!(PODS.key(Some("default"), None), "/core/pods/default/");
         assert_eq!(PODS.key(None, None), "/core/pods/");
         assert_eq!(NODES.key(Some("ignored"), Some("n1")), "/core/nodes/n1");
+    }
+
+    #[test]
+    fn paths_follow_the_rest_layout_of_each_group() {
+        assert_eq!(
+            PODS.path(Some("default"), Some("web")),
+            "/api/v1/namespaces/default/pods/web"
+        );
+        assert_eq!(PODS.path(None, None), "/api/v1/pods");
+        assert_eq!(NODES.path(Some("ignored"), Some("n1")), "/api/v1/nodes/n1");
+        assert_eq!(
+            LEASES.path(Some("kube-node-lease"), Some("n1")),
+            "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/n1"
+        );
     }
 
     #[test]

@@ -39,7 +39,11 @@ pub type Body = BoxBody<Bytes, Infallible>;
 /// What every request handler shares.
 pub struct Context {
     pub api: Arc<Api>,
-    pub token: String,
+    /// Bearer tokens accepted: the admin's and the nodes' join token.
+    pub tokens: Vec<String>,
+    /// The cluster CA, served unauthenticated at `/cacerts` for joining nodes to check
+    /// against the hash in their token.
+    pub ca_pem: String,
     pub address: SocketAddr,
     /// Every connection is TLS (DESIGN §8); see `crate::tls`.
     pub tls: TlsAcceptor,
@@ -141,7 +145,15 @@ async fn handle(request: Request<Incoming>, context: &Context) -> Response<Body>
     if matches!(path.as_str(), "/healthz" | "/livez" | "/readyz") {
         return text(StatusCode::OK, "ok");
     }
-    if !authorized(&request, &context.token) {
+    if path == "/cacerts" {
+        let mut response = Response::new(Full::new(Bytes::from(context.ca_pem.clone())).boxed());
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static("application/x-pem-file"),
+        );
+        return response;
+    }
+    if !authorized(&request, &context.tokens) {
         return error(&ApiError::Unauthorized);
     }
     let span = tracing::debug_span!("request", method = %request.method(), path = %path);
@@ -151,13 +163,17 @@ async fn handle(request: Request<Incoming>, context: &Context) -> Response<Body>
     }
 }
 
-fn authorized<B>(request: &Request<B>, token: &str) -> bool {
+fn authorized<B>(request: &Request<B>, tokens: &[String]) -> bool {
     request
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|given| constant_time_eq(given.trim().as_bytes(), token.as_bytes()))
+        .is_some_and(|given| {
+            tokens
+                .iter()
+                .any(|token| constant_time_eq(given.trim().as_bytes(), token.as_bytes()))
+        })
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

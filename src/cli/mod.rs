@@ -4,6 +4,7 @@
 //! `KUBECONFIG`, else `<data-dir>/kubeconfig`), talks to the API server through
 //! [`client::Client`] and reports failures on stderr in kubectl's words, exiting 1.
 
+pub mod agent;
 pub mod apply;
 pub mod client;
 pub mod columns;
@@ -20,6 +21,7 @@ pub mod merge;
 pub mod pod_summary;
 pub mod rollout;
 pub mod scale;
+pub mod server;
 pub mod set;
 pub mod table;
 pub mod up;
@@ -64,6 +66,10 @@ pub struct GlobalArgs {
 pub enum Command {
     /// Start a single-node cluster (API server and node agent) in this process
     Up(up::UpArgs),
+    /// Start the control plane only (API server, controllers, scheduler); nodes join it
+    Server(server::ServerArgs),
+    /// Join a node to a cluster over the network and run the pods bound to it
+    Agent(agent::AgentArgs),
     /// Create or update objects from files, directories or stdin
     Apply(apply::ApplyArgs),
     /// Create objects from files, or a namespace
@@ -87,7 +93,10 @@ pub enum Command {
 impl Command {
     /// Whether the command runs a server (and wants `info` logs by default).
     pub fn is_server(&self) -> bool {
-        matches!(self, Command::Up(_))
+        matches!(
+            self,
+            Command::Up(_) | Command::Server(_) | Command::Agent(_)
+        )
     }
 }
 
@@ -179,6 +188,8 @@ where
 pub async fn execute(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Up(args) => up::run(&cli.global, args).await,
+        Command::Server(args) => server::run(&cli.global, args).await,
+        Command::Agent(args) => agent::run(&cli.global, args).await,
         command => match Session::open(&cli.global) {
             Ok(session) => run_client_command(&session, command).await,
             Err(error) => Err(error),
@@ -195,7 +206,9 @@ pub async fn execute(cli: Cli) -> ExitCode {
 
 async fn run_client_command(session: &Session, command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Up(_) => unreachable!("`up` needs no session"),
+        Command::Up(_) | Command::Server(_) | Command::Agent(_) => {
+            unreachable!("servers need no session")
+        }
         Command::Apply(args) => apply::apply(session, args).await,
         Command::Create(args) => apply::create(session, args).await,
         Command::Get(args) => get::run(session, args).await,

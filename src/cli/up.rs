@@ -17,6 +17,7 @@ use super::get::items_of;
 use super::kinds::POD;
 use super::logs::{LogRequest, print_logs};
 use super::pod_summary::summarize;
+use super::server::ControlPlaneArgs;
 use super::table::{Table, now};
 use super::{GlobalArgs, Session, apply, files, print, report};
 use crate::cluster::{Cluster, ClusterConfig};
@@ -37,6 +38,8 @@ pub struct UpArgs {
     /// Apply the demo pod and show it running
     #[arg(long)]
     pub demo: bool,
+    #[command(flatten)]
+    pub control_plane: ControlPlaneArgs,
 }
 
 /// The demo manifest; build.rs exports where the built samples are.
@@ -57,6 +60,7 @@ pub async fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<()> {
     if let Some(node_name) = args.node_name {
         config.node_name = node_name;
     }
+    args.control_plane.configure(&mut config);
     let started = Instant::now();
     let cluster = Cluster::start(config)
         .await
@@ -177,7 +181,7 @@ pub async fn wait_until_running(
 }
 
 /// Waits for Ctrl-C or SIGTERM and names the one that came.
-async fn shutdown_signal() -> &'static str {
+pub(crate) async fn shutdown_signal() -> &'static str {
     let interrupt = async {
         let _ = tokio::signal::ctrl_c().await;
     };

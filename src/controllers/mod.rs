@@ -9,6 +9,7 @@ pub mod deployment;
 pub mod garbage_collector;
 pub mod informer;
 pub mod namespace;
+pub mod node_lifecycle;
 pub mod queue;
 pub mod reconcile;
 pub mod replica_set;

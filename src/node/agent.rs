@@ -1,23 +1,23 @@
 //! The node agent: registers the Node, heartbeats, and keeps a worker per pod bound here.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::{SecondsFormat, Utc};
-use serde_json::{Value, json};
+use futures::StreamExt;
+use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::NodeContext;
 use super::logs::LogLine;
 use super::pod_worker::{self, PodHandle, Stop};
-use crate::api::discovery::KUBERNETES_VERSION;
+use super::{NodeContext, heartbeat};
 use crate::api::logs::{LogOptions, PodLogs};
-use crate::api::resources::{NODES, PODS};
-use crate::api::selectors::FieldSelector;
-use crate::api::watch::follow;
-use crate::api::{ApiError, ApiResult, ListOptions, Part};
+use crate::api::resources::PODS;
+use crate::api::{ApiError, ApiResult};
+use crate::control_plane::ControlPlane;
 
 /// A running node agent.
 pub struct Agent {
@@ -25,22 +25,27 @@ pub struct Agent {
     pods: Mutex<HashMap<String, PodHandle>>,
 }
 
+/// Waits between attempts to reach the API server, doubling up to the cap.
+const RESYNC_DELAY: (Duration, Duration) = (Duration::from_millis(200), Duration::from_secs(2));
+
 impl Agent {
-    /// Registers the node, then runs its heartbeat and pod loop until `shutdown`.
+    /// Registers the node, then runs its heartbeats and pod loop until `shutdown`.
     ///
     /// # Errors
     /// When the Node object cannot be written.
-    pub fn start(node: Arc<NodeContext>, shutdown: CancellationToken) -> ApiResult<Arc<Agent>> {
+    pub async fn start(
+        node: Arc<NodeContext>,
+        shutdown: CancellationToken,
+    ) -> ApiResult<Arc<Agent>> {
+        heartbeat::register(&node).await?;
         let agent = Arc::new(Agent {
             node,
             pods: Mutex::new(HashMap::new()),
         });
-        agent.register()?;
-        agent
-            .node
-            .api
-            .register_log_source(&agent.node.config.node_name, agent.clone());
-        tokio::spawn(agent.clone().heartbeat(shutdown.clone()));
+        if let ControlPlane::InProcess(api) = &agent.node.plane {
+            api.register_log_source(&agent.node.config.node_name, agent.clone());
+        }
+        tokio::spawn(heartbeat::run(agent.node.clone(), shutdown.clone()));
         tokio::spawn(agent.clone().sync_pods(shutdown));
         Ok(agent)
     }
@@ -49,99 +54,25 @@ impl Agent {
         &self.node.config.node_name
     }
 
-    fn node_status(&self) -> Value {
-        let config = &self.node.config;
-        let heartbeat = Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true);
-        let condition = |kind: &str, status: &str, reason: &str, message: &str| {
-            json!({"type": kind, "status": status, "reason": reason, "message": message,
-                   "lastHeartbeatTime": heartbeat, "lastTransitionTime": config.started_at})
-        };
-        let resources = json!({
-            "cpu": format!("{}", config.capacity_cpu),
-            "memory": format!("{}Ki", config.capacity_memory_bytes / 1024),
-            "pods": format!("{}", config.capacity_pods),
-        });
-        let (major, minor) = KUBERNETES_VERSION;
-        json!({
-            "capacity": resources,
-            "allocatable": resources,
-            "conditions": [
-                condition("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
-                condition("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
-                condition("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
-                condition("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
-            ],
-            "addresses": [{"type": "InternalIP", "address": config.host_ip}, {"type": "Hostname", "address": config.node_name}],
-            "nodeInfo": {
-                "kubeletVersion": format!("v{major}.{minor}.0-wasmkube"),
-                "kubeProxyVersion": "",
-                "containerRuntimeVersion": "wasmtime://48.0.8",
-                "operatingSystem": "wasi",
-                "architecture": "wasm32",
-                "osImage": "wasmkube",
-                "kernelVersion": "",
-                "machineID": "", "systemUUID": "", "bootID": "",
-            },
-        })
-    }
-
-    /// Creates the Node object, or refreshes its status when it already exists.
-    fn register(&self) -> ApiResult<()> {
-        let api = &self.node.api;
-        let node = json!({
-            "apiVersion": "v1",
-            "kind": "Node",
-            "metadata": {"name": self.name(), "labels": {
-                "kubernetes.io/hostname": self.name(),
-                "kubernetes.io/os": "wasi",
-                "kubernetes.io/arch": "wasm32",
-                "node-role.kubernetes.io/control-plane": "",
-            }},
-            "spec": {},
-        });
-        match api.create(&NODES, None, node) {
-            Ok(_) | Err(ApiError::AlreadyExists { .. }) => {}
-            Err(error) => return Err(error),
-        }
-        self.post_status()
-    }
-
-    fn post_status(&self) -> ApiResult<()> {
-        let mut node = self.node.api.get(&NODES, None, self.name())?;
-        node["status"] = self.node_status();
-        self.node
-            .api
-            .update(&NODES, None, self.name(), node, Part::Status)
-            .map(|_| ())
-    }
-
-    async fn heartbeat(self: Arc<Self>, shutdown: CancellationToken) {
-        let mut interval = tokio::time::interval(self.node.config.heartbeat_interval);
-        loop {
-            tokio::select! {
-                _ = interval.tick() => {}
-                _ = shutdown.cancelled() => return,
-            }
-            if let Err(error) = self.post_status() {
-                tracing::warn!(%error, "node heartbeat failed");
-                if matches!(error, ApiError::NotFound { .. }) {
-                    let _ = self.register();
+    /// Keeps the pods bound to this node in step with the API: list, reconcile, watch; and
+    /// again whenever the watch ends or the API server cannot be reached. Running pods are
+    /// left alone meanwhile.
+    async fn sync_pods(self: Arc<Self>, shutdown: CancellationToken) {
+        let selector = format!("spec.nodeName={}", self.name());
+        let mut delay = RESYNC_DELAY.0;
+        while !shutdown.is_cancelled() {
+            match self.list_and_watch(&selector, &shutdown).await {
+                Ok(()) => delay = RESYNC_DELAY.0,
+                Err(error) => {
+                    tracing::warn!(%error, "pod sync with the API server failed; retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = shutdown.cancelled() => {}
+                    }
+                    delay = (delay * 2).min(RESYNC_DELAY.1);
                 }
             }
         }
-    }
-
-    /// Follows the pods bound to this node, re-listing whenever the watch ends.
-    async fn sync_pods(self: Arc<Self>, shutdown: CancellationToken) {
-        let selector = format!("spec.nodeName={}", self.name());
-        let options = ListOptions {
-            fields: FieldSelector::parse(&selector, "Pod").expect("static selector"),
-            ..Default::default()
-        };
-        follow(&self.node.api, &PODS, options, &shutdown, |event| {
-            self.apply(event.kind, &event.object)
-        })
-        .await;
         let handles: Vec<PodHandle> = self
             .pods
             .lock()
@@ -154,6 +85,53 @@ impl Agent {
         }
         for handle in handles {
             handle.finished.cancelled().await;
+        }
+    }
+
+    async fn list_and_watch(&self, selector: &str, shutdown: &CancellationToken) -> ApiResult<()> {
+        let plane = &self.node.plane;
+        let (pods, version) = plane.list(&PODS, selector).await?;
+        self.resync(&pods);
+        let mut events = plane.watch(&PODS, selector, &version, shutdown).await?;
+        loop {
+            let event = tokio::select! {
+                event = events.next() => event,
+                _ = shutdown.cancelled() => return Ok(()),
+            };
+            match event {
+                Some(Ok(event)) => self.apply(event.kind, &event.object),
+                Some(Err(error)) => return Err(error),
+                None => return Ok(()),
+            }
+        }
+    }
+
+    /// Matches the running pods to a fresh list: pods that vanished meanwhile stop, new ones
+    /// start, deleted ones finish their deletion.
+    fn resync(&self, pods: &[Value]) {
+        let listed: HashSet<&str> = pods
+            .iter()
+            .filter_map(|pod| pod["metadata"]["uid"].as_str())
+            .collect();
+        self.pods
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|uid, handle| {
+                let keep = listed.contains(uid.as_str());
+                if !keep {
+                    handle.stop(Stop::Gone);
+                }
+                keep
+            });
+        let handles = self.pods.lock().unwrap_or_else(|p| p.into_inner());
+        for pod in pods {
+            if let Some(handle) = pod["metadata"]["uid"].as_str().and_then(|u| handles.get(u)) {
+                handle.reconcile_status(&pod["status"]);
+            }
+        }
+        drop(handles);
+        for pod in pods {
+            self.apply("ADDED", pod);
         }
     }
 

@@ -6,6 +6,8 @@
 pub mod agent;
 pub mod backoff;
 pub mod container_spec;
+pub mod heartbeat;
+pub mod join;
 pub mod limits;
 pub mod logs;
 pub mod pod_status;
@@ -13,11 +15,11 @@ pub mod pod_worker;
 pub mod runtime;
 pub mod sandbox;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
-use crate::api::Api;
+use crate::control_plane::ControlPlane;
 use crate::events::Recorder;
 
 /// How a node runs: its identity, where it keeps data, and its tunables.
@@ -29,7 +31,16 @@ pub struct NodeConfig {
     pub backoff: backoff::Backoff,
     /// Bytes of output kept in memory per container instance.
     pub log_capacity: usize,
+    /// How often the full Node status is posted.
     pub heartbeat_interval: Duration,
+    /// How often the node's Lease is renewed (the cheap heartbeat the node lifecycle
+    /// controller watches).
+    pub lease_interval: Duration,
+    /// Labels besides the well-known ones (`--node-label`).
+    pub labels: BTreeMap<String, String>,
+    /// Whether the node runs in the control plane's process (`up`): it gets the
+    /// `node-role.kubernetes.io/control-plane` label.
+    pub control_plane: bool,
     pub capacity_cpu: u64,
     pub capacity_memory_bytes: u64,
     pub capacity_pods: u64,
@@ -45,6 +56,9 @@ impl NodeConfig {
             backoff: backoff::Backoff::default(),
             log_capacity: 1 << 20,
             heartbeat_interval: Duration::from_secs(10),
+            lease_interval: Duration::from_secs(2),
+            labels: BTreeMap::new(),
+            control_plane: false,
             capacity_cpu: std::thread::available_parallelism().map_or(1, |n| n.get() as u64),
             capacity_memory_bytes: total_memory_bytes(),
             capacity_pods: 1000,
@@ -66,7 +80,7 @@ fn total_memory_bytes() -> u64 {
 
 /// What every pod worker of a node shares.
 pub struct NodeContext {
-    pub api: Arc<Api>,
+    pub plane: ControlPlane,
     pub runtime: runtime::Runtime,
     pub recorder: Recorder,
     pub config: NodeConfig,
@@ -101,8 +115,9 @@ impl NodeContext {
             ..Default::default()
         };
         match self
-            .api
+            .plane
             .delete(&crate::api::resources::PODS, namespace, name, &options)
+            .await
         {
             Ok(_)
             | Err(crate::api::ApiError::NotFound { .. } | crate::api::ApiError::Conflict { .. }) => {

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Container, Pod};
 use serde_json::Value;
@@ -50,10 +50,25 @@ pub struct PodHandle {
     pub finished: CancellationToken,
 }
 
+/// How often a status the API could not take is offered again.
+const STATUS_RETRY: Duration = Duration::from_secs(1);
+
+/// What became of a status write.
+enum Written {
+    Yes,
+    /// This incarnation of the pod no longer exists.
+    Gone,
+    /// The API refused it (logged); the next change tries again.
+    Refused,
+    Unreachable,
+}
+
 struct PodShared {
     record: Mutex<PodRecord>,
     logs: Mutex<HashMap<String, LogPair>>,
     changed: Notify,
+    /// The status last accepted by the API.
+    written: Mutex<Option<Value>>,
 }
 
 impl PodHandle {
@@ -65,6 +80,22 @@ impl PodHandle {
             }
             first
         });
+    }
+
+    /// Compares the API's copy of the pod's status with what the worker last wrote, and
+    /// writes it again when they differ: a write lost in an outage, or a change by someone
+    /// else (the node lifecycle controller marks the pods of a silent node not ready).
+    pub fn reconcile_status(&self, stored: &Value) {
+        let mut written = self
+            .shared
+            .written
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if written.as_ref() != Some(stored) {
+            *written = None;
+            drop(written);
+            self.shared.changed.notify_one();
+        }
     }
 
     pub fn logs(&self, container: &str) -> Option<LogPair> {
@@ -115,6 +146,7 @@ pub fn spawn(node: Arc<NodeContext>, raw: Value) -> Result<PodHandle, ApiError> 
         record: Mutex::new(record),
         logs: Mutex::new(HashMap::new()),
         changed: Notify::new(),
+        written: Mutex::new(None),
     });
     let (stop_tx, stop_rx) = watch::channel(None);
     let finished = CancellationToken::new();
@@ -244,18 +276,33 @@ impl Worker {
     }
 
     /// Writes the pod's status whenever it changes, coalescing bursts; once more at the end.
+    /// While the API is unreachable the latest status is retried every second, so a node
+    /// that loses its control plane reports what happened meanwhile as soon as it returns.
     async fn write_status(self: Arc<Self>, done: CancellationToken) {
-        let mut written: Option<Value> = None;
+        let mut unsent = false;
         loop {
             let finishing = tokio::select! {
                 _ = self.shared.changed.notified() => false,
                 _ = done.cancelled() => true,
+                _ = tokio::time::sleep(STATUS_RETRY), if unsent => false,
             };
             let status = pod_status::status_json(
                 &self.shared.record.lock().unwrap_or_else(|p| p.into_inner()),
             );
-            if written.as_ref() != Some(&status) && self.put_status(&status) {
-                written = Some(status);
+            unsent = false;
+            if !self.is_written(&status) {
+                match self.put_status(&status).await {
+                    Written::Yes => {
+                        *self
+                            .shared
+                            .written
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner()) = Some(status);
+                    }
+                    Written::Gone => return,
+                    Written::Refused => {}
+                    Written::Unreachable => unsent = true,
+                }
             }
             if finishing {
                 return;
@@ -263,37 +310,48 @@ impl Worker {
         }
     }
 
-    /// Replaces the stored status; false if the pod is gone.
-    fn put_status(&self, status: &Value) -> bool {
+    fn is_written(&self, status: &Value) -> bool {
+        self.shared
+            .written
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            == Some(status)
+    }
+
+    /// Replaces the stored status of this incarnation of the pod.
+    async fn put_status(&self, status: &Value) -> Written {
+        let plane = &self.node.plane;
         for _ in 0..5 {
-            let mut current = match self
-                .node
-                .api
-                .get(&PODS, Some(self.namespace()), self.name())
-            {
+            let mut current = match plane.get(&PODS, Some(self.namespace()), self.name()).await {
                 Ok(current) => current,
-                Err(_) => return false,
+                Err(ApiError::Unavailable(_)) => return Written::Unreachable,
+                Err(_) => return Written::Gone,
             };
             if current["metadata"]["uid"].as_str() != Some(&self.uid) {
-                return false;
+                return Written::Gone;
             }
             current["status"] = status.clone();
-            match self.node.api.update(
-                &PODS,
-                Some(self.namespace()),
-                self.name(),
-                current,
-                Part::Status,
-            ) {
-                Ok(_) => return true,
+            let update = plane
+                .update(
+                    &PODS,
+                    Some(self.namespace()),
+                    self.name(),
+                    current,
+                    Part::Status,
+                )
+                .await;
+            match update {
+                Ok(_) => return Written::Yes,
                 Err(ApiError::Conflict { .. }) => continue,
+                Err(ApiError::Unavailable(_)) => return Written::Unreachable,
                 Err(error) => {
                     tracing::warn!(%error, pod = self.name(), "status update failed");
-                    return false;
+                    return Written::Refused;
                 }
             }
         }
-        false
+        Written::Unreachable
     }
 
     async fn run_containers(self: &Arc<Self>, cancel: CancellationToken) {

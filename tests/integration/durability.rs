@@ -1,51 +1,24 @@
 //! Crash safety: `kill -9` of a real `wasmkube up` loses nothing acknowledged, and pods come back.
 
-use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::json;
 use wasmkube::cli::client::{Client, ListParams};
 
+use crate::processes::{Process, free_port, start_control_plane};
 use crate::support::{PodBuilder, eventually};
 
 const PODS: &str = "/api/v1/namespaces/default/pods";
 
 struct Server {
-    child: Child,
+    process: Process,
     client: Client,
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 async fn start_server(data_dir: &Path, port: u16) -> Server {
-    let child = Command::new(env!("CARGO_BIN_EXE_wasmkube"))
-        .args([
-            "up",
-            "--data-dir",
-            data_dir.to_str().unwrap(),
-            "--api-addr",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start wasmkube up");
-    let kubeconfig = data_dir.join("kubeconfig");
-    let client = eventually(Duration::from_secs(30), "the API to answer", || async {
-        let client = Client::from_kubeconfig(&kubeconfig).ok()?;
-        client.get("/api/v1/namespaces/default").await.ok()?;
-        Some(client)
-    })
-    .await;
-    Server { child, client }
+    let (process, client) = start_control_plane("up", data_dir, port).await;
+    Server { process, client }
 }
 
 /// Waits until the survivor pod runs after `restarts` restarts (one per node restart).
@@ -94,8 +67,7 @@ async fn kill_9_during_writes_loses_no_acknowledged_object_and_pods_come_back() 
         acknowledged
     });
     tokio::time::sleep(Duration::from_millis(500)).await;
-    server.child.kill().unwrap();
-    server.child.wait().unwrap();
+    server.process.kill_9();
     let acknowledged = writes.await.unwrap();
     assert!(
         !acknowledged.is_empty(),
@@ -136,6 +108,5 @@ async fn kill_9_during_writes_loses_no_acknowledged_object_and_pods_come_back() 
         "resourceVersion {after_rv} must exceed {last_acknowledged}"
     );
     started_and_restarts(&server.client, 1).await;
-    server.child.kill().unwrap();
-    server.child.wait().unwrap();
+    server.process.kill_9();
 }

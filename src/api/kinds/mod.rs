@@ -8,6 +8,7 @@ pub mod meta;
 pub mod pod;
 pub mod replica_set;
 
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Event, Namespace, NamespaceSpec, NamespaceStatus, Node, Pod};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -49,6 +50,7 @@ pub fn admit(resource: &Resource, value: Value, write: Write<'_>) -> ApiResult<V
         }
         "Node" => encode(&decode::<Node>(resource, &value)?)?,
         "Event" => encode(&decode::<Event>(resource, &value)?)?,
+        "Lease" => encode(&decode::<Lease>(resource, &value)?)?,
         other => {
             return Err(ApiError::Internal(format!(
                 "no admission rules for kind {other}"

@@ -91,7 +91,7 @@ impl Client {
         ))
     }
 
-    fn with_tls(base_url: &str, token: &str, tls: rustls::ClientConfig) -> Client {
+    pub(crate) fn with_tls(base_url: &str, token: &str, tls: rustls::ClientConfig) -> Client {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
         connector.set_nodelay(true);

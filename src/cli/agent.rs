@@ -1,0 +1,136 @@
+//! `agent`: a node joining a cluster over the network; it runs the pods the scheduler binds
+//! to it, and keeps running them while the API server is away.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use clap::Args;
+use tokio_util::sync::CancellationToken;
+
+use super::up::shutdown_signal;
+use super::{GlobalArgs, print};
+use crate::api::ApiError;
+use crate::control_plane::ControlPlane;
+use crate::events::Recorder;
+use crate::node::agent::Agent;
+use crate::node::join::{self, JoinError};
+use crate::node::runtime::{Runtime, RuntimeConfig};
+use crate::node::{NodeConfig, NodeContext};
+
+/// How long to wait before trying an unreachable server again.
+const RETRY: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// The API server to join (`https://HOST:PORT`)
+    #[arg(long, value_name = "URL")]
+    pub server: String,
+    /// The node token (the server's <data-dir>/node-token)
+    #[arg(
+        long,
+        env = "WASMKUBE_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub token: String,
+    /// This node's name [default: the host name]
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// A label of the Node (repeatable): KEY=VALUE
+    #[arg(long = "node-label", value_name = "KEY=VALUE", value_parser = parse_label)]
+    pub labels: Vec<(String, String)>,
+    /// The address other nodes and the API server reach this node at
+    #[arg(long, default_value = "127.0.0.1", value_name = "IP")]
+    pub address: std::net::IpAddr,
+}
+
+fn parse_label(text: &str) -> Result<(String, String), String> {
+    let (key, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("invalid label {text:?}: expected KEY=VALUE"))?;
+    Ok((key.to_string(), value.to_string()))
+}
+
+pub async fn run(global: &GlobalArgs, args: AgentArgs) -> anyhow::Result<()> {
+    let name = args
+        .name
+        .clone()
+        .unwrap_or_else(crate::cluster::default_node_name);
+    let data_dir = global
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| default_agent_dir(&name));
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
+    let shutdown = CancellationToken::new();
+    let client = tokio::select! {
+        client = join_when_reachable(&args.server, &args.token) => client?,
+        signal = shutdown_signal() => bail!("{signal} received before the node joined"),
+    };
+    let runtime = Runtime::new(RuntimeConfig {
+        cache_dir: data_dir.join("cache"),
+        ..RuntimeConfig::default()
+    })
+    .context("cannot start the wasmtime runtime")?;
+    let mut config = NodeConfig::new(&name, data_dir);
+    config.labels = args.labels.iter().cloned().collect::<BTreeMap<_, _>>();
+    config.host_ip = args.address.to_string();
+    let plane = ControlPlane::Remote(Box::new(client));
+    let node = Arc::new(NodeContext {
+        recorder: Recorder::new(plane.clone(), "kubelet", &name),
+        plane,
+        runtime,
+        config,
+    });
+    tokio::select! {
+        started = register_when_reachable(node, &shutdown) => started?,
+        signal = shutdown_signal() => bail!("{signal} received before the node registered"),
+    }
+    print(&format!("node {name} joined {}\n", args.server))?;
+    let signal = shutdown_signal().await;
+    eprintln!("\n{signal} received, stopping the node's pods");
+    shutdown.cancel();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    Ok(())
+}
+
+/// `~/.wasmkube/agents/NAME`: several agents on one host keep apart by default.
+fn default_agent_dir(name: &str) -> PathBuf {
+    crate::cluster::default_data_dir().join("agents").join(name)
+}
+
+/// Connects, retrying while the server cannot be reached; a bad token or CA is final.
+async fn join_when_reachable(
+    server: &str,
+    token: &str,
+) -> anyhow::Result<crate::cli::client::Client> {
+    loop {
+        match join::connect(server, token).await {
+            Ok(client) => return Ok(client),
+            Err(error @ JoinError::FetchCa(_)) => {
+                tracing::warn!(%error, "cannot reach the server yet; retrying");
+                tokio::time::sleep(RETRY).await;
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+}
+
+async fn register_when_reachable(
+    node: Arc<NodeContext>,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
+    loop {
+        match Agent::start(node.clone(), shutdown.clone()).await {
+            Ok(_) => return Ok(()),
+            Err(error @ ApiError::Unavailable(_)) => {
+                tracing::warn!(%error, "cannot register the node yet; retrying");
+                tokio::time::sleep(RETRY).await;
+            }
+            Err(error) => return Err(error).context("cannot register the node"),
+        }
+    }
+}

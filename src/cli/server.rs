@@ -1,0 +1,80 @@
+//! `server`: the control plane alone — API server, store, controllers, scheduler — for nodes
+//! that join with `wasmkube agent`; also the control-plane flags `up` shares.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Args;
+use tokio::time::Instant;
+
+use super::up::shutdown_signal;
+use super::{GlobalArgs, parse_duration, print};
+use crate::cluster::{Cluster, ClusterConfig};
+
+/// Flags of the control plane, for `up` and `server`.
+#[derive(Clone, Debug, Args)]
+pub struct ControlPlaneArgs {
+    /// Do not start a component (repeatable or comma-separated): scheduler, namespace,
+    /// replicaset, deployment, garbage-collector, node-lifecycle
+    #[arg(long, value_name = "NAME", value_delimiter = ',')]
+    pub disable: Vec<String>,
+    /// How long a node may stay silent before it is marked NotReady (Unknown)
+    #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
+    pub node_monitor_grace_period: Duration,
+    /// How long pods stay on an unreachable node before they are evicted
+    #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
+    pub pod_eviction_timeout: Duration,
+}
+
+impl ControlPlaneArgs {
+    /// Sets these flags on `config`.
+    pub fn configure(&self, config: &mut ClusterConfig) {
+        config.disabled = self.disable.clone();
+        config.node_lifecycle.grace_period = self.node_monitor_grace_period;
+        config.node_lifecycle.eviction_timeout = self.pod_eviction_timeout;
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// Where the API server listens
+    #[arg(long, default_value = "127.0.0.1:6443", value_name = "ADDR")]
+    pub api_addr: SocketAddr,
+    #[command(flatten)]
+    pub control_plane: ControlPlaneArgs,
+}
+
+pub async fn run(global: &GlobalArgs, args: ServerArgs) -> anyhow::Result<()> {
+    let mut config = ClusterConfig {
+        api_addr: args.api_addr,
+        embedded_node: false,
+        ..ClusterConfig::default()
+    };
+    if let Some(data_dir) = &global.data_dir {
+        config.data_dir = data_dir.clone();
+    }
+    args.control_plane.configure(&mut config);
+    let started = Instant::now();
+    let cluster = Cluster::start(config)
+        .await
+        .context("cannot start the control plane")?;
+    print(&banner(&cluster, started.elapsed()))?;
+    let signal = shutdown_signal().await;
+    eprintln!("\n{signal} received, shutting down");
+    cluster.shutdown().await;
+    Ok(())
+}
+
+fn banner(cluster: &Cluster, took: Duration) -> String {
+    let token_path = cluster.data_dir().join("node-token");
+    format!(
+        "wasmkube control plane is up ({} ms)\n  API server:  {}\n  kubeconfig:  {}\n  node token:  {}\n\nJoin a node:  wasmkube agent --server {} --token $(cat {}) --name NAME\nPress Ctrl-C to stop.\n\n",
+        took.as_millis(),
+        cluster.api_url(),
+        cluster.kubeconfig_path().display(),
+        token_path.display(),
+        cluster.api_url(),
+        token_path.display(),
+    )
+}

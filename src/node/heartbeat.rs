@@ -1,0 +1,191 @@
+//! The node's presence in the API: its Node object and status, and the Lease it renews.
+
+use std::sync::Arc;
+
+use chrono::{SecondsFormat, Utc};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use super::{NodeConfig, NodeContext};
+use crate::api::discovery::KUBERNETES_VERSION;
+use crate::api::resources::{LEASES, NODES};
+use crate::api::{ApiError, ApiResult, Part};
+
+/// Where node Leases live.
+pub const LEASE_NAMESPACE: &str = "kube-node-lease";
+
+/// Creates the Node object (or keeps the existing one) and posts its status.
+///
+/// # Errors
+/// When the API refuses or cannot be reached.
+pub async fn register(node: &NodeContext) -> ApiResult<()> {
+    match node
+        .plane
+        .create(&NODES, None, node_object(&node.config))
+        .await
+    {
+        Ok(_) | Err(ApiError::AlreadyExists { .. }) => {}
+        Err(error) => return Err(error),
+    }
+    post_status(node).await
+}
+
+/// Renews the Lease every `lease_interval` and posts the Node status every
+/// `heartbeat_interval`, and at once after the API comes back from an outage, until `shutdown`.
+pub async fn run(node: Arc<NodeContext>, shutdown: CancellationToken) {
+    let config = &node.config;
+    let mut lease = tokio::time::interval(config.lease_interval);
+    let mut status = tokio::time::interval(config.heartbeat_interval);
+    let mut reachable = true;
+    loop {
+        let result = tokio::select! {
+            _ = lease.tick() => renew_lease(&node).await,
+            _ = status.tick() => post_status(&node).await,
+            _ = shutdown.cancelled() => return,
+        };
+        match result {
+            Ok(()) if !reachable => {
+                reachable = true;
+                tracing::info!("API server reachable again");
+                if let Err(error) = post_status(&node).await {
+                    tracing::warn!(%error, "node status update failed");
+                }
+            }
+            Ok(()) => {}
+            Err(ApiError::NotFound { resource, .. }) if resource == NODES.plural => {
+                tracing::warn!("Node object deleted; registering again");
+                if let Err(error) = register(&node).await {
+                    tracing::warn!(%error, "node registration failed");
+                }
+            }
+            Err(error) => {
+                if reachable {
+                    tracing::warn!(%error, "node heartbeat failed");
+                }
+                reachable = !matches!(error, ApiError::Unavailable(_));
+            }
+        }
+    }
+}
+
+async fn post_status(node: &NodeContext) -> ApiResult<()> {
+    let name = &node.config.node_name;
+    let mut object = node.plane.get(&NODES, None, name).await?;
+    object["status"] = node_status(&node.config);
+    node.plane
+        .update(&NODES, None, name, object, Part::Status)
+        .await
+        .map(|_| ())
+}
+
+/// Moves the Lease's `renewTime` to now, creating the Lease on first use.
+async fn renew_lease(node: &NodeContext) -> ApiResult<()> {
+    let config = &node.config;
+    let name = &config.node_name;
+    let renew_time = Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true);
+    let duration = config.lease_interval.as_secs().max(1) * 4;
+    match node.plane.get(&LEASES, Some(LEASE_NAMESPACE), name).await {
+        Ok(mut lease) => {
+            lease["spec"]["renewTime"] = json!(renew_time);
+            lease["spec"]["holderIdentity"] = json!(name);
+            node.plane
+                .update(&LEASES, Some(LEASE_NAMESPACE), name, lease, Part::Main)
+                .await?;
+        }
+        Err(ApiError::NotFound { .. }) => {
+            let owner = node.plane.get(&NODES, None, name).await?;
+            let lease = json!({
+                "apiVersion": "coordination.k8s.io/v1",
+                "kind": "Lease",
+                "metadata": {"name": name, "namespace": LEASE_NAMESPACE, "ownerReferences": [{
+                    "apiVersion": "v1", "kind": "Node", "name": name,
+                    "uid": owner["metadata"]["uid"],
+                }]},
+                "spec": {"holderIdentity": name, "leaseDurationSeconds": duration,
+                         "renewTime": renew_time},
+            });
+            node.plane
+                .create(&LEASES, Some(LEASE_NAMESPACE), lease)
+                .await?;
+        }
+        Err(error) => return Err(error),
+    }
+    Ok(())
+}
+
+fn node_object(config: &NodeConfig) -> Value {
+    let mut labels = json!({
+        "kubernetes.io/hostname": config.node_name,
+        "kubernetes.io/os": "wasi",
+        "kubernetes.io/arch": "wasm32",
+    });
+    if config.control_plane {
+        labels["node-role.kubernetes.io/control-plane"] = json!("");
+    }
+    for (key, value) in &config.labels {
+        labels[key] = json!(value);
+    }
+    json!({
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {"name": config.node_name, "labels": labels},
+        "spec": {},
+    })
+}
+
+fn node_status(config: &NodeConfig) -> Value {
+    let heartbeat = Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true);
+    let condition = |kind: &str, status: &str, reason: &str, message: &str| {
+        json!({"type": kind, "status": status, "reason": reason, "message": message,
+               "lastHeartbeatTime": heartbeat, "lastTransitionTime": config.started_at})
+    };
+    let resources = json!({
+        "cpu": format!("{}", config.capacity_cpu),
+        "memory": format!("{}Ki", config.capacity_memory_bytes / 1024),
+        "pods": format!("{}", config.capacity_pods),
+    });
+    let (major, minor) = KUBERNETES_VERSION;
+    json!({
+        "capacity": resources,
+        "allocatable": resources,
+        "conditions": [
+            condition("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
+            condition("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+            condition("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
+            condition("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
+        ],
+        "addresses": [{"type": "InternalIP", "address": config.host_ip}, {"type": "Hostname", "address": config.node_name}],
+        "nodeInfo": {
+            "kubeletVersion": format!("v{major}.{minor}.0-wasmkube"),
+            "kubeProxyVersion": "",
+            "containerRuntimeVersion": "wasmtime://48.0.8",
+            "operatingSystem": "wasi",
+            "architecture": "wasm32",
+            "osImage": "wasmkube",
+            "kernelVersion": "",
+            "machineID": "", "systemUUID": "", "bootID": "",
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_control_plane_node_carries_the_control_plane_role() {
+        let mut config = NodeConfig::new("n1", "/tmp/x".into());
+        config.labels.insert("zone".into(), "edge".into());
+        let labels = &node_object(&config)["metadata"]["labels"];
+        assert!(
+            labels
+                .get("node-role.kubernetes.io/control-plane")
+                .is_none()
+        );
+        assert_eq!(labels["zone"], "edge");
+        assert_eq!(labels["kubernetes.io/hostname"], "n1");
+        config.control_plane = true;
+        let labels = &node_object(&config)["metadata"]["labels"];
+        assert_eq!(labels["node-role.kubernetes.io/control-plane"], "");
+    }
+}

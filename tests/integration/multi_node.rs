@@ -1,0 +1,203 @@
+//! Several nodes: agents join over the network with the node token, keep their pods through
+//! an API server outage and resync; a dead node's pods are replaced elsewhere.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::time::Instant;
+use wasmkube::cli::client::{Client, DeleteParams, ListParams};
+
+use crate::processes::{free_port, start_agent, start_control_plane, volume_path};
+use crate::support::{PodBuilder, eventually, run_command};
+
+const PODS: &str = "/api/v1/namespaces/default/pods";
+
+/// A pod pinned to `node` that appends a line to `/data/ticks` every 100 ms.
+fn ticker(name: &str, node: &str) -> Value {
+    let mut pod = PodBuilder::named(name)
+        .container("t", &["append-every", "100", "/data/ticks", "tick"])
+        .with(
+            "volumeMounts",
+            json!([{"name": "data", "mountPath": "/data"}]),
+        )
+        .empty_dir("data")
+        .build();
+    pod["spec"]["nodeName"] = json!(node);
+    pod
+}
+
+async fn wait_nodes_ready(client: &Client, names: &[&str]) {
+    eventually(Duration::from_secs(30), "the nodes to be Ready", || async {
+        for name in names {
+            let node = client.get(&format!("/api/v1/nodes/{name}")).await.ok()?;
+            let ready = node["status"]["conditions"]
+                .as_array()?
+                .iter()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True");
+            ready.then_some(())?;
+        }
+        Some(())
+    })
+    .await
+}
+
+async fn wait_running(client: &Client, name: &str) -> Value {
+    eventually(
+        Duration::from_secs(30),
+        &format!("{name} Running"),
+        || async {
+            let pod = client.get(&format!("{PODS}/{name}")).await.ok()?;
+            let running = pod["status"]["containerStatuses"][0]["state"]["running"].is_object();
+            running.then_some(pod)
+        },
+    )
+    .await
+}
+
+fn file_len(path: &Path) -> u64 {
+    std::fs::metadata(path).map_or(0, |m| m.len())
+}
+
+async fn lease_renewed_after(
+    client: &Client,
+    node: &str,
+    after: chrono::DateTime<chrono::Utc>,
+) -> bool {
+    let path = format!("/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{node}");
+    let Ok(lease) = client.get(&path).await else {
+        return false;
+    };
+    lease["spec"]["renewTime"]
+        .as_str()
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .is_some_and(|t| t > after)
+}
+
+#[tokio::test]
+async fn pods_keep_running_through_an_api_server_outage_and_agents_resync_when_it_returns() {
+    let root = tempfile::tempdir().unwrap();
+    let (server_dir, a1_dir, a2_dir) = (
+        root.path().join("s"),
+        root.path().join("a1"),
+        root.path().join("a2"),
+    );
+    let port = free_port();
+    let url = format!("https://127.0.0.1:{port}");
+    let (mut server, client) = start_control_plane("server", &server_dir, port).await;
+    let token = std::fs::read_to_string(server_dir.join("node-token")).unwrap();
+    let _edge1 = start_agent(&url, &token, "edge-1", &a1_dir);
+    let edge2 = start_agent(&url, &token, "edge-2", &a2_dir);
+    wait_nodes_ready(&client, &["edge-1", "edge-2"]).await;
+    client
+        .create(PODS, &ticker("steady", "edge-1"))
+        .await
+        .unwrap();
+    client
+        .create(PODS, &ticker("doomed", "edge-2"))
+        .await
+        .unwrap();
+    let steady = wait_running(&client, "steady").await;
+    let doomed = wait_running(&client, "doomed").await;
+    let started_at =
+        steady["status"]["containerStatuses"][0]["state"]["running"]["startedAt"].clone();
+    let ticks =
+        volume_path(&a1_dir, steady["metadata"]["uid"].as_str().unwrap(), "data").join("ticks");
+    let doomed_dir = a2_dir
+        .join("pods")
+        .join(doomed["metadata"]["uid"].as_str().unwrap());
+
+    // edge-2 is frozen through the outage so it cannot see what happens right after it.
+    edge2.freeze();
+    server.kill_9();
+    let before = file_len(&ticks);
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert!(
+        file_len(&ticks) > before,
+        "steady kept running during the outage"
+    );
+
+    let (_server, client) = start_control_plane("server", &server_dir, port).await;
+    let returned = chrono::Utc::now();
+    let back = Instant::now();
+    // Deleted while edge-2 could not hear of it.
+    let force = DeleteParams {
+        grace_period_seconds: Some(0),
+        ..Default::default()
+    };
+    client
+        .delete(&format!("{PODS}/doomed"), &force)
+        .await
+        .unwrap();
+    edge2.thaw();
+
+    eventually(Duration::from_secs(10), "both agents to resync", || async {
+        let renewed = lease_renewed_after(&client, "edge-1", returned).await
+            && lease_renewed_after(&client, "edge-2", returned).await;
+        renewed.then_some(())
+    })
+    .await;
+    eventually(
+        Duration::from_secs(10),
+        "the deleted pod to be stopped",
+        || async { (!doomed_dir.exists()).then_some(()) },
+    )
+    .await;
+    let resynced = back.elapsed();
+    let steady = client.get(&format!("{PODS}/steady")).await.unwrap();
+    let status = &steady["status"]["containerStatuses"][0];
+    assert_eq!(status["restartCount"], 0, "no restart: {status}");
+    assert_eq!(
+        status["state"]["running"]["startedAt"], started_at,
+        "same container instance"
+    );
+    assert_eq!(steady["status"]["phase"], "Running");
+    let pods = client.list(PODS, &ListParams::default()).await.unwrap();
+    assert_eq!(pods["items"].as_array().unwrap().len(), 1, "{pods}");
+    eprintln!(
+        "agents resynced {:.1}s after the API server returned",
+        resynced.as_secs_f64()
+    );
+}
+
+#[tokio::test]
+async fn an_agent_with_a_malformed_or_foreign_token_is_refused() {
+    let root = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let (_server, _client) = start_control_plane("server", &root.path().join("s"), port).await;
+    let url = format!("https://127.0.0.1:{port}");
+    let agent = |token: &str| {
+        let dir = root.path().join("a").to_str().unwrap().to_string();
+        let token = token.to_string();
+        let url = url.clone();
+        async move {
+            let command = tokio::process::Command::new(env!("CARGO_BIN_EXE_wasmkube"));
+            let args = [
+                "agent",
+                "--data-dir",
+                &dir,
+                "--server",
+                &url,
+                "--token",
+                &token,
+                "--name",
+                "x",
+            ];
+            run_command(command, &args, None).await
+        }
+    };
+    let malformed = agent("secret").await;
+    assert!(!malformed.success);
+    assert!(
+        malformed.stderr.contains("node token is malformed"),
+        "{}",
+        malformed.stderr
+    );
+    let foreign = agent(&format!("K10{}::node:secret", "0".repeat(64))).await;
+    assert!(!foreign.success);
+    assert!(
+        foreign.stderr.contains("is not the one the token names"),
+        "{}",
+        foreign.stderr
+    );
+}
