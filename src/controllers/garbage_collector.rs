@@ -1,42 +1,64 @@
 //! The garbage collector: deletes dependents whose owners are gone and finishes Foreground and Orphan deletions.
 //!
-//! Level-triggered: each pass lists every resource in `ALL`, builds the owner uid → dependents
-//! index from `metadata.ownerReferences` and acts on what it sees, so an owner deleted while the
-//! collector was down is handled on its first pass. A watch on every resource wakes it early;
-//! a periodic sweep catches anything a wake-up missed.
+//! Level-triggered: each pass takes a snapshot of every collected resource, builds the owner
+//! uid → dependents index from `metadata.ownerReferences` and acts on what it sees, so an
+//! owner deleted while the collector was down is handled on its first pass. Watches keep an
+//! in-memory mirror of the objects and wake a pass (from the mirror) on each burst of
+//! changes; a periodic sweep re-lists from the store in case the mirror missed anything.
+//! Events are not collected: they never own nor are owned, and there are many of them.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
 use tokio::sync::Notify;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::objects::{FOREGROUND_FINALIZER, ORPHAN_FINALIZER, PropagationPolicy};
-use crate::api::resources::ALL;
-use crate::api::watch::follow;
+use crate::api::resources::{ALL, EVENTS};
+use crate::api::watch::{WatchEvent, follow};
 use crate::api::{Api, ApiError, DeleteOptions, ListOptions, Part, Resource};
 
-/// How often the whole cluster is swept even when nothing was seen to change.
-const SWEEP: Duration = Duration::from_secs(2);
+/// How often the whole cluster is re-listed even when nothing was seen to change.
+const SWEEP: Duration = Duration::from_secs(30);
 /// How long a pass waits after a wake-up, so a burst of changes costs one pass.
 const SETTLE: Duration = Duration::from_millis(100);
+
+/// The objects the watches have seen, by uid.
+type Mirror = Arc<Mutex<HashMap<String, Node>>>;
+
+/// The resources the collector looks after.
+fn collected() -> impl Iterator<Item = &'static Resource> {
+    ALL.iter().copied().filter(|r| **r != EVENTS)
+}
 
 /// Runs the collector until `shutdown`.
 pub async fn run(api: Arc<Api>, shutdown: CancellationToken) {
     let wake = Arc::new(Notify::new());
-    for resource in ALL {
+    let mirror: Mirror = Arc::default();
+    for resource in collected() {
         let (api, wake, shutdown) = (api.clone(), wake.clone(), shutdown.clone());
+        let mirror = mirror.clone();
         tokio::spawn(async move {
-            follow(&api, resource, ListOptions::default(), &shutdown, |_| {
+            follow(&api, resource, ListOptions::default(), &shutdown, |event| {
+                mirror_event(&mirror, resource, event);
                 wake.notify_one();
             })
             .await;
         });
     }
+    let mut listed_at: Option<Instant> = None;
     loop {
-        if let Err(error) = Pass::new(&api).and_then(|pass| pass.collect(&api)) {
+        let pass = if listed_at.is_none_or(|at| at.elapsed() >= SWEEP) {
+            listed_at = Some(Instant::now());
+            Pass::listed(&api)
+        } else {
+            let nodes = mirror.lock().unwrap_or_else(|p| p.into_inner());
+            Ok(Pass::index(nodes.values().cloned().collect()))
+        };
+        if let Err(error) = pass.and_then(|pass| pass.collect(&api)) {
             tracing::warn!(%error, "garbage collection pass failed");
         }
         tokio::select! {
@@ -47,10 +69,25 @@ pub async fn run(api: Arc<Api>, shutdown: CancellationToken) {
     }
 }
 
+fn mirror_event(mirror: &Mirror, resource: &'static Resource, event: WatchEvent) {
+    let uid = event.object["metadata"]["uid"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let mut nodes = mirror.lock().unwrap_or_else(|p| p.into_inner());
+    if event.kind == "DELETED" {
+        nodes.remove(&uid);
+    } else {
+        let value = Arc::new(event.object);
+        nodes.insert(uid, Node { resource, value });
+    }
+}
+
 /// One object of the snapshot a pass works from.
+#[derive(Clone)]
 struct Node {
     resource: &'static Resource,
-    value: Value,
+    value: Arc<Value>,
 }
 
 impl Node {
@@ -93,12 +130,19 @@ struct Pass {
 }
 
 impl Pass {
-    fn new(api: &Api) -> Result<Self, ApiError> {
+    /// A snapshot listed from the store.
+    fn listed(api: &Api) -> Result<Self, ApiError> {
         let mut nodes = Vec::new();
-        for resource in ALL {
-            let list = api.list(resource, None, &ListOptions::default())?;
-            let items = list["items"].as_array().cloned().unwrap_or_default();
-            nodes.extend(items.into_iter().map(|value| Node { resource, value }));
+        for resource in collected() {
+            let mut list = api.list(resource, None, &ListOptions::default())?;
+            let items = match list["items"].take() {
+                Value::Array(items) => items,
+                _ => Vec::new(),
+            };
+            nodes.extend(items.into_iter().map(|value| Node {
+                resource,
+                value: Arc::new(value),
+            }));
         }
         Ok(Self::index(nodes))
     }
@@ -328,7 +372,7 @@ mod tests {
         }
         Node {
             resource: &REPLICA_SETS,
-            value,
+            value: Arc::new(value),
         }
     }
 

@@ -127,7 +127,31 @@ struct Inner {
     linker: Linker<InstanceState>,
     config: RuntimeConfig,
     prepared: Mutex<HashMap<String, Arc<OnceCell<Arc<PreparedComponent>>>>>,
+    /// The digest of each image file last read, with the file's stamp then: a pod of an
+    /// unchanged file is started without reading and hashing it again.
+    digests: Mutex<HashMap<PathBuf, (FileStamp, String)>>,
     _ticker: EpochTicker,
+}
+
+/// What identifies one version of a file without reading it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct FileStamp {
+    device: u64,
+    inode: u64,
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+}
+
+impl FileStamp {
+    fn of(metadata: &std::fs::Metadata) -> Self {
+        use std::os::unix::fs::MetadataExt;
+        FileStamp {
+            device: metadata.dev(),
+            inode: metadata.ino(),
+            len: metadata.len(),
+            modified: metadata.modified().ok(),
+        }
+    }
 }
 
 impl Runtime {
@@ -153,6 +177,7 @@ impl Runtime {
                 linker,
                 config,
                 prepared: Mutex::new(HashMap::new()),
+                digests: Mutex::new(HashMap::new()),
                 _ticker: ticker,
             }),
         })
@@ -174,12 +199,26 @@ impl Runtime {
     /// component that is not a `wasi:cli` command.
     pub async fn load(&self, image: &Path) -> Result<Loaded, Error> {
         let started = Instant::now();
+        if let Some(loaded) = self.load_unchanged(image, started).await {
+            return Ok(loaded);
+        }
         let limit = self.inner.config.max_component_bytes;
+        let stamp = tokio::fs::metadata(image)
+            .await
+            .ok()
+            .map(|m| FileStamp::of(&m));
         let path = image.to_path_buf();
         let (bytes, hex) = tokio::task::spawn_blocking(move || read_image(&path, limit))
             .await
             .map_err(|e| Error::Engine(format!("reading image: {e}")))??;
         let digest = format!("sha256:{hex}");
+        if let Some(stamp) = stamp {
+            self.inner
+                .digests
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(image.to_path_buf(), (stamp, digest.clone()));
+        }
         let cell = {
             let mut prepared = self
                 .inner
@@ -200,6 +239,30 @@ impl Runtime {
             component: Arc::clone(component),
             digest,
             source,
+            duration: started.elapsed(),
+        })
+    }
+
+    /// The component of an image file unchanged since it was last loaded, from memory.
+    async fn load_unchanged(&self, image: &Path, started: Instant) -> Option<Loaded> {
+        let stamp = FileStamp::of(&tokio::fs::metadata(image).await.ok()?);
+        let digest = {
+            let digests = self.inner.digests.lock().unwrap_or_else(|p| p.into_inner());
+            let (known, digest) = digests.get(image)?;
+            (*known == stamp).then(|| digest.clone())?
+        };
+        let component = {
+            let prepared = self
+                .inner
+                .prepared
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            Arc::clone(prepared.get(&digest)?.get()?)
+        };
+        Some(Loaded {
+            component,
+            digest,
+            source: LoadSource::Memory,
             duration: started.elapsed(),
         })
     }
@@ -356,13 +419,14 @@ fn new_engine() -> Result<Engine, Error> {
         .epoch_interruption(true)
         .parallel_compilation(true);
     let mut pool = PoolingAllocationConfig::new();
-    // Each slot reserves (not commits) ~4 GiB of address space per memory;
-    // 256 running containers per node is plenty for an edge box or a laptop.
-    pool.total_component_instances(256)
-        .total_memories(256)
-        .total_stacks(256)
-        .total_core_instances(1024)
-        .total_tables(1024);
+    // Each slot reserves (not commits) ~6 GiB of address space per memory, so 2,048
+    // running containers take ~12 TiB of the 128 TiB a 64-bit process can address and
+    // nothing of its RSS; a node is meant to run thousands of pods.
+    pool.total_component_instances(2048)
+        .total_memories(2048)
+        .total_stacks(2048)
+        .total_core_instances(8192)
+        .total_tables(8192);
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     match Engine::new(&config) {
         Ok(engine) => Ok(engine),

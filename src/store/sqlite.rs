@@ -1,5 +1,6 @@
 //! The embedded store: one SQLite file in WAL mode, history kept for watches and compacted.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -27,6 +28,9 @@ pub struct SqliteStore {
 
 struct Inner {
     conn: Connection,
+    /// Every current object, as in the `objects` table: reads never touch SQLite nor parse
+    /// JSON (Kubernetes' API server keeps a watch cache for the same reason).
+    objects: BTreeMap<String, Entry>,
     revision: Revision,
     compacted: Revision,
     writes_since_compaction: u64,
@@ -56,10 +60,12 @@ impl SqliteStore {
         .map_err(backend)?;
         let revision = read_meta(&conn, "revision")?;
         let compacted = read_meta(&conn, "compacted")?;
+        let objects = read_objects(&conn)?;
         let (feed, _) = broadcast::channel(LIVE_FEED_CAPACITY);
         Ok(Self {
             inner: Mutex::new(Inner {
                 conn,
+                objects,
                 revision,
                 compacted,
                 writes_since_compaction: 0,
@@ -93,46 +99,52 @@ impl SqliteStore {
         let prev_text = prev.as_ref().map(Value::to_string);
         let tx = inner.conn.transaction().map_err(backend)?;
         match kind {
-            EventKind::Put => tx.execute(
-                "INSERT INTO objects (key, value, revision) VALUES (?1, ?2, ?3)
-                 ON CONFLICT(key) DO UPDATE SET value = ?2, revision = ?3",
-                params![key, text, revision as i64],
-            ),
-            EventKind::Delete => tx.execute("DELETE FROM objects WHERE key = ?1", params![key]),
+            EventKind::Put => tx
+                .prepare_cached(
+                    "INSERT INTO objects (key, value, revision) VALUES (?1, ?2, ?3)
+                     ON CONFLICT(key) DO UPDATE SET value = ?2, revision = ?3",
+                )
+                .and_then(|mut s| s.execute(params![key, text, revision as i64])),
+            EventKind::Delete => tx
+                .prepare_cached("DELETE FROM objects WHERE key = ?1")
+                .and_then(|mut s| s.execute(params![key])),
         }
         .map_err(backend)?;
-        tx.execute(
+        tx.prepare_cached(
             "INSERT INTO events (revision, key, deleted, value, prev) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![
+        )
+        .and_then(|mut s| {
+            s.execute(params![
                 revision as i64,
                 key,
                 kind == EventKind::Delete,
                 text,
                 prev_text
-            ],
-        )
+            ])
+        })
         .map_err(backend)?;
-        tx.execute(
+        tx.prepare_cached(
             "INSERT INTO meta (name, value) VALUES ('revision', ?1)
              ON CONFLICT(name) DO UPDATE SET value = ?1",
-            params![revision as i64],
         )
+        .and_then(|mut s| s.execute(params![revision as i64]))
         .map_err(backend)?;
         tx.commit().map_err(backend)?;
         inner.revision = revision;
+        let entry = Entry {
+            key: key.to_string(),
+            value: stored,
+            revision,
+        };
+        match kind {
+            EventKind::Put => inner.objects.insert(key.to_string(), entry.clone()),
+            EventKind::Delete => inner.objects.remove(key),
+        };
         inner.writes_since_compaction += 1;
         if inner.writes_since_compaction >= COMPACT_EVERY.min(self.history) {
             self.compact(inner)?;
         }
-        let event = Event {
-            kind,
-            entry: Entry {
-                key: key.to_string(),
-                value: stored,
-                revision,
-            },
-            prev,
-        };
+        let event = Event { kind, entry, prev };
         // Nobody listening is fine: the event is in the history table.
         let _ = self.feed.send(event.clone());
         Ok(event)
@@ -165,23 +177,7 @@ impl SqliteStore {
     }
 
     fn current(inner: &Inner, key: &str) -> Result<Option<Entry>> {
-        inner
-            .conn
-            .query_row(
-                "SELECT value, revision FROM objects WHERE key = ?1",
-                params![key],
-                |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?)),
-            )
-            .optional()
-            .map_err(backend)?
-            .map(|(text, revision)| {
-                Ok(Entry {
-                    key: key.to_string(),
-                    value: parse(&text)?,
-                    revision: revision as Revision,
-                })
-            })
-            .transpose()
+        Ok(inner.objects.get(key).cloned())
     }
 }
 
@@ -192,30 +188,11 @@ impl Store for SqliteStore {
 
     fn list(&self, prefix: &str) -> Result<Listing> {
         let inner = self.lock();
-        let mut stmt = inner
-            .conn
-            .prepare_cached(
-                "SELECT key, value, revision FROM objects WHERE key >= ?1 AND key < ?2 ORDER BY key",
-            )
-            .map_err(backend)?;
-        let rows = stmt
-            .query_map(params![prefix, prefix_end(prefix)], |row| {
-                Ok((
-                    row.get::<_, String>(0)?,
-                    row.get::<_, String>(1)?,
-                    row.get::<_, i64>(2)?,
-                ))
-            })
-            .map_err(backend)?;
-        let mut entries = Vec::new();
-        for row in rows {
-            let (key, text, revision) = row.map_err(backend)?;
-            entries.push(Entry {
-                key,
-                value: parse(&text)?,
-                revision: revision as Revision,
-            });
-        }
+        let entries = inner
+            .objects
+            .range(prefix.to_string()..prefix_end(prefix))
+            .map(|(_, entry)| entry.clone())
+            .collect();
         Ok(Listing {
             entries,
             revision: inner.revision,
@@ -330,6 +307,33 @@ fn read_meta(conn: &Connection, name: &str) -> Result<Revision> {
         .optional()
         .map_err(backend)?;
     Ok(value.unwrap_or(0) as Revision)
+}
+
+/// Loads the current objects at open.
+fn read_objects(conn: &Connection) -> Result<BTreeMap<String, Entry>> {
+    let mut stmt = conn
+        .prepare("SELECT key, value, revision FROM objects")
+        .map_err(backend)?;
+    let rows = stmt
+        .query_map([], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, i64>(2)?,
+            ))
+        })
+        .map_err(backend)?;
+    let mut objects = BTreeMap::new();
+    for row in rows {
+        let (key, text, revision) = row.map_err(backend)?;
+        let entry = Entry {
+            key: key.clone(),
+            value: parse(&text)?,
+            revision: revision as Revision,
+        };
+        objects.insert(key, entry);
+    }
+    Ok(objects)
 }
 
 fn parse(text: &str) -> Result<Value> {

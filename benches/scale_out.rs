@@ -1,0 +1,120 @@
+//! Scale-out: a Deployment scaled 0 → 1,000 replicas of a command component on one node,
+//! timed from the scale request until every pod's container is running.
+//!
+//! `cargo bench --bench scale_out` (release build). Budget (issue #3): < 3 s. Runs three
+//! times on fresh clusters and prints each run and the median; also when the last pod was
+//! created and bound and when the first ran, to show where the time goes.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+use wasmkube::api::patch::PatchType;
+use wasmkube::api::resources::{DEPLOYMENTS, PODS};
+use wasmkube::api::{ListOptions, Part};
+use wasmkube::testing::Cluster;
+
+const REPLICAS: usize = 1000;
+const RUNS: usize = 3;
+
+fn deployment() -> serde_json::Value {
+    let image = format!("{}/exerciser.wasm", env!("WASMKUBE_SAMPLES_DIR"));
+    json!({"metadata": {"name": "wide"}, "spec": {
+        "replicas": 0,
+        "selector": {"matchLabels": {"app": "wide"}},
+        "template": {"metadata": {"labels": {"app": "wide"}},
+                     "spec": {"containers": [{"name": "c", "image": image, "args": ["sleep", "600000"]}]}}}})
+}
+
+/// When, after the scale request, the last pod was created, the last was bound, the first
+/// was running and all were running.
+struct Timeline {
+    created: Duration,
+    bound: Duration,
+    first: Duration,
+    all: Duration,
+}
+
+async fn measure() -> Timeline {
+    let cluster = Cluster::start().await.unwrap();
+    let api = cluster.api().clone();
+    api.create(&DEPLOYMENTS, Some("default"), deployment())
+        .unwrap();
+    let shutdown = CancellationToken::new();
+    let options = ListOptions {
+        resource_version: Some(api.current_revision()),
+        ..Default::default()
+    };
+    let mut pods = api
+        .watch(&PODS, Some("default"), options, None, shutdown.clone())
+        .unwrap();
+    let patch = json!({"spec": {"replicas": REPLICAS}});
+    let start = Instant::now();
+    api.patch(
+        &DEPLOYMENTS,
+        Some("default"),
+        "wide",
+        &patch,
+        PatchType::Merge,
+        Part::Main,
+    )
+    .unwrap();
+    let (mut created, mut bound, mut running) = (HashSet::new(), HashSet::new(), HashSet::new());
+    let (mut created_at, mut bound_at, mut first) = (None, None, None);
+    while running.len() < REPLICAS {
+        let event = tokio::time::timeout(Duration::from_secs(60), pods.recv())
+            .await
+            .expect("pods running within a minute")
+            .expect("the watch stays open");
+        let name = event.object["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        if created.insert(name.clone()) && created.len() == REPLICAS {
+            created_at = Some(start.elapsed());
+        }
+        if event.object["spec"]["nodeName"].is_string()
+            && bound.insert(name.clone())
+            && bound.len() == REPLICAS
+        {
+            bound_at = Some(start.elapsed());
+        }
+        let statuses = &event.object["status"]["containerStatuses"];
+        if statuses[0]["state"]["running"].is_object() {
+            running.insert(name);
+            first.get_or_insert_with(|| start.elapsed());
+        }
+    }
+    let all = start.elapsed();
+    shutdown.cancel();
+    cluster.shutdown().await;
+    Timeline {
+        created: created_at.unwrap_or(all),
+        bound: bound_at.unwrap_or(all),
+        first: first.unwrap_or(all),
+        all,
+    }
+}
+
+fn main() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let mut totals = Vec::new();
+    for run in 1..=RUNS {
+        let timeline = runtime.block_on(measure());
+        let ms = |d: Duration| format!("{:.0} ms", d.as_secs_f64() * 1e3);
+        println!(
+            "run {run}: all created {}, all bound {}, first Running {}, all Running {}",
+            ms(timeline.created),
+            ms(timeline.bound),
+            ms(timeline.first),
+            ms(timeline.all)
+        );
+        totals.push(timeline.all);
+    }
+    totals.sort();
+    println!(
+        "Deployment 0 → {REPLICAS} replicas, all Running: median {:.0} ms (budget < 3000 ms)",
+        totals[RUNS / 2].as_secs_f64() * 1e3
+    );
+}
