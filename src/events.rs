@@ -5,11 +5,13 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
 
+use std::sync::mpsc;
+
 use futures::FutureExt;
 
 use crate::api::objects::now;
 use crate::api::resources::EVENTS;
-use crate::api::{ApiResult, Part};
+use crate::api::{Api, ApiError, ApiResult, Part};
 use crate::control_plane::ControlPlane;
 
 /// `Normal` or `Warning`, as Event.type spells them.
@@ -26,6 +28,9 @@ type EventKey = (String, String, String);
 #[derive(Clone)]
 pub struct Recorder {
     plane: ControlPlane,
+    /// In process, new events are handed to a writer thread that stores whatever has
+    /// queued up in one write: a burst of pods makes a burst of events.
+    batch: Option<mpsc::Sender<Value>>,
     component: String,
     host: String,
     /// (object uid, reason, message) → name of the event already written for it.
@@ -34,8 +39,14 @@ pub struct Recorder {
 
 impl Recorder {
     pub fn new(plane: impl Into<ControlPlane>, component: &str, host: &str) -> Self {
+        let plane = plane.into();
+        let batch = match &plane {
+            ControlPlane::InProcess(api) => Some(start_batch_writer(api.clone(), component)),
+            ControlPlane::Remote(_) => None,
+        };
         Self {
-            plane: plane.into(),
+            plane,
+            batch,
             component: component.into(),
             host: host.into(),
             seen: Arc::default(),
@@ -44,7 +55,7 @@ impl Recorder {
 
     /// Records an event about `object` (a stored object), optionally about one of its parts
     /// (`spec.containers{web}`). Failures are logged, never returned: an event is advisory.
-    /// In process the event is written before this returns; over the network in the background.
+    /// Written in the background: in process in batches, over the network one by one.
     pub fn record(
         &self,
         object: &Value,
@@ -106,7 +117,17 @@ impl Recorder {
         }
         let name = format!("{object_name}.{}", hex::encode(rand::random::<[u8; 8]>()));
         event["metadata"]["name"] = json!(name);
-        match self.plane.create(&EVENTS, Some(&namespace), event).await {
+        let created = match &self.batch {
+            Some(batch) => batch
+                .send(event)
+                .map_err(|_| ApiError::Unavailable("stopped".into())),
+            None => self
+                .plane
+                .create(&EVENTS, Some(&namespace), event)
+                .await
+                .map(drop),
+        };
+        match created {
             Ok(_) => {
                 let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
                 if seen.len() > 4096 {
@@ -128,4 +149,36 @@ impl Recorder {
             .update(&EVENTS, Some(namespace), name, event, Part::Main)
             .await
     }
+}
+
+/// Most events one batch write takes.
+const BATCH_LIMIT: usize = 512;
+
+/// Starts the thread that writes queued events, each burst in one store write; it ends when
+/// the last `Recorder` sharing it is dropped.
+fn start_batch_writer(api: Arc<Api>, component: &str) -> mpsc::Sender<Value> {
+    let (tx, rx) = mpsc::channel::<Value>();
+    let spawned = std::thread::Builder::new()
+        .name(format!("events-{component}"))
+        .spawn(move || {
+            while let Ok(first) = rx.recv() {
+                let mut by_namespace: HashMap<String, Vec<Value>> = HashMap::new();
+                for event in std::iter::once(first).chain(rx.try_iter().take(BATCH_LIMIT)) {
+                    let namespace = event["metadata"]["namespace"]
+                        .as_str()
+                        .unwrap_or("default")
+                        .to_string();
+                    by_namespace.entry(namespace).or_default().push(event);
+                }
+                for (namespace, events) in by_namespace {
+                    if let Err(error) = api.create_many(&EVENTS, Some(&namespace), events) {
+                        tracing::debug!(%error, "events not recorded");
+                    }
+                }
+            }
+        });
+    if let Err(error) = spawned {
+        tracing::warn!(%error, "cannot start the event writer; events are dropped");
+    }
+    tx
 }

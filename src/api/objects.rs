@@ -220,8 +220,69 @@ impl Api {
         &self,
         resource: &Resource,
         namespace: Option<&str>,
-        mut value: Value,
+        value: Value,
     ) -> ApiResult<Value> {
+        let (key, value) = self.admit_new(resource, namespace, value)?;
+        let name = name_of(&value).to_string();
+        let entry = self
+            .store
+            .create(&key, value)
+            .map_err(Self::store_error(resource, &name))?;
+        Ok(entry.value)
+    }
+
+    /// Creates several objects of one kind in one namespace with one write to disk: for
+    /// in-process producers of many objects at once (a ReplicaSet's pods, a burst of events).
+    /// Each object is admitted like a single create and has its own outcome.
+    ///
+    /// # Errors
+    /// Only when the store fails as a whole; per-object refusals are in the list.
+    pub fn create_many(
+        &self,
+        resource: &Resource,
+        namespace: Option<&str>,
+        values: Vec<Value>,
+    ) -> ApiResult<Vec<ApiResult<Value>>> {
+        let mut outcomes: Vec<Option<ApiResult<Value>>> = Vec::with_capacity(values.len());
+        let mut admitted = Vec::new();
+        for value in values {
+            match self.admit_new(resource, namespace, value) {
+                Ok(pair) => {
+                    admitted.push(pair);
+                    outcomes.push(None);
+                }
+                Err(error) => outcomes.push(Some(Err(error))),
+            }
+        }
+        let names: Vec<String> = admitted
+            .iter()
+            .map(|(_, value)| name_of(value).to_string())
+            .collect();
+        let mut stored = self
+            .store
+            .create_many(admitted)
+            .map_err(Self::store_error(resource, ""))?
+            .into_iter()
+            .zip(names)
+            .map(|(result, name)| {
+                result
+                    .map(|entry| entry.value)
+                    .map_err(Self::store_error(resource, &name))
+            });
+        Ok(outcomes
+            .into_iter()
+            .map(|outcome| outcome.unwrap_or_else(|| stored.next().expect("one per admitted")))
+            .collect())
+    }
+
+    /// A new object as it will be stored, and its key: identity, generated name, server-set
+    /// metadata, admission, and an open namespace.
+    fn admit_new(
+        &self,
+        resource: &Resource,
+        namespace: Option<&str>,
+        mut value: Value,
+    ) -> ApiResult<(String, Value)> {
         Self::check_identity(resource, namespace, &mut value)?;
         let metadata = &mut value["metadata"];
         let unnamed = metadata
@@ -251,13 +312,8 @@ impl Api {
         object.insert("generation".into(), json!(1));
         let value = kinds::admit(resource, value, Write::Create)?;
         self.check_namespace_open(resource, namespace)?;
-        let name = name_of(&value).to_string();
-        let key = resource.key(namespace, Some(&name));
-        let entry = self
-            .store
-            .create(&key, value)
-            .map_err(Self::store_error(resource, &name))?;
-        Ok(entry.value)
+        let key = resource.key(namespace, Some(name_of(&value)));
+        Ok((key, value))
     }
 
     pub fn get(

@@ -193,48 +193,7 @@ impl Context {
             .and_then(Value::as_u64)
             .unwrap_or(1) as usize;
         if active.len() < wanted {
-            let mut created = Vec::new();
-            let mut result = Ok(());
-            for _ in 0..(wanted - active.len()).min(BURST) {
-                match self
-                    .api
-                    .create(&PODS, namespace, pods::from_template(replica_set))
-                {
-                    Ok(pod) => {
-                        created.push(
-                            pod["metadata"]["name"]
-                                .as_str()
-                                .unwrap_or_default()
-                                .to_string(),
-                        );
-                        self.pods.apply(pod);
-                    }
-                    Err(source) => {
-                        self.recorder.record(
-                            replica_set,
-                            None,
-                            EventType::Warning,
-                            "FailedCreate",
-                            &format!("Error creating: {source}"),
-                        );
-                        result = Err(Error::CreatePodFailed {
-                            key: key.clone(),
-                            source,
-                        });
-                        break;
-                    }
-                }
-            }
-            for name in created {
-                self.recorder.record(
-                    replica_set,
-                    None,
-                    EventType::Normal,
-                    "SuccessfulCreate",
-                    &format!("Created pod: {name}"),
-                );
-            }
-            return result;
+            return self.create_pods(key, replica_set, (wanted - active.len()).min(BURST));
         }
         pods::sort_for_deletion(&mut active);
         for pod in active.iter().take((active.len() - wanted).min(BURST)) {
@@ -249,6 +208,53 @@ impl Context {
             );
         }
         Ok(())
+    }
+
+    /// Creates `count` pods from the template in one write; records each, and the first
+    /// refusal.
+    fn create_pods(&self, key: &ObjectKey, replica_set: &Value, count: usize) -> Result<(), Error> {
+        let namespace = key.namespace.as_deref();
+        let pods = (0..count)
+            .map(|_| pods::from_template(replica_set))
+            .collect();
+        let outcomes = match self.api.create_many(&PODS, namespace, pods) {
+            Ok(outcomes) => outcomes,
+            Err(source) => vec![Err(source)],
+        };
+        let mut result = Ok(());
+        for outcome in outcomes {
+            match outcome {
+                Ok(pod) => {
+                    let name = pod["metadata"]["name"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string();
+                    self.pods.apply(pod);
+                    self.recorder.record(
+                        replica_set,
+                        None,
+                        EventType::Normal,
+                        "SuccessfulCreate",
+                        &format!("Created pod: {name}"),
+                    );
+                }
+                Err(source) if result.is_ok() => {
+                    self.recorder.record(
+                        replica_set,
+                        None,
+                        EventType::Warning,
+                        "FailedCreate",
+                        &format!("Error creating: {source}"),
+                    );
+                    result = Err(Error::CreatePodFailed {
+                        key: key.clone(),
+                        source,
+                    });
+                }
+                Err(_) => {}
+            }
+        }
+        result
     }
 
     fn delete_pod(&self, pod: &Value) -> Result<(), Error> {

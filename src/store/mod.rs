@@ -86,6 +86,12 @@ pub trait Store: Send + Sync + 'static {
     fn get(&self, key: &str) -> Result<Option<Entry>>;
     fn list(&self, prefix: &str) -> Result<Listing>;
     fn create(&self, key: &str, value: Value) -> Result<Entry>;
+    /// Creates several objects in one transaction (one sync to disk): each either exists
+    /// already (`AlreadyExists` in its place) or is created with its own revision.
+    ///
+    /// # Errors
+    /// When the transaction fails; then nothing is written.
+    fn create_many(&self, objects: Vec<(String, Value)>) -> Result<Vec<Result<Entry>>>;
     fn update(&self, key: &str, value: Value, expected: Revision) -> Result<Entry>;
     fn delete(&self, key: &str, expected: Option<Revision>) -> Result<Entry>;
     /// Events on keys under `prefix` with a revision greater than `after`.

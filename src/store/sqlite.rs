@@ -89,40 +89,28 @@ impl SqliteStore {
         value: Option<Value>,
         prev: Option<Value>,
     ) -> Result<Event> {
-        let revision = inner.revision + 1;
-        let (kind, mut stored) = match value {
-            Some(v) => (EventKind::Put, v),
-            None => (EventKind::Delete, prev.clone().unwrap_or(Value::Null)),
+        let change = Change {
+            key: key.to_string(),
+            value,
+            prev,
         };
-        stamp_revision(&mut stored, revision);
-        let text = stored.to_string();
-        let prev_text = prev.as_ref().map(Value::to_string);
-        let tx = inner.conn.transaction().map_err(backend)?;
-        match kind {
-            EventKind::Put => tx
-                .prepare_cached(
-                    "INSERT INTO objects (key, value, revision) VALUES (?1, ?2, ?3)
-                     ON CONFLICT(key) DO UPDATE SET value = ?2, revision = ?3",
-                )
-                .and_then(|mut s| s.execute(params![key, text, revision as i64])),
-            EventKind::Delete => tx
-                .prepare_cached("DELETE FROM objects WHERE key = ?1")
-                .and_then(|mut s| s.execute(params![key])),
+        let mut events = self.commit_all(inner, vec![change])?;
+        Ok(events.remove(0))
+    }
+
+    /// Writes changes in one transaction — one sync to disk for all — and announces them in
+    /// order, each with its own revision.
+    fn commit_all(&self, inner: &mut Inner, changes: Vec<Change>) -> Result<Vec<Event>> {
+        if changes.is_empty() {
+            return Ok(Vec::new());
         }
-        .map_err(backend)?;
-        tx.prepare_cached(
-            "INSERT INTO events (revision, key, deleted, value, prev) VALUES (?1, ?2, ?3, ?4, ?5)",
-        )
-        .and_then(|mut s| {
-            s.execute(params![
-                revision as i64,
-                key,
-                kind == EventKind::Delete,
-                text,
-                prev_text
-            ])
-        })
-        .map_err(backend)?;
+        let tx = inner.conn.transaction().map_err(backend)?;
+        let mut events = Vec::with_capacity(changes.len());
+        let mut revision = inner.revision;
+        for change in changes {
+            revision += 1;
+            events.push(write_change(&tx, change, revision)?);
+        }
         tx.prepare_cached(
             "INSERT INTO meta (name, value) VALUES ('revision', ?1)
              ON CONFLICT(name) DO UPDATE SET value = ?1",
@@ -131,23 +119,23 @@ impl SqliteStore {
         .map_err(backend)?;
         tx.commit().map_err(backend)?;
         inner.revision = revision;
-        let entry = Entry {
-            key: key.to_string(),
-            value: stored,
-            revision,
-        };
-        match kind {
-            EventKind::Put => inner.objects.insert(key.to_string(), entry.clone()),
-            EventKind::Delete => inner.objects.remove(key),
-        };
-        inner.writes_since_compaction += 1;
+        for event in &events {
+            match event.kind {
+                EventKind::Put => inner
+                    .objects
+                    .insert(event.entry.key.clone(), event.entry.clone()),
+                EventKind::Delete => inner.objects.remove(&event.entry.key),
+            };
+        }
+        inner.writes_since_compaction += events.len() as u64;
         if inner.writes_since_compaction >= COMPACT_EVERY.min(self.history) {
             self.compact(inner)?;
         }
-        let event = Event { kind, entry, prev };
-        // Nobody listening is fine: the event is in the history table.
-        let _ = self.feed.send(event.clone());
-        Ok(event)
+        for event in &events {
+            // Nobody listening is fine: the event is in the history table.
+            let _ = self.feed.send(event.clone());
+        }
+        Ok(events)
     }
 
     /// Drops history older than the kept window so the file does not grow without bound.
@@ -205,6 +193,32 @@ impl Store for SqliteStore {
             return Err(Error::AlreadyExists(key.to_string()));
         }
         Ok(self.commit(&mut inner, key, Some(value), None)?.entry)
+    }
+
+    fn create_many(&self, objects: Vec<(String, Value)>) -> Result<Vec<Result<Entry>>> {
+        let mut inner = self.lock();
+        let mut outcomes = Vec::with_capacity(objects.len());
+        let mut changes = Vec::new();
+        for (key, value) in objects {
+            let taken =
+                inner.objects.contains_key(&key) || changes.iter().any(|c: &Change| c.key == key);
+            outcomes.push(taken.then(|| Error::AlreadyExists(key.clone())));
+            if !taken {
+                changes.push(Change {
+                    key,
+                    value: Some(value),
+                    prev: None,
+                });
+            }
+        }
+        let mut created = self.commit_all(&mut inner, changes)?.into_iter();
+        Ok(outcomes
+            .into_iter()
+            .map(|refused| match refused {
+                Some(error) => Err(error),
+                None => Ok(created.next().expect("one event per change").entry),
+            })
+            .collect())
     }
 
     fn update(&self, key: &str, value: Value, expected: Revision) -> Result<Entry> {
@@ -307,6 +321,63 @@ fn read_meta(conn: &Connection, name: &str) -> Result<Revision> {
         .optional()
         .map_err(backend)?;
     Ok(value.unwrap_or(0) as Revision)
+}
+
+/// One write of a batch: `value` is `None` for a delete.
+struct Change {
+    key: String,
+    value: Option<Value>,
+    prev: Option<Value>,
+}
+
+/// Writes a change's rows (object and history) at `revision` inside `tx`.
+fn write_change(
+    tx: &rusqlite::Transaction<'_>,
+    change: Change,
+    revision: Revision,
+) -> Result<Event> {
+    let Change { key, value, prev } = change;
+    let (kind, mut stored) = match value {
+        Some(v) => (EventKind::Put, v),
+        None => (EventKind::Delete, prev.clone().unwrap_or(Value::Null)),
+    };
+    stamp_revision(&mut stored, revision);
+    let text = stored.to_string();
+    let prev_text = prev.as_ref().map(Value::to_string);
+    match kind {
+        EventKind::Put => tx
+            .prepare_cached(
+                "INSERT INTO objects (key, value, revision) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(key) DO UPDATE SET value = ?2, revision = ?3",
+            )
+            .and_then(|mut s| s.execute(params![key, text, revision as i64])),
+        EventKind::Delete => tx
+            .prepare_cached("DELETE FROM objects WHERE key = ?1")
+            .and_then(|mut s| s.execute(params![key])),
+    }
+    .map_err(backend)?;
+    tx.prepare_cached(
+        "INSERT INTO events (revision, key, deleted, value, prev) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            revision as i64,
+            key,
+            kind == EventKind::Delete,
+            text,
+            prev_text
+        ])
+    })
+    .map_err(backend)?;
+    Ok(Event {
+        kind,
+        entry: Entry {
+            key,
+            value: stored,
+            revision,
+        },
+        prev,
+    })
 }
 
 /// Loads the current objects at open.
