@@ -7,10 +7,12 @@
 pub mod apply;
 pub mod client;
 pub mod columns;
+pub mod cordon;
 pub mod delete;
 pub mod describe;
 pub mod describe_deployment;
 pub mod describe_pod;
+pub mod drain;
 pub mod files;
 pub mod get;
 pub mod kinds;
@@ -82,6 +84,12 @@ pub enum Command {
     Rollout(rollout::RolloutArgs),
     /// Set images or environment variables in a workload's pod template
     Set(set::SetArgs),
+    /// Mark a node unschedulable
+    Cordon(cordon::NodeArgs),
+    /// Mark a node schedulable again
+    Uncordon(cordon::NodeArgs),
+    /// Cordon a node and evict its pods, in preparation for maintenance
+    Drain(drain::DrainArgs),
 }
 
 impl Command {
@@ -205,6 +213,9 @@ async fn run_client_command(session: &Session, command: Command) -> anyhow::Resu
         Command::Scale(args) => scale::run(session, args).await,
         Command::Rollout(args) => rollout::run(session, args).await,
         Command::Set(args) => set::run(session, args).await,
+        Command::Cordon(args) => cordon::run(session, &args.node, true).await,
+        Command::Uncordon(args) => cordon::run(session, &args.node, false).await,
+        Command::Drain(args) => drain::run(session, args).await,
     }
 }
 
