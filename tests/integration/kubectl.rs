@@ -19,7 +19,7 @@ fn kubectl_binary() -> PathBuf {
 }
 
 /// Runs `kubectl ARGS` against the cluster's kubeconfig, with a private discovery cache.
-async fn kubectl(cluster: &Cluster, args: &[&str], stdin: Option<&str>) -> Output {
+pub async fn kubectl(cluster: &Cluster, args: &[&str], stdin: Option<&str>) -> Output {
     let mut command = tokio::process::Command::new(kubectl_binary());
     command
         .arg("--kubeconfig")

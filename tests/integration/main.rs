@@ -2,6 +2,7 @@
 
 mod api_http;
 mod cli;
+mod cli_nodes;
 mod cli_workloads;
 mod deployments;
 mod durability;
