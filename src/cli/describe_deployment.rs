@@ -2,17 +2,11 @@
 
 use serde_json::Value;
 
-use super::describe::Out;
+use super::columns::selector_text;
+use super::describe::{Out, string_map, text};
+use super::pod_template;
 
 const REVISION: &str = "deployment.kubernetes.io/revision";
-
-fn text(value: &Value) -> String {
-    match value {
-        Value::String(s) => s.clone(),
-        Value::Null => String::new(),
-        other => other.to_string(),
-    }
-}
 
 fn int(object: &Value, pointer: &str) -> i64 {
     object.pointer(pointer).and_then(Value::as_i64).unwrap_or(0)
@@ -34,29 +28,13 @@ pub fn deployment(out: &mut Out, object: &Value, replica_sets: &[Value]) {
     out.field(0, "Name", text(&meta["name"]));
     out.field(0, "Namespace", text(&meta["namespace"]));
     out.field(0, "CreationTimestamp", text(&meta["creationTimestamp"]));
-    let labels = serde_json::from_value(meta["labels"].clone()).ok();
-    out.map(0, "Labels", labels.as_ref());
-    let annotations: Option<std::collections::BTreeMap<String, String>> =
-        serde_json::from_value(meta["annotations"].clone()).ok();
-    let annotations = annotations.map(|mut a| {
-        a.remove(super::merge::LAST_APPLIED);
-        a
-    });
-    out.map(
+    out.map(0, "Labels", string_map(&meta["labels"]).as_ref());
+    out.annotations(0, "Annotations", string_map(&meta["annotations"]));
+    out.field(
         0,
-        "Annotations",
-        annotations.as_ref().filter(|a| !a.is_empty()),
+        "Selector",
+        selector_text(object.pointer("/spec/selector")),
     );
-    let selector = object["spec"]["selector"]["matchLabels"]
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| format!("{k}={}", text(v)))
-                .collect::<Vec<_>>()
-                .join(",")
-        })
-        .unwrap_or_default();
-    out.field(0, "Selector", selector);
     out.field(
         0,
         "Replicas",
@@ -87,7 +65,7 @@ pub fn deployment(out: &mut Out, object: &Value, replica_sets: &[Value]) {
             ),
         );
     }
-    template(out, &object["spec"]["template"]);
+    pod_template::describe(out, &object["spec"]["template"]);
     conditions(out, object);
     let revision = &meta["annotations"][REVISION];
     let (new, old): (Vec<&Value>, Vec<&Value>) = replica_sets
@@ -113,40 +91,6 @@ pub fn deployment(out: &mut Out, object: &Value, replica_sets: &[Value]) {
         new.first()
             .map_or("<none>".into(), |rs| replica_set_line(rs)),
     );
-}
-
-fn template(out: &mut Out, template: &Value) {
-    out.line(0, "Pod Template:");
-    let labels = serde_json::from_value(template["metadata"]["labels"].clone()).ok();
-    out.map(1, "Labels", labels.as_ref());
-    out.line(1, "Containers:");
-    for container in template["spec"]["containers"]
-        .as_array()
-        .into_iter()
-        .flatten()
-    {
-        out.line(2, format!(" {}:", text(&container["name"])));
-        out.field(2, "  Image", text(&container["image"]));
-        if let Some(args) = container["args"].as_array() {
-            out.line(2, "  Args:");
-            for arg in args {
-                out.line(2, format!("    {}", text(arg)));
-            }
-        }
-        let env = container["env"].as_array().cloned().unwrap_or_default();
-        if env.is_empty() {
-            out.field(2, "  Environment", "<none>");
-        } else {
-            out.line(2, "  Environment:");
-            for var in env {
-                out.field(
-                    2,
-                    &format!("    {}", text(&var["name"])),
-                    text(&var["value"]),
-                );
-            }
-        }
-    }
 }
 
 fn conditions(out: &mut Out, object: &Value) {

@@ -7,8 +7,8 @@ use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
 use super::Session;
-use super::describe::owned_replica_sets;
-use super::kinds::{DEPLOYMENT, ResourceKind};
+use super::describe::controlled_by;
+use super::kinds::{DEPLOYMENT, REPLICA_SET, ResourceKind};
 use super::scale::parse_workload;
 use super::table::Table;
 
@@ -191,7 +191,7 @@ async fn wait(session: &Session, path: &str, timeout: Duration) -> anyhow::Resul
 
 /// The Deployment's ReplicaSets with their revisions, lowest revision first.
 async fn revisions(session: &Session, deployment: &Value) -> anyhow::Result<Vec<(i64, Value)>> {
-    let mut owned: Vec<(i64, Value)> = owned_replica_sets(session, deployment)
+    let mut owned: Vec<(i64, Value)> = controlled_by(session, &REPLICA_SET, deployment)
         .await?
         .into_iter()
         .filter_map(|rs| {
