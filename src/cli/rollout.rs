@@ -7,8 +7,9 @@ use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
 use super::Session;
-use super::describe::controlled_by;
+use super::describe::{Out, controlled_by};
 use super::kinds::{DEPLOYMENT, REPLICA_SET, ResourceKind};
+use super::pod_template;
 use super::scale::parse_workload;
 use super::table::Table;
 
@@ -42,10 +43,13 @@ pub enum RolloutAction {
         #[arg(long, value_parser = super::parse_duration, default_value = "0")]
         timeout: Duration,
     },
-    /// List the revisions of the rollout
+    /// List the revisions of the rollout, or show the pod template of one
     History {
         #[command(flatten)]
         target: Target,
+        /// Show the pod template of this revision (0: list them all)
+        #[arg(long, default_value_t = 0)]
+        revision: i64,
     },
     /// Return to an earlier revision (the previous one by default)
     Undo {
@@ -140,7 +144,7 @@ pub fn progress(deployment: &Value) -> Progress {
 pub async fn run(session: &Session, args: RolloutArgs) -> anyhow::Result<()> {
     let target = match &args.action {
         RolloutAction::Status { target, .. }
-        | RolloutAction::History { target }
+        | RolloutAction::History { target, .. }
         | RolloutAction::Undo { target, .. }
         | RolloutAction::Pause { target }
         | RolloutAction::Resume { target }
@@ -150,7 +154,9 @@ pub async fn run(session: &Session, args: RolloutArgs) -> anyhow::Result<()> {
     let path = kind.path(Some(&session.namespace), Some(&name));
     match args.action {
         RolloutAction::Status { timeout, .. } => wait(session, &path, timeout).await,
-        RolloutAction::History { .. } => history(session, kind, &name, &path).await,
+        RolloutAction::History { revision, .. } => {
+            history(session, kind, &name, &path, revision).await
+        }
         RolloutAction::Undo { to_revision, .. } => {
             undo(session, kind, &name, &path, to_revision).await
         }
@@ -211,10 +217,15 @@ async fn history(
     kind: &ResourceKind,
     name: &str,
     path: &str,
+    revision: i64,
 ) -> anyhow::Result<()> {
     let deployment = session.client.get(path).await?;
+    let revisions = revisions(session, &deployment).await?;
+    if revision > 0 {
+        return super::print(&revision_text(kind, name, &revisions, revision)?);
+    }
     let mut rows = vec![vec!["REVISION".to_string(), "CHANGE-CAUSE".to_string()]];
-    for (revision, rs) in revisions(session, &deployment).await? {
+    for (revision, rs) in revisions {
         let cause = rs["metadata"]["annotations"][CHANGE_CAUSE]
             .as_str()
             .unwrap_or("<none>");
@@ -222,6 +233,33 @@ async fn history(
     }
     let table = Table::compact().render(&rows);
     super::print(&format!("{}\n{table}\n", kind.object_name(name)))
+}
+
+/// `deployment.apps/NAME with revision #N` and the pod template of that revision's
+/// ReplicaSet, with the ReplicaSet's change-cause among its annotations, as kubectl shows it.
+///
+/// # Errors
+/// When no ReplicaSet has that revision.
+fn revision_text(
+    kind: &ResourceKind,
+    name: &str,
+    revisions: &[(i64, Value)],
+    revision: i64,
+) -> anyhow::Result<String> {
+    let Some((_, rs)) = revisions.iter().find(|(r, _)| *r == revision) else {
+        bail!("unable to find the specified revision");
+    };
+    let mut template = rs["spec"]["template"].clone();
+    if let Some(cause) = rs["metadata"]["annotations"][CHANGE_CAUSE].as_str() {
+        template["metadata"]["annotations"][CHANGE_CAUSE] = json!(cause);
+    }
+    let mut out = Out::default();
+    pod_template::describe(&mut out, &template);
+    Ok(format!(
+        "{} with revision #{revision}\n{}",
+        kind.object_name(name),
+        out.render()
+    ))
 }
 
 /// Puts the template of revision `to_revision` (the one before the current, if 0) back
@@ -304,6 +342,23 @@ mod tests {
     fn deployment(status: Value) -> Value {
         json!({"metadata": {"name": "web", "generation": 2},
                "spec": {"replicas": 3}, "status": status})
+    }
+
+    #[test]
+    fn a_revision_shows_its_template_with_the_change_cause() {
+        let rs = json!({
+            "metadata": {"annotations": {REVISION: "2", CHANGE_CAUSE: "set image"}},
+            "spec": {"template": {"metadata": {"labels": {"app": "web"}},
+                                  "spec": {"containers": [{"name": "c", "image": "b.wasm"}]}}},
+        });
+        let revisions = [(2, rs)];
+        let text = revision_text(&DEPLOYMENT, "web", &revisions, 2).unwrap();
+        assert_eq!(
+            text,
+            "deployment.apps/web with revision #2\nPod Template:\n  Labels:       app=web\n  Annotations:  kubernetes.io/change-cause: set image\n  Containers:\n   c:\n    Image:        b.wasm\n    Environment:  <none>\n"
+        );
+        let missing = revision_text(&DEPLOYMENT, "web", &revisions, 7).unwrap_err();
+        assert_eq!(missing.to_string(), "unable to find the specified revision");
     }
 
     #[test]
