@@ -307,6 +307,16 @@ async fn kubectl_cordons_drains_with_force_and_uncordons() {
     assert!(cordoned.success, "{}", cordoned.stderr);
     assert_eq!(cordoned.stdout.trim(), "node/node-1 cordoned");
     assert_eq!(unschedulable(&cluster), json!(true));
+    let nodes = kubectl(&cluster, &["get", "nodes"], None).await.stdout;
+    let status = nodes
+        .lines()
+        .find(|l| l.starts_with(NODE))
+        .unwrap_or_default();
+    assert_eq!(
+        status.split_whitespace().nth(1),
+        Some("Ready,SchedulingDisabled"),
+        "{nodes}"
+    );
 
     let args = [
         "drain",
@@ -333,5 +343,137 @@ async fn kubectl_cordons_drains_with_force_and_uncordons() {
     assert!(uncordoned.success, "{}", uncordoned.stderr);
     assert_eq!(uncordoned.stdout.trim(), "node/node-1 uncordoned");
     assert_ne!(unschedulable(&cluster), json!(true));
+    cluster.shutdown().await;
+}
+
+/// A Deployment `web` of two exerciser pods running `args`, its change-cause `cause`.
+fn deployment_yaml(args: &str, cause: &str) -> String {
+    format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  annotations:\n    kubernetes.io/change-cause: {cause}\nspec:\n  replicas: 2\n  selector:\n    matchLabels: {{app: web}}\n  template:\n    metadata:\n      labels: {{app: web}}\n    spec:\n      containers:\n      - name: c\n        image: {}\n        args: {args}\n",
+        crate::support::exerciser()
+    )
+}
+
+/// Applies `manifest` and waits until the rollout is done.
+async fn roll_out(cluster: &Cluster, manifest: &str) {
+    let applied = wasmkube(cluster, &["apply", "-f", "-"], Some(manifest)).await;
+    assert!(applied.success, "{}", applied.stderr);
+    let args = ["rollout", "status", "deployment/web", "--timeout=50s"];
+    let status = wasmkube(cluster, &args, None).await;
+    assert!(status.success, "{}{}", status.stdout, status.stderr);
+}
+
+#[tokio::test]
+async fn describe_replica_set_and_node_show_replicas_pods_and_requests() {
+    let cluster = Cluster::start().await.unwrap();
+    roll_out(&cluster, &deployment_yaml(r#"[sleep, "600000"]"#, "first")).await;
+    let table = wasmkube(&cluster, &["get", "rs"], None).await.stdout;
+    let rs = table
+        .lines()
+        .find_map(|l| {
+            l.split_whitespace()
+                .next()
+                .filter(|n| n.starts_with("web-"))
+        })
+        .unwrap_or_else(|| panic!("no ReplicaSet of web in\n{table}"))
+        .to_string();
+    let rs_path = format!("rs/{rs}");
+    for args in [
+        vec!["describe", "rs", &rs],
+        vec!["describe", "replicasets", &rs],
+        vec!["describe", &rs_path],
+    ] {
+        let out = wasmkube(&cluster, &args, None).await;
+        assert!(out.success, "{}", out.stderr);
+        let text = out.stdout;
+        for line in [
+            format!("Name:           {rs}"),
+            format!("Selector:       app=web,pod-template-hash={}", &rs[4..]),
+            "Controlled By:  Deployment/web".into(),
+            "Replicas:       2 current / 2 desired".into(),
+            "Pods Status:    2 Running / 0 Waiting / 0 Succeeded / 0 Failed".into(),
+            "Pod Template:".into(),
+            "   c:".into(),
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "{line:?} missing from\n{text}"
+            );
+        }
+        assert!(text.contains("kubernetes.io/change-cause: first"), "{text}");
+        assert!(text.contains("Events:"), "{text}");
+    }
+
+    let out = wasmkube(&cluster, &["describe", "node", NODE], None).await;
+    assert!(out.success, "{}", out.stderr);
+    let text = out.stdout;
+    for prefix in [
+        "Name:",
+        "Roles:",
+        "Taints:",
+        "Unschedulable:",
+        "Conditions:",
+        "Capacity:",
+        "Allocatable:",
+        "System Info:",
+        "Allocated resources:",
+        "Events:",
+    ] {
+        assert!(
+            text.lines().any(|l| l.starts_with(prefix)),
+            "{prefix} missing from\n{text}"
+        );
+    }
+    let pods = text
+        .lines()
+        .find(|l| l.starts_with("Non-terminated Pods:"))
+        .unwrap_or_else(|| panic!("no pods section in\n{text}"));
+    assert!(pods.ends_with("(2 in total)"), "{text}");
+    let rows = text
+        .lines()
+        .filter(|l| l.trim_start().starts_with("default "))
+        .count();
+    assert_eq!(rows, 2, "{text}");
+    cluster.shutdown().await;
+}
+
+#[tokio::test]
+async fn rollout_history_revision_shows_that_revisions_template_and_change_cause() {
+    let cluster = Cluster::start().await.unwrap();
+    roll_out(&cluster, &deployment_yaml(r#"[sleep, "600000"]"#, "first")).await;
+    roll_out(&cluster, &deployment_yaml(r#"[sleep, "700000"]"#, "second")).await;
+    for (revision, cause, arg, other) in [
+        ("1", "first", "600000", "700000"),
+        ("2", "second", "700000", "600000"),
+    ] {
+        let flag = format!("--revision={revision}");
+        let out = wasmkube(
+            &cluster,
+            &["rollout", "history", "deployment/web", &flag],
+            None,
+        )
+        .await;
+        assert!(out.success, "{}", out.stderr);
+        let text = out.stdout;
+        assert!(
+            text.starts_with(&format!(
+                "deployment.apps/web with revision #{revision}\nPod Template:\n"
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("kubernetes.io/change-cause: {cause}")),
+            "{text}"
+        );
+        assert!(text.contains(arg) && !text.contains(other), "{text}");
+        assert!(text.contains("pod-template-hash="), "{text}");
+    }
+    let args = ["rollout", "history", "deployment/web", "--revision", "9"];
+    let missing = wasmkube(&cluster, &args, None).await;
+    assert!(!missing.success);
+    assert_eq!(
+        missing.stderr.trim(),
+        "error: unable to find the specified revision"
+    );
     cluster.shutdown().await;
 }
