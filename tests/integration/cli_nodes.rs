@@ -148,6 +148,35 @@ async fn drain_refuses_unmanaged_and_local_storage_pods_until_told_and_then_evic
     cluster.shutdown().await;
 }
 
+#[tokio::test]
+async fn drain_evicts_a_finished_pod_without_force_as_kubectl_does() {
+    let cluster = Cluster::start().await.unwrap();
+    let pod = PodBuilder::named("done")
+        .restart_policy("Never")
+        .container("c", &["print", "finished"])
+        .empty_dir("scratch")
+        .build();
+    cluster.api().create(&PODS, Some("default"), pod).unwrap();
+    wait_for_pod(cluster.api(), "default", "done", "done Succeeded", |p| {
+        phase(p) == "Succeeded"
+    })
+    .await;
+    let drained = wasmkube(&cluster, &["drain", NODE, "--timeout=50s"], None).await;
+    assert!(drained.success, "{}{}", drained.stdout, drained.stderr);
+    assert!(
+        drained.stdout.contains("pod/done evicted\n"),
+        "{}",
+        drained.stdout
+    );
+    assert!(
+        drained.stderr.is_empty(),
+        "no refusal, no warning: {}",
+        drained.stderr
+    );
+    assert!(!pod_exists(&cluster, "done"));
+    cluster.shutdown().await;
+}
+
 /// A ReplicaSet manifest of one sleeping exerciser pod.
 fn replica_set_yaml() -> String {
     format!(
