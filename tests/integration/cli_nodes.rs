@@ -1,5 +1,5 @@
 //! Nodes and their pods from the CLI: cordon, uncordon, drain through the Eviction
-//! subresource (ours and the real kubectl's), describe rs and rollout history --revision.
+//! subresource (ours and the real kubectl's), and describe node.
 
 use std::time::Duration;
 
@@ -266,68 +266,6 @@ async fn drain_gives_up_at_the_timeout_in_kubectls_words() {
 }
 
 #[tokio::test]
-async fn eviction_subresource_answers_201_404_and_400() {
-    let cluster = Cluster::start().await.unwrap();
-    let client = cluster.client();
-    let mut pod = PodBuilder::named("target")
-        .container("c", &["sleep", "600000"])
-        .build();
-    pod["spec"]["nodeName"] = json!("parked");
-    cluster.api().create(&PODS, Some("default"), pod).unwrap();
-    let eviction = |name: &str| {
-        json!({"apiVersion": "policy/v1", "kind": "Eviction",
-               "metadata": {"name": name, "namespace": "default"},
-               "deleteOptions": {"gracePeriodSeconds": 0}})
-    };
-    let path = |name: &str| format!("/api/v1/namespaces/default/pods/{name}/eviction");
-
-    let mismatched = client
-        .create(&path("target"), &eviction("other"))
-        .await
-        .unwrap_err();
-    assert_eq!(mismatched.code(), Some(400));
-    assert!(
-        mismatched.to_string().contains("metadata.name"),
-        "{mismatched}"
-    );
-    let missing = client
-        .create(&path("nobody"), &eviction("nobody"))
-        .await
-        .unwrap_err();
-    assert_eq!(missing.code(), Some(404));
-    assert!(pod_exists(&cluster, "target"));
-
-    let status = client
-        .create(&path("target"), &eviction("target"))
-        .await
-        .unwrap();
-    assert_eq!(
-        (status["kind"].clone(), status["code"].clone()),
-        (json!("Status"), json!(201))
-    );
-    assert_eq!(status["status"], "Success");
-    assert!(!pod_exists(&cluster, "target"), "grace 0 deletes at once");
-
-    let discovery = client.get("/api/v1").await.unwrap();
-    let entry = discovery["resources"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["name"] == "pods/eviction")
-        .cloned()
-        .unwrap_or_default();
-    assert_eq!(
-        (
-            entry["group"].clone(),
-            entry["version"].clone(),
-            entry["kind"].clone()
-        ),
-        (json!("policy"), json!("v1"), json!("Eviction"))
-    );
-    cluster.shutdown().await;
-}
-
-#[tokio::test]
 async fn kubectl_cordons_drains_with_force_and_uncordons() {
     let cluster = Cluster::start().await.unwrap();
     node_status(&cluster).await;
@@ -375,64 +313,20 @@ async fn kubectl_cordons_drains_with_force_and_uncordons() {
     cluster.shutdown().await;
 }
 
-/// A Deployment `web` of two exerciser pods running `args`, its change-cause `cause`.
-fn deployment_yaml(args: &str, cause: &str) -> String {
-    format!(
-        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  annotations:\n    kubernetes.io/change-cause: {cause}\nspec:\n  replicas: 2\n  selector:\n    matchLabels: {{app: web}}\n  template:\n    metadata:\n      labels: {{app: web}}\n    spec:\n      containers:\n      - name: c\n        image: {}\n        args: {args}\n",
-        crate::support::exerciser()
-    )
-}
-
-/// Applies `manifest` and waits until the rollout is done.
-async fn roll_out(cluster: &Cluster, manifest: &str) {
-    let applied = wasmkube(cluster, &["apply", "-f", "-"], Some(manifest)).await;
-    assert!(applied.success, "{}", applied.stderr);
-    let args = ["rollout", "status", "deployment/web", "--timeout=50s"];
-    let status = wasmkube(cluster, &args, None).await;
-    assert!(status.success, "{}{}", status.stdout, status.stderr);
-}
-
 #[tokio::test]
-async fn describe_replica_set_and_node_show_replicas_pods_and_requests() {
+async fn describe_node_lists_its_pods_with_their_requests_and_the_totals() {
     let cluster = Cluster::start().await.unwrap();
-    roll_out(&cluster, &deployment_yaml(r#"[sleep, "600000"]"#, "first")).await;
-    let table = wasmkube(&cluster, &["get", "rs"], None).await.stdout;
-    let rs = table
-        .lines()
-        .find_map(|l| {
-            l.split_whitespace()
-                .next()
-                .filter(|n| n.starts_with("web-"))
-        })
-        .unwrap_or_else(|| panic!("no ReplicaSet of web in\n{table}"))
-        .to_string();
-    let rs_path = format!("rs/{rs}");
-    for args in [
-        vec!["describe", "rs", &rs],
-        vec!["describe", "replicasets", &rs],
-        vec!["describe", &rs_path],
-    ] {
-        let out = wasmkube(&cluster, &args, None).await;
-        assert!(out.success, "{}", out.stderr);
-        let text = out.stdout;
-        for line in [
-            format!("Name:           {rs}"),
-            format!("Selector:       app=web,pod-template-hash={}", &rs[4..]),
-            "Controlled By:  Deployment/web".into(),
-            "Replicas:       2 current / 2 desired".into(),
-            "Pods Status:    2 Running / 0 Waiting / 0 Succeeded / 0 Failed".into(),
-            "Pod Template:".into(),
-            "   c:".into(),
-        ] {
-            assert!(
-                text.lines().any(|l| l == line),
-                "{line:?} missing from\n{text}"
-            );
-        }
-        assert!(text.contains("kubernetes.io/change-cause: first"), "{text}");
-        assert!(text.contains("Events:"), "{text}");
-    }
-
+    let resources =
+        json!({"requests": {"cpu": "250m", "memory": "64Mi"}, "limits": {"memory": "64Mi"}});
+    let pod = PodBuilder::named("sized")
+        .container("c", &["sleep", "600000"])
+        .with("resources", resources)
+        .build();
+    cluster.api().create(&PODS, Some("default"), pod).unwrap();
+    wait_for_pod(cluster.api(), "default", "sized", "sized Running", |p| {
+        phase(p) == "Running"
+    })
+    .await;
     let out = wasmkube(&cluster, &["describe", "node", NODE], None).await;
     assert!(out.success, "{}", out.stderr);
     let text = out.stdout;
@@ -457,52 +351,23 @@ async fn describe_replica_set_and_node_show_replicas_pods_and_requests() {
         .lines()
         .find(|l| l.starts_with("Non-terminated Pods:"))
         .unwrap_or_else(|| panic!("no pods section in\n{text}"));
-    assert!(pods.ends_with("(2 in total)"), "{text}");
-    let rows = text
+    assert!(pods.ends_with("(1 in total)"), "{text}");
+    let row: Vec<&str> = text
         .lines()
-        .filter(|l| l.trim_start().starts_with("default "))
-        .count();
-    assert_eq!(rows, 2, "{text}");
-    cluster.shutdown().await;
-}
-
-#[tokio::test]
-async fn rollout_history_revision_shows_that_revisions_template_and_change_cause() {
-    let cluster = Cluster::start().await.unwrap();
-    roll_out(&cluster, &deployment_yaml(r#"[sleep, "600000"]"#, "first")).await;
-    roll_out(&cluster, &deployment_yaml(r#"[sleep, "700000"]"#, "second")).await;
-    for (revision, cause, arg, other) in [
-        ("1", "first", "600000", "700000"),
-        ("2", "second", "700000", "600000"),
-    ] {
-        let flag = format!("--revision={revision}");
-        let out = wasmkube(
-            &cluster,
-            &["rollout", "history", "deployment/web", &flag],
-            None,
-        )
-        .await;
-        assert!(out.success, "{}", out.stderr);
-        let text = out.stdout;
-        assert!(
-            text.starts_with(&format!(
-                "deployment.apps/web with revision #{revision}\nPod Template:\n"
-            )),
-            "{text}"
-        );
-        assert!(
-            text.contains(&format!("kubernetes.io/change-cause: {cause}")),
-            "{text}"
-        );
-        assert!(text.contains(arg) && !text.contains(other), "{text}");
-        assert!(text.contains("pod-template-hash="), "{text}");
-    }
-    let args = ["rollout", "history", "deployment/web", "--revision", "9"];
-    let missing = wasmkube(&cluster, &args, None).await;
-    assert!(!missing.success);
+        .find(|l| l.trim_start().starts_with("default "))
+        .unwrap_or_else(|| panic!("no row of sized in\n{text}"))
+        .split_whitespace()
+        .collect();
+    // Namespace, Name, then value and percentage for each of the four amounts, then Age.
     assert_eq!(
-        missing.stderr.trim(),
-        "error: unable to find the specified revision"
+        (row[1], row[2], row[4], row[6], row[8]),
+        ("sized", "250m", "0", "64Mi", "64Mi"),
+        "{text}"
     );
+    let cpu = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("cpu "))
+        .unwrap_or_default();
+    assert!(cpu.contains("250m ("), "{text}");
     cluster.shutdown().await;
 }
