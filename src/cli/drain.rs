@@ -8,9 +8,9 @@ use clap::Args;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use super::client::ListParams;
+use super::client::{ClientError, ListParams};
 use super::kinds::{NODE, POD};
-use super::{Session, cordon, print};
+use super::{Reported, Session, cordon, print};
 
 /// How often the pods being evicted are looked up again.
 const POLL: Duration = Duration::from_millis(500);
@@ -145,8 +145,8 @@ fn grouped(entries: &[(&str, String)]) -> Vec<String> {
 }
 
 fn namespaced_name(pod: &Value) -> String {
-    let text = |field: &str| pod["metadata"][field].as_str().unwrap_or_default();
-    format!("{}/{}", text("namespace"), text("name"))
+    let (name, namespace) = name_and_namespace(pod);
+    format!("{namespace}/{name}")
 }
 
 /// Cordons the node, evicts its pods and waits for them to go.
@@ -158,41 +158,98 @@ pub async fn run(session: &Session, args: DrainArgs) -> anyhow::Result<()> {
     let node = args.node.as_str();
     let cordoned = cordon::set_unschedulable(session, node, true).await?;
     print(&format!("{cordoned}\n"))?;
-    let params = ListParams {
-        label_selector: args.pod_selector.clone(),
-        field_selector: Some(format!("spec.nodeName={node}")),
-    };
-    let list = session.client.list(&POD.path(None, None), &params).await?;
-    let pods = list["items"].as_array().cloned().unwrap_or_default();
-    let plan = plan(pods, &args);
+    let plan = plan(pods_on(session, &args).await?, &args);
     if !plan.errors.is_empty() {
-        return Err(unable_to_drain(node, &aggregate(&plan.errors)));
+        return Err(unable_to_drain(node, &plan.errors));
     }
     if !plan.warnings.is_empty() {
         eprintln!("Warning: {}", plan.warnings.join("; "));
     }
+    let errors = evict_all(session, plan.evict, &args).await?;
+    if errors.is_empty() {
+        return print(&format!("{} drained\n", NODE.object_name(node)));
+    }
+    print_pending(session, &args, &errors).await?;
+    Err(unable_to_drain(node, &errors))
+}
+
+/// Evicts the pods and waits (until `--timeout`) for them to go; returns kubectl's error
+/// line for each pod that could not be evicted or did not go.
+async fn evict_all(
+    session: &Session,
+    pods: Vec<Value>,
+    args: &DrainArgs,
+) -> anyhow::Result<Vec<String>> {
     let deadline = (!args.timeout.is_zero()).then(|| Instant::now() + args.timeout);
     let grace = (args.grace_period >= 0).then_some(args.grace_period);
-    let evicted = async {
-        for pod in &plan.evict {
-            evict(session, pod, grace).await?;
+    let mut errors = Vec::new();
+    let mut evicted = Vec::new();
+    for pod in pods {
+        match evict(session, &pod, grace).await {
+            Ok(()) => evicted.push(pod),
+            Err(error) => {
+                let (name, namespace) = name_and_namespace(&pod);
+                let cause = server_message(&error);
+                errors.push(format!(
+                    "error when evicting pods/{name:?} -n {namespace:?}: {cause}"
+                ));
+            }
         }
-        wait_until_gone(session, plan.evict.clone()).await
+    }
+    for pod in wait_until_gone(session, evicted, deadline).await? {
+        let (name, namespace) = name_and_namespace(&pod);
+        errors.push(format!(
+            "error when waiting for pod {name:?} in namespace {namespace:?} to terminate: context deadline exceeded"
+        ));
+    }
+    Ok(errors)
+}
+
+/// After a failure, kubectl names the pods drain would still have to evict.
+async fn print_pending(
+    session: &Session,
+    args: &DrainArgs,
+    errors: &[String],
+) -> anyhow::Result<()> {
+    let left = plan(pods_on(session, args).await?, args).evict;
+    eprintln!(
+        "There are pending pods in node {:?} when an error occurred: {}",
+        args.node,
+        aggregate(errors)
+    );
+    for pod in left {
+        let (name, _) = name_and_namespace(&pod);
+        eprintln!("{}", POD.object_name(name));
+    }
+    Ok(())
+}
+
+/// The pods on the node that `--pod-selector` selects.
+async fn pods_on(session: &Session, args: &DrainArgs) -> anyhow::Result<Vec<Value>> {
+    let params = ListParams {
+        label_selector: args.pod_selector.clone(),
+        field_selector: Some(format!("spec.nodeName={}", args.node)),
     };
-    let outcome = match deadline {
-        Some(deadline) => tokio::time::timeout_at(deadline, evicted)
-            .await
-            .unwrap_or_else(|_| {
-                Err(anyhow!(
-                    "drain did not complete within {}",
-                    go_duration(args.timeout)
-                ))
-            }),
-        None => evicted.await,
-    };
-    match outcome {
-        Ok(()) => print(&format!("{} drained\n", NODE.object_name(node))),
-        Err(error) => Err(unable_to_drain(node, &format!("{error:#}"))),
+    let list = session.client.list(&POD.path(None, None), &params).await?;
+    Ok(list["items"].as_array().cloned().unwrap_or_default())
+}
+
+fn name_and_namespace(pod: &Value) -> (&str, &str) {
+    let meta = &pod["metadata"];
+    (
+        meta["name"].as_str().unwrap_or_default(),
+        meta["namespace"].as_str().unwrap_or_default(),
+    )
+}
+
+/// The server's message for a refused request, as Go's `%v` of a StatusError prints it.
+fn server_message(error: &anyhow::Error) -> String {
+    match error
+        .downcast_ref::<ClientError>()
+        .and_then(ClientError::status)
+    {
+        Some(status) => status.full_message(),
+        None => format!("{error:#}"),
     }
 }
 
@@ -209,7 +266,10 @@ async fn evict(session: &Session, pod: &Value, grace: Option<i64>) -> anyhow::Re
         "metadata": {"name": meta["name"], "namespace": meta["namespace"]},
         "deleteOptions": delete_options,
     });
-    let path = eviction_path(pod);
+    let path = format!(
+        "{}/eviction",
+        POD.path(meta["namespace"].as_str(), meta["name"].as_str())
+    );
     match session.client.create(&path, &eviction).await {
         Ok(_) => Ok(()),
         Err(error) if error.is_not_found() => Ok(()),
@@ -217,16 +277,14 @@ async fn evict(session: &Session, pod: &Value, grace: Option<i64>) -> anyhow::Re
     }
 }
 
-fn eviction_path(pod: &Value) -> String {
-    let meta = &pod["metadata"];
-    let pod_path = POD.path(meta["namespace"].as_str(), meta["name"].as_str());
-    format!("{pod_path}/eviction")
-}
-
 /// Polls the pods until each is gone (or replaced by a namesake with another uid),
-/// printing `pod/NAME evicted` for each.
-async fn wait_until_gone(session: &Session, mut pending: Vec<Value>) -> anyhow::Result<()> {
-    while !pending.is_empty() {
+/// printing `pod/NAME evicted` for each; returns those still there at the deadline.
+async fn wait_until_gone(
+    session: &Session,
+    mut pending: Vec<Value>,
+    deadline: Option<Instant>,
+) -> anyhow::Result<Vec<Value>> {
+    loop {
         let mut still = Vec::new();
         for pod in pending {
             let meta = &pod["metadata"];
@@ -244,19 +302,30 @@ async fn wait_until_gone(session: &Session, mut pending: Vec<Value>) -> anyhow::
             }
         }
         pending = still;
-        if !pending.is_empty() {
-            tokio::time::sleep(POLL).await;
+        let now = Instant::now();
+        if pending.is_empty() || deadline.is_some_and(|d| now >= d) {
+            return Ok(pending);
         }
+        let nap = deadline.map_or(POLL, |d| POLL.min(d - now));
+        tokio::time::sleep(nap).await;
     }
-    Ok(())
 }
 
-/// kubectl's report of a failed drain: what went wrong and which node is left pending;
-/// the returned error repeats the cause as `error: ...`.
-fn unable_to_drain(node: &str, cause: &str) -> anyhow::Error {
-    eprintln!("error: unable to drain node {node:?} due to error: {cause}, continuing command...");
+/// kubectl's report of a failed drain: the errors and the node left pending. The returned
+/// error is the last line: `error: CAUSE` for one cause, else each cause on its own line.
+fn unable_to_drain(node: &str, errors: &[String]) -> anyhow::Error {
+    eprintln!(
+        "error: unable to drain node {node:?} due to error: {}, continuing command...",
+        aggregate(errors)
+    );
     eprintln!("There are pending nodes to be drained:\n {node}");
-    anyhow!("{cause}")
+    if let [one] = errors {
+        return anyhow!("{one}");
+    }
+    for error in errors {
+        eprintln!("{error}");
+    }
+    Reported.into()
 }
 
 /// One error as itself, several as `[a, b]` (Go's aggregate error).
@@ -264,21 +333,6 @@ fn aggregate(errors: &[String]) -> String {
     match errors {
         [one] => one.clone(),
         many => format!("[{}]", many.join(", ")),
-    }
-}
-
-/// A duration as Go prints it: `500ms`, `30s`, `2m0s`, `1h0m5s`.
-fn go_duration(duration: Duration) -> String {
-    if duration < Duration::from_secs(1) {
-        return format!("{}ms", duration.as_millis());
-    }
-    let seconds = duration.as_secs_f64() % 60.0;
-    let minutes = duration.as_secs() / 60 % 60;
-    let hours = duration.as_secs() / 3600;
-    match (hours, minutes) {
-        (0, 0) => format!("{seconds}s"),
-        (0, _) => format!("{minutes}m{seconds}s"),
-        _ => format!("{hours}h{minutes}m{seconds}s"),
     }
 }
 
@@ -373,13 +427,5 @@ mod tests {
             aggregate(&plan.errors),
             format!("[{UNMANAGED_FATAL}: default/a, default/c, {LOCAL_STORAGE_FATAL}: default/b]")
         );
-    }
-
-    #[test]
-    fn durations_print_as_go_prints_them() {
-        assert_eq!(go_duration(Duration::from_millis(500)), "500ms");
-        assert_eq!(go_duration(Duration::from_secs(2)), "2s");
-        assert_eq!(go_duration(Duration::from_secs(120)), "2m0s");
-        assert_eq!(go_duration(Duration::from_secs(3605)), "1h0m5s");
     }
 }

@@ -231,37 +231,46 @@ async fn drain_evicts_a_replica_set_pod_without_force() {
 #[tokio::test]
 async fn drain_gives_up_at_the_timeout_in_kubectls_words() {
     let cluster = Cluster::start().await.unwrap();
-    let mut pod = PodBuilder::named("slow")
-        .container("c", &["sleep", "600000"])
-        .build();
-    // Parked on a node that does not exist, nothing ever finishes its graceful deletion.
-    pod["spec"]["nodeName"] = json!("elsewhere");
-    pod["spec"]["terminationGracePeriodSeconds"] = json!(600);
-    cluster.api().create(&PODS, Some("default"), pod).unwrap();
     let node = json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "elsewhere"}});
     cluster.api().create(&NODES, None, node).unwrap();
+    for name in ["slow", "slower"] {
+        let mut pod = PodBuilder::named(name)
+            .container("c", &["sleep", "600000"])
+            .build();
+        // On a node without an agent, nothing ever finishes the graceful deletion.
+        pod["spec"]["nodeName"] = json!("elsewhere");
+        pod["spec"]["terminationGracePeriodSeconds"] = json!(600);
+        cluster.api().create(&PODS, Some("default"), pod).unwrap();
+    }
 
     let args = ["drain", "elsewhere", "--force", "--timeout", "1s"];
     let out = wasmkube(&cluster, &args, None).await;
     assert!(!out.success);
-    assert!(
-        out.stdout.contains("evicting pod default/slow"),
-        "{}",
-        out.stdout
+    assert_eq!(
+        out.stdout,
+        "node/elsewhere cordoned\nevicting pod default/slow\nevicting pod default/slower\n"
     );
-    assert!(
-        out.stderr.contains(
-            "error: unable to drain node \"elsewhere\" due to error: drain did not complete within 1s"
+    let waiting = |name: &str| {
+        format!(
+            "error when waiting for pod \"{name}\" in namespace \"default\" to terminate: context deadline exceeded"
+        )
+    };
+    let errors = format!("[{}, {}]", waiting("slow"), waiting("slower"));
+    let expected = [
+        "Warning: deleting Pods that declare no controller: default/slow, default/slower"
+            .to_string(),
+        format!("There are pending pods in node \"elsewhere\" when an error occurred: {errors}"),
+        "pod/slow".into(),
+        "pod/slower".into(),
+        format!(
+            "error: unable to drain node \"elsewhere\" due to error: {errors}, continuing command..."
         ),
-        "{}",
-        out.stderr
-    );
-    assert!(
-        out.stderr
-            .ends_with("error: drain did not complete within 1s\n"),
-        "{}",
-        out.stderr
-    );
+        "There are pending nodes to be drained:".into(),
+        " elsewhere".into(),
+        waiting("slow"),
+        waiting("slower"),
+    ];
+    assert_eq!(out.stderr.lines().collect::<Vec<_>>(), expected);
     cluster.shutdown().await;
 }
 
