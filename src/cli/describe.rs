@@ -204,6 +204,12 @@ impl Out {
         tabwrite(&self.text)
     }
 
+    /// The text with its tabs, for the output kubectl does not align
+    /// (`rollout history --revision`).
+    pub fn unaligned(&self) -> &str {
+        &self.text
+    }
+
     /// `key:\tvalue` at `level` (two spaces a level).
     pub fn field(&mut self, level: usize, key: &str, value: impl Display) {
         self.text
@@ -259,7 +265,8 @@ impl Out {
             Some((first, rest)) => {
                 self.field(level, key, first);
                 for pair in rest {
-                    self.text.push_str(&format!("{}\t{pair}\n", indent(level)));
+                    // No indent, as kubectl: aligned, the pair lands in the value column anyway.
+                    self.text.push_str(&format!("\t{pair}\n"));
                 }
             }
         }

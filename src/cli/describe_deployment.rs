@@ -3,7 +3,7 @@
 use serde_json::Value;
 
 use super::columns::selector_text;
-use super::describe::{Out, string_map, text};
+use super::describe::{Out, format_time, string_map, text};
 use super::pod_template;
 
 const REVISION: &str = "deployment.kubernetes.io/revision";
@@ -27,7 +27,8 @@ pub fn deployment(out: &mut Out, object: &Value, replica_sets: &[Value]) {
     let meta = &object["metadata"];
     out.field(0, "Name", text(&meta["name"]));
     out.field(0, "Namespace", text(&meta["namespace"]));
-    out.field(0, "CreationTimestamp", text(&meta["creationTimestamp"]));
+    let created = serde_json::from_value(meta["creationTimestamp"].clone()).ok();
+    out.field(0, "CreationTimestamp", format_time(created.as_ref()));
     out.map(0, "Labels", string_map(&meta["labels"]).as_ref());
     out.annotations(0, "Annotations", string_map(&meta["annotations"]));
     out.field(
@@ -71,11 +72,8 @@ pub fn deployment(out: &mut Out, object: &Value, replica_sets: &[Value]) {
     let (new, old): (Vec<&Value>, Vec<&Value>) = replica_sets
         .iter()
         .partition(|rs| rs["metadata"]["annotations"][REVISION] == *revision);
-    let old: Vec<String> = old
-        .into_iter()
-        .filter(|rs| int(rs, "/spec/replicas") > 0 || int(rs, "/status/replicas") > 0)
-        .map(replica_set_line)
-        .collect();
+    // kubectl 1.37 lists every old ReplicaSet, scaled down to 0/0 or not.
+    let old: Vec<String> = old.into_iter().map(replica_set_line).collect();
     out.field(
         0,
         "OldReplicaSets",

@@ -78,23 +78,19 @@ fn conditions(out: &mut Out, status: &NodeStatus) {
         let transition = format_time(c.last_transition_time.as_ref());
         let reason = c.reason.as_deref().unwrap_or_default();
         let message = c.message.as_deref().unwrap_or_default();
-        out.row(
-            1,
-            &[
-                &c.type_,
-                &c.status,
-                &heartbeat,
-                &transition,
-                reason,
-                message,
-            ],
-        );
+        // kubectl ends every cell but the last with a space, which widens the columns.
+        let cells = [c.type_.as_str(), &c.status, &heartbeat, &transition, reason]
+            .map(|cell| format!("{cell} "));
+        let mut row: Vec<&str> = cells.iter().map(String::as_str).collect();
+        row.push(message);
+        out.row(1, &row);
     }
 }
 
 fn system_info(out: &mut Out, info: &NodeSystemInfo) {
     out.line(0, "System Info:");
     out.field(1, "Machine ID", &info.machine_id);
+    out.field(1, "System UUID", &info.system_uuid);
     out.field(1, "Boot ID", &info.boot_id);
     out.field(1, "Kernel Version", &info.kernel_version);
     out.field(1, "OS Image", &info.os_image);
@@ -106,28 +102,51 @@ fn system_info(out: &mut Out, info: &NodeSystemInfo) {
         &info.container_runtime_version,
     );
     out.field(1, "Kubelet Version", &info.kubelet_version);
+    out.field(1, "Kube-Proxy Version", &info.kube_proxy_version);
 }
 
-/// CPU (millicores) and memory (bytes) requests and limits.
+/// A resource describe node accounts: its name, how its quantities read and print.
+struct Accounted {
+    name: &'static str,
+    parse: fn(&str) -> Option<u64>,
+    print: fn(u64) -> String,
+}
+
+/// The resources of kubectl's tables, in its order: CPU (millicores), memory and
+/// ephemeral storage (bytes).
+const ACCOUNTED: [Accounted; 3] = [
+    Accounted {
+        name: "cpu",
+        parse: quantity::millicores,
+        print: cpu_text,
+    },
+    Accounted {
+        name: "memory",
+        parse: quantity::bytes,
+        print: memory_text,
+    },
+    Accounted {
+        name: "ephemeral-storage",
+        parse: quantity::bytes,
+        print: memory_text,
+    },
+];
+
+/// Requests and limits of each [`ACCOUNTED`] resource.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct Usage {
-    cpu_requests: u64,
-    cpu_limits: u64,
-    memory_requests: u64,
-    memory_limits: u64,
+    requests: [u64; 3],
+    limits: [u64; 3],
 }
 
 impl Usage {
-    /// The node's allocatable CPU and memory, in both the request and the limit slots (the
-    /// totals percentages are taken of).
+    /// The node's allocatable amounts, as both requests and limits (the totals
+    /// percentages are taken of).
     fn allocatable(allocatable: Option<&BTreeMap<String, Quantity>>) -> Usage {
-        let cpu = amount(allocatable, "cpu", quantity::millicores);
-        let memory = amount(allocatable, "memory", quantity::bytes);
+        let amounts = ACCOUNTED.map(|r| amount(allocatable, r.name, r.parse));
         Usage {
-            cpu_requests: cpu,
-            cpu_limits: cpu,
-            memory_requests: memory,
-            memory_limits: memory,
+            requests: amounts,
+            limits: amounts,
         }
     }
 
@@ -135,10 +154,8 @@ impl Usage {
         let resources = container.resources.clone().unwrap_or_default();
         let (requests, limits) = (resources.requests.as_ref(), resources.limits.as_ref());
         Usage {
-            cpu_requests: amount(requests, "cpu", quantity::millicores),
-            cpu_limits: amount(limits, "cpu", quantity::millicores),
-            memory_requests: amount(requests, "memory", quantity::bytes),
-            memory_limits: amount(limits, "memory", quantity::bytes),
+            requests: ACCOUNTED.map(|r| amount(requests, r.name, r.parse)),
+            limits: ACCOUNTED.map(|r| amount(limits, r.name, r.parse)),
         }
     }
 
@@ -161,33 +178,21 @@ impl Usage {
     }
 
     fn combine(self, other: Usage, op: fn(u64, u64) -> u64) -> Usage {
+        let zip = |a: [u64; 3], b: [u64; 3]| [0, 1, 2].map(|i| op(a[i], b[i]));
         Usage {
-            cpu_requests: op(self.cpu_requests, other.cpu_requests),
-            cpu_limits: op(self.cpu_limits, other.cpu_limits),
-            memory_requests: op(self.memory_requests, other.memory_requests),
-            memory_limits: op(self.memory_limits, other.memory_limits),
+            requests: zip(self.requests, other.requests),
+            limits: zip(self.limits, other.limits),
         }
     }
 
-    /// `CPU requests, CPU limits, memory requests, memory limits` as `750m (37%)`.
-    fn cells(&self, of: &Usage) -> [String; 4] {
+    /// Resource `index`'s request and limit as `750m (37%)`, shares of `of`.
+    fn cells(&self, index: usize, of: &Usage) -> [String; 2] {
+        let print = ACCOUNTED[index].print;
+        let request = self.requests[index];
+        let limit = self.limits[index];
         [
-            share(
-                cpu_text(self.cpu_requests),
-                self.cpu_requests,
-                of.cpu_requests,
-            ),
-            share(cpu_text(self.cpu_limits), self.cpu_limits, of.cpu_limits),
-            share(
-                memory_text(self.memory_requests),
-                self.memory_requests,
-                of.memory_requests,
-            ),
-            share(
-                memory_text(self.memory_limits),
-                self.memory_limits,
-                of.memory_limits,
-            ),
+            share(print(request), request, of.requests[index]),
+            share(print(limit), limit, of.limits[index]),
         ]
     }
 }
@@ -215,17 +220,19 @@ fn non_terminated_pods(out: &mut Out, pods: &[Pod], allocatable: &Usage, now: Ti
     for pod in pods {
         let meta = &pod.metadata;
         let age = since(meta.creation_timestamp.as_ref().map(|t| t.0), now);
-        let [cpu_req, cpu_lim, mem_req, mem_lim] = Usage::of_pod(pod).cells(allocatable);
+        let usage = Usage::of_pod(pod);
+        let [cpu_request, cpu_limit] = usage.cells(0, allocatable);
+        let [memory_request, memory_limit] = usage.cells(1, allocatable);
         out.row(
             1,
             &[
                 meta.namespace.as_deref().unwrap_or_default(),
                 meta.name.as_deref().unwrap_or_default(),
                 "",
-                &cpu_req,
-                &cpu_lim,
-                &mem_req,
-                &mem_lim,
+                &cpu_request,
+                &cpu_limit,
+                &memory_request,
+                &memory_limit,
                 &age,
             ],
         );
@@ -239,7 +246,6 @@ fn allocated_resources(out: &mut Out, pods: &[Pod], allocatable: &Usage) {
         .fold(Usage::default(), |sum, u| {
             sum.combine(u, u64::saturating_add)
         });
-    let [cpu_req, cpu_lim, mem_req, mem_lim] = total.cells(allocatable);
     out.line(0, "Allocated resources:");
     out.line(
         1,
@@ -247,8 +253,10 @@ fn allocated_resources(out: &mut Out, pods: &[Pod], allocatable: &Usage) {
     );
     out.row(1, &["Resource", "Requests", "Limits"]);
     out.row(1, &["--------", "--------", "------"]);
-    out.row(1, &["cpu", &cpu_req, &cpu_lim]);
-    out.row(1, &["memory", &mem_req, &mem_lim]);
+    for (index, resource) in ACCOUNTED.iter().enumerate() {
+        let [request, limit] = total.cells(index, allocatable);
+        out.row(1, &[resource.name, &request, &limit]);
+    }
 }
 
 /// The amount of resource `name` in `map`, 0 when absent or unreadable.
@@ -321,10 +329,8 @@ mod tests {
         assert_eq!(
             usage,
             Usage {
-                cpu_requests: 1000,
-                cpu_limits: 0,
-                memory_requests: 128 << 20,
-                memory_limits: 128 << 20
+                requests: [1000, 128 << 20, 0],
+                limits: [0, 128 << 20, 0],
             }
         );
         let allocatable = Usage::allocatable(Some(&BTreeMap::from([
@@ -332,8 +338,12 @@ mod tests {
             ("memory".to_string(), Quantity("1Gi".into())),
         ])));
         assert_eq!(
-            usage.cells(&allocatable),
-            ["1 (50%)", "0 (0%)", "128Mi (12%)", "128Mi (12%)"].map(String::from)
+            usage.cells(0, &allocatable),
+            ["1 (50%)", "0 (0%)"].map(String::from)
+        );
+        assert_eq!(
+            usage.cells(1, &allocatable),
+            ["128Mi (12%)", "128Mi (12%)"].map(String::from)
         );
     }
 

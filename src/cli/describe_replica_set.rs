@@ -84,7 +84,7 @@ mod tests {
         replica_set(&mut out, &rs, &pods);
         assert_eq!(
             out.render(),
-            "Name:           web-1\nNamespace:      default\nSelector:       app=web\nLabels:         app=web\nAnnotations:    deployment.kubernetes.io/revision: 1\nControlled By:  Deployment/web\nReplicas:       2 current / 2 desired\nPods Status:    1 Running / 1 Waiting / 0 Succeeded / 0 Failed\nPod Template:\n  Labels:  app=web\n  Containers:\n   c:\n    Image:        a.wasm\n    Environment:  <none>\n"
+            "Name:           web-1\nNamespace:      default\nSelector:       app=web\nLabels:         app=web\nAnnotations:    deployment.kubernetes.io/revision: 1\nControlled By:  Deployment/web\nReplicas:       2 current / 2 desired\nPods Status:    1 Running / 1 Waiting / 0 Succeeded / 0 Failed\nPod Template:\n  Labels:  app=web\n  Containers:\n   c:\n    Image:         a.wasm\n    Port:          <none>\n    Host Port:     <none>\n    Environment:   <none>\n    Mounts:        <none>\n  Volumes:         <none>\n  Node-Selectors:  <none>\n  Tolerations:     <none>\n"
         );
     }
 }

@@ -10,6 +10,7 @@ pub mod columns;
 pub mod cordon;
 pub mod delete;
 pub mod describe;
+pub mod describe_container;
 pub mod describe_deployment;
 pub mod describe_node;
 pub mod describe_pod;

@@ -1,44 +1,40 @@
 //! The `Pod Template:` section that `describe deployment`, `describe replicaset` and
 //! `rollout history --revision` print, as kubectl's DescribePodTemplate does.
 
+use k8s_openapi::api::core::v1::PodTemplateSpec;
 use serde_json::Value;
 
-use super::describe::{Out, string_map, text};
+use super::describe::Out;
+use super::describe_container::{Owner, containers};
+use super::describe_pod::{scheduling, volumes};
 
-/// Writes the template's labels, annotations (when it has any) and containers.
+/// Writes the template's labels, annotations (when it has any), containers, volumes and
+/// scheduling constraints.
 pub fn describe(out: &mut Out, template: &Value) {
+    let template: PodTemplateSpec = serde_json::from_value(template.clone()).unwrap_or_default();
+    let metadata = template.metadata.unwrap_or_default();
+    let spec = template.spec.unwrap_or_default();
     out.line(0, "Pod Template:");
-    let metadata = &template["metadata"];
-    out.map(1, "Labels", string_map(&metadata["labels"]).as_ref());
-    let annotations = string_map(&metadata["annotations"]).filter(|a| !a.is_empty());
-    if annotations.is_some() {
-        out.annotations(1, "Annotations", annotations);
+    out.map(1, "Labels", metadata.labels.as_ref());
+    if metadata.annotations.as_ref().is_some_and(|a| !a.is_empty()) {
+        out.annotations(1, "Annotations", metadata.annotations);
+    }
+    if let Some(account) = spec
+        .service_account_name
+        .as_deref()
+        .filter(|a| !a.is_empty())
+    {
+        out.field(1, "Service Account", account);
+    }
+    let init_containers = spec.init_containers.as_deref().unwrap_or_default();
+    if !init_containers.is_empty() {
+        out.line(1, "Init Containers:");
+        containers(out, init_containers, Owner::Template);
     }
     out.line(1, "Containers:");
-    for container in template["spec"]["containers"]
-        .as_array()
-        .into_iter()
-        .flatten()
-    {
-        // kubectl indents a template's container names one space more than their fields.
-        out.line(1, format!(" {}:", text(&container["name"])));
-        out.field(2, "Image", text(&container["image"]));
-        if let Some(args) = container["args"].as_array() {
-            out.line(2, "Args:");
-            for arg in args {
-                out.line(3, text(arg));
-            }
-        }
-        let env = container["env"].as_array().cloned().unwrap_or_default();
-        if env.is_empty() {
-            out.field(2, "Environment", "<none>");
-        } else {
-            out.line(2, "Environment:");
-            for var in env {
-                out.field(3, &text(&var["name"]), text(&var["value"]));
-            }
-        }
-    }
+    containers(out, &spec.containers, Owner::Template);
+    volumes(out, 1, spec.volumes.as_deref().unwrap_or_default());
+    scheduling(out, 1, &spec);
 }
 
 #[cfg(test)]
@@ -58,7 +54,7 @@ mod tests {
         describe(&mut out, &template);
         assert_eq!(
             out.render(),
-            "Pod Template:\n  Labels:       app=web\n  Annotations:  kubernetes.io/change-cause: set image\n  Containers:\n   c:\n    Image:  a.wasm\n    Args:\n      sleep\n      9\n    Environment:\n      MODE:  fast\n"
+            "Pod Template:\n  Labels:       app=web\n  Annotations:  kubernetes.io/change-cause: set image\n  Containers:\n   c:\n    Image:      a.wasm\n    Port:       <none>\n    Host Port:  <none>\n    Args:\n      sleep\n      9\n    Environment:\n      MODE:        fast\n    Mounts:        <none>\n  Volumes:         <none>\n  Node-Selectors:  <none>\n  Tolerations:     <none>\n"
         );
     }
 }

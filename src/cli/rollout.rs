@@ -255,10 +255,11 @@ fn revision_text(
     }
     let mut out = Out::default();
     pod_template::describe(&mut out, &template);
+    // kubectl prints this template without aligning it: tabs and all.
     Ok(format!(
-        "{} with revision #{revision}\n{}",
+        "{} with revision #{revision}\n{}\n",
         kind.object_name(name),
-        out.render()
+        out.unaligned()
     ))
 }
 
@@ -355,7 +356,7 @@ mod tests {
         let text = revision_text(&DEPLOYMENT, "web", &revisions, 2).unwrap();
         assert_eq!(
             text,
-            "deployment.apps/web with revision #2\nPod Template:\n  Labels:       app=web\n  Annotations:  kubernetes.io/change-cause: set image\n  Containers:\n   c:\n    Image:        b.wasm\n    Environment:  <none>\n"
+            "deployment.apps/web with revision #2\nPod Template:\n  Labels:\tapp=web\n  Annotations:\tkubernetes.io/change-cause: set image\n  Containers:\n   c:\n    Image:\tb.wasm\n    Port:\t<none>\n    Host Port:\t<none>\n    Environment:\t<none>\n    Mounts:\t<none>\n  Volumes:\t<none>\n  Node-Selectors:\t<none>\n  Tolerations:\t<none>\n\n"
         );
         let missing = revision_text(&DEPLOYMENT, "web", &revisions, 7).unwrap_err();
         assert_eq!(missing.to_string(), "unable to find the specified revision");
