@@ -9,23 +9,23 @@ use super::describe::{Out, format_time};
 
 /// Whose containers are described: a pod's, with their statuses, or a pod template's.
 #[derive(Clone, Copy, Debug)]
-pub enum Owner<'a> {
+pub enum ContainersOf<'a> {
     Pod(&'a [ContainerStatus]),
     Template,
 }
 
 /// One block per container: image, ports, command, state (for a pod), resources,
 /// environment and mounts.
-pub fn containers(out: &mut Out, containers: &[Container], owner: Owner) {
+pub fn containers(out: &mut Out, containers: &[Container], of: ContainersOf) {
     for container in containers {
-        match owner {
-            Owner::Pod(statuses) => {
+        match of {
+            ContainersOf::Pod(statuses) => {
                 out.line(1, format!("{}:", container.name));
                 let status = statuses.iter().find(|s| s.name == container.name);
                 image(out, container, status);
             }
             // kubectl indents a template's container names one space more than their fields.
-            Owner::Template => {
+            ContainersOf::Template => {
                 out.line(1, format!(" {}:", container.name));
                 image(out, container, None);
             }
@@ -39,7 +39,7 @@ pub fn containers(out: &mut Out, containers: &[Container], owner: Owner) {
                 }
             }
         }
-        if let Owner::Pod(statuses) = owner {
+        if let ContainersOf::Pod(statuses) = of {
             status(out, statuses.iter().find(|s| s.name == container.name));
         }
         let resources = container.resources.clone().unwrap_or_default();

@@ -4,7 +4,7 @@ use k8s_openapi::api::core::v1::{Pod, PodSpec, Volume};
 use k8s_openapi::jiff::Timestamp;
 
 use super::describe::{Out, format_time, labels_and_annotations, metadata};
-use super::describe_container::{Owner, containers};
+use super::describe_container::{ContainersOf, containers};
 use super::table::since;
 
 pub fn pod(out: &mut Out, pod: &Pod, now: Timestamp) {
@@ -78,12 +78,12 @@ pub fn pod(out: &mut Out, pod: &Pod, now: Timestamp) {
         containers(
             out,
             &init_containers,
-            Owner::Pod(statuses.unwrap_or_default()),
+            ContainersOf::Pod(statuses.unwrap_or_default()),
         );
     }
     out.line(0, "Containers:");
     let statuses = status.container_statuses.as_deref().unwrap_or_default();
-    containers(out, &spec.containers, Owner::Pod(statuses));
+    containers(out, &spec.containers, ContainersOf::Pod(statuses));
     let conditions = status.conditions.clone().unwrap_or_default();
     if !conditions.is_empty() {
         out.line(0, "Conditions:");

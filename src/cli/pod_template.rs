@@ -5,7 +5,7 @@ use k8s_openapi::api::core::v1::PodTemplateSpec;
 use serde_json::Value;
 
 use super::describe::Out;
-use super::describe_container::{Owner, containers};
+use super::describe_container::{ContainersOf, containers};
 use super::describe_pod::{scheduling, volumes};
 
 /// Writes the template's labels, annotations (when it has any), containers, volumes and
@@ -29,10 +29,10 @@ pub fn describe(out: &mut Out, template: &Value) {
     let init_containers = spec.init_containers.as_deref().unwrap_or_default();
     if !init_containers.is_empty() {
         out.line(1, "Init Containers:");
-        containers(out, init_containers, Owner::Template);
+        containers(out, init_containers, ContainersOf::Template);
     }
     out.line(1, "Containers:");
-    containers(out, &spec.containers, Owner::Template);
+    containers(out, &spec.containers, ContainersOf::Template);
     volumes(out, 1, spec.volumes.as_deref().unwrap_or_default());
     scheduling(out, 1, &spec);
 }
