@@ -108,6 +108,13 @@ async fn drain_refuses_unmanaged_and_local_storage_pods_until_told_and_then_evic
         "{}",
         refused.stderr
     );
+    let args = ["drain", NODE, "--pod-selector", "app=other"];
+    let selected = wasmkube(&cluster, &args, None).await;
+    assert!(selected.success, "{}", selected.stderr);
+    assert_eq!(
+        selected.stdout,
+        "node/node-1 already cordoned\nnode/node-1 drained\n"
+    );
     let forced = wasmkube(&cluster, &["drain", NODE, "--force"], None).await;
     assert!(!forced.success);
     assert!(
@@ -188,22 +195,39 @@ fn replica_set_yaml() -> String {
 /// The running pod of ReplicaSet `web`.
 async fn replica_set_pod(cluster: &Cluster) -> Value {
     eventually(CONVERGE, "a running pod of web", || async {
-        let pods = cluster
-            .api()
-            .list(&PODS, Some("default"), &Default::default())
-            .ok()?;
-        pods["items"]
-            .as_array()?
-            .iter()
-            .find(|p| {
-                let name = p["metadata"]["name"].as_str().unwrap_or_default();
-                name.starts_with("web-")
-                    && phase(p) == "Running"
-                    && p["metadata"]["deletionTimestamp"].is_null()
-            })
-            .cloned()
+        live_replica_set_pods(cluster)
+            .into_iter()
+            .find(|p| phase(p) == "Running")
     })
     .await
+}
+
+/// A pod of ReplicaSet `web`, in any phase, not named `name`.
+async fn replica_set_pod_other_than(cluster: &Cluster, name: &str) -> Value {
+    eventually(CONVERGE, "a replacement pod of web", || async {
+        live_replica_set_pods(cluster)
+            .into_iter()
+            .find(|p| p["metadata"]["name"] != name)
+    })
+    .await
+}
+
+/// The pods of ReplicaSet `web` that are not being deleted.
+fn live_replica_set_pods(cluster: &Cluster) -> Vec<Value> {
+    let pods = cluster
+        .api()
+        .list(&PODS, Some("default"), &Default::default())
+        .unwrap();
+    pods["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| {
+            let name = p["metadata"]["name"].as_str().unwrap_or_default();
+            name.starts_with("web-") && p["metadata"]["deletionTimestamp"].is_null()
+        })
+        .cloned()
+        .collect()
 }
 
 #[tokio::test]
@@ -222,9 +246,11 @@ async fn drain_evicts_a_replica_set_pod_without_force() {
             "node/node-1 cordoned\nevicting pod default/{name}\npod/{name} evicted\nnode/node-1 drained\n"
         )
     );
-    // The evicted pod is gone; its ReplicaSet has made a replacement (which a scheduler that
-    // honours the cordon leaves Pending while this is the only node).
+    // The evicted pod is gone and its ReplicaSet has made a replacement, which a scheduler
+    // that honours the cordon leaves Pending while this is the only node.
     assert!(!pod_exists(&cluster, name));
+    let replacement = replica_set_pod_other_than(&cluster, name).await;
+    assert_eq!(replacement["metadata"]["ownerReferences"][0]["name"], "web");
     cluster.shutdown().await;
 }
 
@@ -271,6 +297,17 @@ async fn drain_gives_up_at_the_timeout_in_kubectls_words() {
         waiting("slower"),
     ];
     assert_eq!(out.stderr.lines().collect::<Vec<_>>(), expected);
+
+    // With --grace-period=0 the evictions delete at once, agent or not.
+    let args = ["drain", "elsewhere", "--force", "--grace-period=0"];
+    let out = wasmkube(&cluster, &args, None).await;
+    assert!(out.success, "{}", out.stderr);
+    assert!(
+        out.stdout
+            .ends_with("pod/slow evicted\npod/slower evicted\nnode/elsewhere drained\n"),
+        "{}",
+        out.stdout
+    );
     cluster.shutdown().await;
 }
 
