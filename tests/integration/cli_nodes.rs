@@ -1,5 +1,5 @@
 //! Nodes and their pods from the CLI: cordon, uncordon, drain through the Eviction
-//! subresource (ours and the real kubectl's), and describe node.
+//! subresource, and describe node.
 
 use std::time::Duration;
 
@@ -8,16 +8,15 @@ use wasmkube::api::resources::{NODES, PODS};
 use wasmkube::testing::Cluster;
 
 use crate::cli::wasmkube;
-use crate::kubectl::kubectl;
 use crate::support::{PodBuilder, eventually, phase, wait_for_pod};
 
 /// The embedded node of a test cluster.
-const NODE: &str = "node-1";
+pub const NODE: &str = "node-1";
 /// Pods start in well under a second; this leaves room for a loaded machine.
 const CONVERGE: Duration = Duration::from_secs(60);
 
 /// Starts pod `name` (sleeping; `empty_dir` adds a scratch volume) and waits until it runs.
-async fn running_pod(cluster: &Cluster, name: &str, empty_dir: bool) -> Value {
+pub async fn running_pod(cluster: &Cluster, name: &str, empty_dir: bool) -> Value {
     let mut pod = PodBuilder::named(name).container("c", &["sleep", "600000"]);
     if empty_dir {
         pod = pod.empty_dir("scratch");
@@ -34,7 +33,7 @@ async fn running_pod(cluster: &Cluster, name: &str, empty_dir: bool) -> Value {
 }
 
 /// The STATUS cell of the node in `get nodes`, once the node reports Ready.
-async fn node_status(cluster: &Cluster) -> String {
+pub async fn node_status(cluster: &Cluster) -> String {
     eventually(CONVERGE, "node-1 in get nodes", || async {
         let table = wasmkube(cluster, &["get", "nodes"], None).await.stdout;
         let line = table.lines().find(|l| l.starts_with(NODE))?;
@@ -44,12 +43,12 @@ async fn node_status(cluster: &Cluster) -> String {
     .await
 }
 
-fn unschedulable(cluster: &Cluster) -> Value {
+pub fn unschedulable(cluster: &Cluster) -> Value {
     let node = cluster.api().get(&NODES, None, NODE).unwrap();
     node["spec"]["unschedulable"].clone()
 }
 
-fn pod_exists(cluster: &Cluster, name: &str) -> bool {
+pub fn pod_exists(cluster: &Cluster, name: &str) -> bool {
     cluster.api().get(&PODS, Some("default"), name).is_ok()
 }
 
@@ -308,54 +307,6 @@ async fn drain_gives_up_at_the_timeout_in_kubectls_words() {
         "{}",
         out.stdout
     );
-    cluster.shutdown().await;
-}
-
-#[tokio::test]
-async fn kubectl_cordons_drains_with_force_and_uncordons() {
-    let cluster = Cluster::start().await.unwrap();
-    node_status(&cluster).await;
-    running_pod(&cluster, "lonely", false).await;
-    let cordoned = kubectl(&cluster, &["cordon", NODE], None).await;
-    assert!(cordoned.success, "{}", cordoned.stderr);
-    assert_eq!(cordoned.stdout.trim(), "node/node-1 cordoned");
-    assert_eq!(unschedulable(&cluster), json!(true));
-    let nodes = kubectl(&cluster, &["get", "nodes"], None).await.stdout;
-    let status = nodes
-        .lines()
-        .find(|l| l.starts_with(NODE))
-        .unwrap_or_default();
-    assert_eq!(
-        status.split_whitespace().nth(1),
-        Some("Ready,SchedulingDisabled"),
-        "{nodes}"
-    );
-
-    let args = [
-        "drain",
-        NODE,
-        "--force",
-        "--ignore-daemonsets",
-        "--timeout=50s",
-    ];
-    let drained = kubectl(&cluster, &args, None).await;
-    assert!(drained.success, "{}{}", drained.stdout, drained.stderr);
-    assert!(
-        drained.stdout.contains("evicting pod default/lonely"),
-        "kubectl evicts rather than deletes: {}",
-        drained.stdout
-    );
-    assert!(
-        drained.stdout.contains("node/node-1 drained"),
-        "{}",
-        drained.stdout
-    );
-    assert!(!pod_exists(&cluster, "lonely"));
-
-    let uncordoned = kubectl(&cluster, &["uncordon", NODE], None).await;
-    assert!(uncordoned.success, "{}", uncordoned.stderr);
-    assert_eq!(uncordoned.stdout.trim(), "node/node-1 uncordoned");
-    assert_ne!(unschedulable(&cluster), json!(true));
     cluster.shutdown().await;
 }
 
