@@ -84,7 +84,21 @@ fn read_eviction(namespace: &str, name: &str, body: &Value) -> ApiResult<DeleteO
             "namespace in URL does not match namespace in Eviction object",
         ));
     }
-    DeleteOptions::from_body(body.get("deleteOptions").unwrap_or(&Value::Null))
+    let delete_options = body.get("deleteOptions").unwrap_or(&Value::Null);
+    // Nothing here knows how to evict without evicting: refuse rather than delete the pod
+    // of a `kubectl drain --dry-run=server`.
+    if let Some(dry_run) = delete_options["dryRun"]
+        .as_array()
+        .filter(|d| !d.is_empty())
+    {
+        let value = Value::Array(dry_run.clone()).to_string();
+        return Err(invalid(
+            "deleteOptions.dryRun",
+            &value,
+            "dry run is not supported",
+        ));
+    }
+    DeleteOptions::from_body(delete_options)
 }
 
 fn invalid(field: &str, value: &str, why: &str) -> ApiError {
@@ -133,6 +147,10 @@ mod tests {
             (
                 eviction("web", json!({"gracePeriodSeconds": "soon"})),
                 "deleteOptions.gracePeriodSeconds",
+            ),
+            (
+                eviction("web", json!({"dryRun": ["All"]})),
+                "deleteOptions.dryRun",
             ),
         ];
         for (body, field) in cases {
