@@ -1,10 +1,11 @@
 //! The ReplicaSets behind a Deployment from the CLI: describe rs and rollout history
-//! --revision, run as the real binary against a real cluster.
+//! --revision, run as the real binary against a real cluster and compared with kubectl.
 
 use wasmkube::testing::Cluster;
 
 use crate::cli::wasmkube;
 use crate::cli_workloads::deployment_yaml_with;
+use crate::kubectl::kubectl;
 
 /// A Deployment `web` of two exerciser pods running `args` (YAML flow list), its
 /// change-cause `cause`.
@@ -104,5 +105,37 @@ async fn rollout_history_revision_shows_that_revisions_template_and_change_cause
         missing.stderr.trim(),
         "error: unable to find the specified revision"
     );
+    cluster.shutdown().await;
+}
+
+/// `text` up to its `Events:` section, whose ages may tick between two runs.
+fn before_events(text: &str) -> &str {
+    text.split("Events:").next().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn describe_rs_and_rollout_history_revision_print_what_the_real_kubectl_prints() {
+    let cluster = Cluster::start().await.unwrap();
+    roll_out(&cluster, &deployment_yaml(r#"[sleep, "600000"]"#, "first")).await;
+    roll_out(&cluster, &deployment_yaml(r#"[sleep, "700000"]"#, "second")).await;
+    for args in [
+        ["rollout", "history", "deployment/web", "--revision=1"],
+        ["rollout", "history", "deployment/web", "--revision=2"],
+        ["describe", "replicasets", "-l", "app=web"],
+    ] {
+        let ours = wasmkube(&cluster, &args, None).await;
+        let theirs = kubectl(&cluster, &args, None).await;
+        assert!(
+            ours.success && theirs.success,
+            "{}{}",
+            ours.stderr,
+            theirs.stderr
+        );
+        assert_eq!(
+            before_events(&ours.stdout),
+            before_events(&theirs.stdout),
+            "{args:?}"
+        );
+    }
     cluster.shutdown().await;
 }
