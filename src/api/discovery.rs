@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 
 use super::resources::{ALL, Resource};
-use super::scale;
+use super::{eviction, scale};
 
 /// The Kubernetes release whose API we follow.
 pub const KUBERNETES_VERSION: (&str, &str) = ("1", "37");
@@ -95,16 +95,23 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
                 "verbs": verbs,
             }));
         }
+        if resource.kind == "Pod" {
+            let eviction = (eviction::GROUP, eviction::VERSION, "Eviction");
+            resources.push(foreign_subresource(
+                resource,
+                "eviction",
+                eviction,
+                &["create"],
+            ));
+        }
         if scale::served(resource) {
-            resources.push(json!({
-                "name": format!("{}/scale", resource.plural),
-                "singularName": "",
-                "namespaced": resource.namespaced,
-                "group": "autoscaling",
-                "version": "v1",
-                "kind": "Scale",
-                "verbs": ["get", "patch", "update"],
-            }));
+            let scale = ("autoscaling", "v1", "Scale");
+            resources.push(foreign_subresource(
+                resource,
+                "scale",
+                scale,
+                &["get", "patch", "update"],
+            ));
         }
     }
     let group_version = if group.is_empty() {
@@ -118,4 +125,23 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
         "groupVersion": group_version,
         "resources": resources,
     }))
+}
+
+/// A subresource whose kind lives in another group version (`pods/eviction` is a
+/// `policy/v1` Eviction); clients such as `kubectl drain` read that group version here.
+fn foreign_subresource(
+    resource: &Resource,
+    name: &str,
+    (group, version, kind): (&str, &str, &str),
+    verbs: &[&str],
+) -> Value {
+    json!({
+        "name": format!("{}/{name}", resource.plural),
+        "singularName": "",
+        "namespaced": resource.namespaced,
+        "group": group,
+        "version": version,
+        "kind": kind,
+        "verbs": verbs,
+    })
 }

@@ -5,6 +5,7 @@
 
 pub mod discovery;
 pub mod error;
+pub mod eviction;
 pub mod kinds;
 pub mod logs;
 pub mod objects;

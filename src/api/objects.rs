@@ -52,6 +52,31 @@ pub enum PropagationPolicy {
     Orphan,
 }
 
+impl DeleteOptions {
+    /// Reads a `DeleteOptions` body (`Value::Null` for none): grace period, propagation
+    /// (`orphanDependents: true` meaning Orphan) and preconditions.
+    ///
+    /// # Errors
+    /// 400 for an unknown `propagationPolicy`.
+    pub fn from_body(body: &Value) -> ApiResult<Self> {
+        let text = |pointer: &str| body.pointer(pointer).and_then(Value::as_str);
+        let propagation_policy = match text("/propagationPolicy") {
+            Some(policy) => PropagationPolicy::parse(policy)?,
+            None if body.get("orphanDependents") == Some(&Value::Bool(true)) => {
+                PropagationPolicy::Orphan
+            }
+            None => PropagationPolicy::Background,
+        };
+        Ok(Self {
+            grace_period_seconds: body.get("gracePeriodSeconds").and_then(Value::as_i64),
+            propagation_policy,
+            precondition_uid: text("/preconditions/uid").map(str::to_string),
+            precondition_resource_version: text("/preconditions/resourceVersion")
+                .map(str::to_string),
+        })
+    }
+}
+
 impl PropagationPolicy {
     /// Parses the wire spelling.
     ///

@@ -15,7 +15,7 @@ use super::patch::PatchType;
 use super::resources::{NAMESPACES, PODS, Resource};
 use super::selectors::{FieldSelector, LabelSelector};
 use super::server::{self, Body, Context};
-use super::{discovery, openapi, scale, table, watch};
+use super::{discovery, eviction, openapi, scale, table, watch};
 
 /// What a path names.
 enum Target {
@@ -223,6 +223,9 @@ async fn object(
                 &json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "code": 201}),
             ));
         }
+        Some("eviction") if resource == &PODS => {
+            return eviction::serve(request, context, namespace, name).await;
+        }
         Some("scale") if scale::served(resource) => {
             return scale::serve(request, context, resource, namespace, name).await;
         }
@@ -377,35 +380,16 @@ async fn delete_options(
     } else {
         Value::Null
     };
-    let grace = match param(query, "gracePeriodSeconds") {
-        Some(text) => Some(text.parse::<i64>().map_err(|_| {
+    let mut options = DeleteOptions::from_body(&body)?;
+    if let Some(text) = param(query, "gracePeriodSeconds") {
+        options.grace_period_seconds = Some(text.parse::<i64>().map_err(|_| {
             ApiError::BadRequest(format!("gracePeriodSeconds: invalid value {text:?}"))
-        })?),
-        None => body.get("gracePeriodSeconds").and_then(Value::as_i64),
-    };
-    let propagation = match param(query, "propagationPolicy") {
-        Some(text) => Some(text),
-        None => body.get("propagationPolicy").and_then(Value::as_str),
-    };
-    let propagation_policy = match propagation {
-        Some(text) => PropagationPolicy::parse(text)?,
-        None if body.get("orphanDependents") == Some(&Value::Bool(true)) => {
-            PropagationPolicy::Orphan
-        }
-        None => PropagationPolicy::Background,
-    };
-    Ok(DeleteOptions {
-        grace_period_seconds: grace,
-        propagation_policy,
-        precondition_uid: body
-            .pointer("/preconditions/uid")
-            .and_then(Value::as_str)
-            .map(str::to_string),
-        precondition_resource_version: body
-            .pointer("/preconditions/resourceVersion")
-            .and_then(Value::as_str)
-            .map(str::to_string),
-    })
+        })?);
+    }
+    if let Some(text) = param(query, "propagationPolicy") {
+        options.propagation_policy = PropagationPolicy::parse(text)?;
+    }
+    Ok(options)
 }
 
 fn param<'a>(query: &'a [(String, String)], name: &str) -> Option<&'a str> {

@@ -328,7 +328,7 @@ fn workload_row(object: &Value, kind: WorkloadKind, wide: bool, now: Timestamp) 
 }
 
 /// A label selector as kubectl prints it: `app=web,tier in (a,b)`.
-fn selector_text(selector: Option<&Value>) -> String {
+pub fn selector_text(selector: Option<&Value>) -> String {
     let Some(selector) = selector else {
         return "<none>".into();
     };

@@ -4,15 +4,15 @@ use std::collections::BTreeMap;
 use std::fmt::Display;
 
 use clap::Args;
-use k8s_openapi::api::core::v1::{Event, Namespace, Node};
+use k8s_openapi::api::core::v1::{Event, Namespace, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use k8s_openapi::jiff::Timestamp;
 use serde_json::Value;
 
 use super::client::{Client, ListParams};
-use super::columns::{event_last_seen, node_roles};
+use super::columns::event_last_seen;
 use super::get::items_of;
-use super::kinds::{EVENT, ResourceKind};
+use super::kinds::{EVENT, POD, REPLICA_SET, ResourceKind};
 use super::table::{now, since, tabwrite};
 use super::{Reported, Session, parse_targets, print, report};
 
@@ -62,67 +62,79 @@ pub async fn run(session: &Session, args: DescribeArgs) -> anyhow::Result<()> {
                 print("\n\n")?;
             }
             first = false;
-            let events = events_for(&session.client, kind, &object).await;
-            let text = if kind.kind == "Deployment" {
-                let replica_sets = owned_replica_sets(session, &object).await?;
-                describe_deployment(&object, &replica_sets, &events, now())
-            } else {
-                describe(kind, &object, &events, now())
-            };
-            print(&text)?;
+            print(&describe_with_related(session, kind, &object).await?)?;
         }
     }
     if failed { Err(Reported.into()) } else { Ok(()) }
 }
 
-/// The text `describe` prints for one object.
+/// The description of `object`, fetching what its describer needs besides its events:
+/// a Deployment's ReplicaSets, a ReplicaSet's pods, a node's pods.
+async fn describe_with_related(
+    session: &Session,
+    kind: &ResourceKind,
+    object: &Value,
+) -> anyhow::Result<String> {
+    let events = events_for(&session.client, kind, object).await;
+    let mut out = Out::default();
+    match kind.kind {
+        "Deployment" => {
+            let replica_sets = controlled_by(session, &REPLICA_SET, object).await?;
+            super::describe_deployment::deployment(&mut out, object, &replica_sets);
+        }
+        "ReplicaSet" => {
+            let pods = controlled_by(session, &POD, object).await?;
+            super::describe_replica_set::replica_set(&mut out, object, &pods);
+        }
+        "Node" => {
+            let name = object["metadata"]["name"].as_str().unwrap_or_default();
+            let fields =
+                format!("spec.nodeName={name},status.phase!=Succeeded,status.phase!=Failed");
+            let pods = session
+                .client
+                .list(&POD.path(None, None), &ListParams::fields(&fields))
+                .await?;
+            let pods: Vec<Pod> = items_of(pods, &POD).iter().map(decode).collect();
+            super::describe_node::node(&mut out, &decode(object), &pods, now());
+        }
+        _ => return Ok(describe(kind, object, &events, now())),
+    }
+    out.events(&events, now());
+    Ok(out.render())
+}
+
+/// The text `describe` prints for an object whose describer needs nothing else.
 pub fn describe(kind: &ResourceKind, object: &Value, events: &[Event], now: Timestamp) -> String {
     let mut out = Out::default();
     match kind.kind {
         "Pod" => super::describe_pod::pod(&mut out, &decode(object), now),
-        "Node" => node(&mut out, &decode(object)),
         "Namespace" => namespace(&mut out, &decode(object)),
         _ => generic(&mut out, object),
     }
     if kind.kind != "Event" && kind.kind != "Namespace" {
         out.events(events, now);
     }
-    tabwrite(&out.text)
+    out.render()
 }
 
-/// The text `describe deployment` prints, with the ReplicaSets it controls.
-pub fn describe_deployment(
-    object: &Value,
-    replica_sets: &[Value],
-    events: &[Event],
-    now: Timestamp,
-) -> String {
-    let mut out = Out::default();
-    super::describe_deployment::deployment(&mut out, object, replica_sets);
-    out.events(events, now);
-    tabwrite(&out.text)
-}
-
-/// The ReplicaSets whose controller is `owner`.
-pub(super) async fn owned_replica_sets(
+/// The objects of `kind` in the session's namespace whose controller is `owner`.
+pub(super) async fn controlled_by(
     session: &Session,
+    kind: &ResourceKind,
     owner: &Value,
 ) -> anyhow::Result<Vec<Value>> {
-    let path = super::kinds::REPLICA_SET.path(Some(&session.namespace), None);
+    let path = kind.path(Some(&session.namespace), None);
     let list = session.client.list(&path, &ListParams::default()).await?;
     let uid = &owner["metadata"]["uid"];
-    Ok(list["items"]
-        .as_array()
+    Ok(items_of(list, kind)
         .into_iter()
-        .flatten()
-        .filter(|rs| {
-            rs["metadata"]["ownerReferences"]
+        .filter(|object| {
+            object["metadata"]["ownerReferences"]
                 .as_array()
                 .into_iter()
                 .flatten()
                 .any(|o| o["uid"] == *uid && o["controller"] == true)
         })
-        .cloned()
         .collect())
 }
 
@@ -187,6 +199,17 @@ pub struct Out {
 }
 
 impl Out {
+    /// The text aligned as kubectl's tabwriter would.
+    pub fn render(&self) -> String {
+        tabwrite(&self.text)
+    }
+
+    /// The text with its tabs, for the output kubectl does not align
+    /// (`rollout history --revision`).
+    pub fn unaligned(&self) -> &str {
+        &self.text
+    }
+
     /// `key:\tvalue` at `level` (two spaces a level).
     pub fn field(&mut self, level: usize, key: &str, value: impl Display) {
         self.text
@@ -204,19 +227,46 @@ impl Out {
             .push_str(&format!("{}{}\n", indent(level), cells.join("\t")));
     }
 
-    /// `Labels:` style: the first pair on the key's line, the others below it.
+    /// `Labels:` style: the first `key=value` on the key's line, the others below it.
     pub fn map(&mut self, level: usize, key: &str, map: Option<&BTreeMap<String, String>>) {
+        self.pairs(level, key, map, "=");
+    }
+
+    /// `Annotations:` style: `key: value` pairs as [`Out::map`] lays them out, without the
+    /// bulky last-applied configuration.
+    pub fn annotations(
+        &mut self,
+        level: usize,
+        key: &str,
+        annotations: Option<BTreeMap<String, String>>,
+    ) {
+        let annotations = annotations.map(|mut a| {
+            a.remove(super::merge::LAST_APPLIED);
+            a
+        });
+        let shown = annotations.as_ref().filter(|a| !a.is_empty());
+        self.pairs(level, key, shown, ": ");
+    }
+
+    fn pairs(
+        &mut self,
+        level: usize,
+        key: &str,
+        map: Option<&BTreeMap<String, String>>,
+        separator: &str,
+    ) {
         let pairs: Vec<String> = map
             .iter()
             .flat_map(|m| m.iter())
-            .map(|(k, v)| format!("{k}={v}"))
+            .map(|(k, v)| format!("{k}{separator}{v}"))
             .collect();
         match pairs.split_first() {
             None => self.field(level, key, "<none>"),
             Some((first, rest)) => {
                 self.field(level, key, first);
                 for pair in rest {
-                    self.text.push_str(&format!("{}\t{pair}\n", indent(level)));
+                    // No indent, as kubectl: aligned, the pair lands in the value column anyway.
+                    self.text.push_str(&format!("\t{pair}\n"));
                 }
             }
         }
@@ -288,118 +338,21 @@ pub fn metadata(out: &mut Out, meta: &ObjectMeta, namespaced: bool) {
 
 pub fn labels_and_annotations(out: &mut Out, meta: &ObjectMeta) {
     out.map(0, "Labels", meta.labels.as_ref());
-    let annotations = meta.annotations.clone().map(|mut a| {
-        a.remove(super::merge::LAST_APPLIED);
-        a
-    });
-    out.map(
-        0,
-        "Annotations",
-        annotations.as_ref().filter(|a| !a.is_empty()),
-    );
+    out.annotations(0, "Annotations", meta.annotations.clone());
 }
 
-fn node(out: &mut Out, node: &Node) {
-    metadata(out, &node.metadata, false);
-    out.field(0, "Roles", node_roles(node));
-    labels_and_annotations(out, &node.metadata);
-    out.field(
-        0,
-        "CreationTimestamp",
-        format_time(node.metadata.creation_timestamp.as_ref()),
-    );
-    let spec = node.spec.clone().unwrap_or_default();
-    let taints: Vec<String> = spec
-        .taints
-        .unwrap_or_default()
-        .iter()
-        .map(|t| {
-            format!(
-                "{}={}:{}",
-                t.key,
-                t.value.clone().unwrap_or_default(),
-                t.effect
-            )
-        })
-        .collect();
-    out.field(
-        0,
-        "Taints",
-        if taints.is_empty() {
-            "<none>".into()
-        } else {
-            taints.join(", ")
-        },
-    );
-    out.field(0, "Unschedulable", spec.unschedulable.unwrap_or(false));
-    let status = node.status.clone().unwrap_or_default();
-    out.line(0, "Conditions:");
-    out.row(
-        1,
-        &[
-            "Type",
-            "Status",
-            "LastHeartbeatTime",
-            "LastTransitionTime",
-            "Reason",
-            "Message",
-        ],
-    );
-    out.row(
-        1,
-        &[
-            "----",
-            "------",
-            "-----------------",
-            "------------------",
-            "------",
-            "-------",
-        ],
-    );
-    for c in status.conditions.unwrap_or_default() {
-        let heartbeat = format_time(c.last_heartbeat_time.as_ref());
-        let transition = format_time(c.last_transition_time.as_ref());
-        let (reason, message) = (c.reason.unwrap_or_default(), c.message.unwrap_or_default());
-        out.row(
-            1,
-            &[
-                &c.type_,
-                &c.status,
-                &heartbeat,
-                &transition,
-                &reason,
-                &message,
-            ],
-        );
+/// A JSON value as describe prints it: strings bare, null empty, the rest as JSON.
+pub fn text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
     }
-    out.line(0, "Addresses:");
-    for address in status.addresses.unwrap_or_default() {
-        out.field(1, &address.type_, &address.address);
-    }
-    for (title, quantities) in [
-        ("Capacity", status.capacity),
-        ("Allocatable", status.allocatable),
-    ] {
-        out.line(0, format!("{title}:"));
-        for (resource, quantity) in quantities.unwrap_or_default() {
-            out.field(1, &resource, &quantity.0);
-        }
-    }
-    if let Some(info) = status.node_info {
-        out.line(0, "System Info:");
-        out.field(1, "Machine ID", &info.machine_id);
-        out.field(1, "Boot ID", &info.boot_id);
-        out.field(1, "Kernel Version", &info.kernel_version);
-        out.field(1, "OS Image", &info.os_image);
-        out.field(1, "Operating System", &info.operating_system);
-        out.field(1, "Architecture", &info.architecture);
-        out.field(
-            1,
-            "Container Runtime Version",
-            &info.container_runtime_version,
-        );
-        out.field(1, "Kubelet Version", &info.kubelet_version);
-    }
+}
+
+/// A string map (labels, annotations, a selector's matchLabels) of an untyped object.
+pub fn string_map(value: &Value) -> Option<BTreeMap<String, String>> {
+    serde_json::from_value(value.clone()).ok()
 }
 
 fn namespace(out: &mut Out, namespace: &Namespace) {
@@ -454,7 +407,7 @@ mod tests {
         let mut out = Out::default();
         out.events(&[event], now);
         assert_eq!(
-            tabwrite(&out.text),
+            out.render(),
             "Events:\n  Type     Reason   Age               From     Message\n  ----     ------   ----              ----     -------\n  Warning  BackOff  10s (x4 over 5m)  kubelet  Back-off restarting failed container\n"
         );
     }

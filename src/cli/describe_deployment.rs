@@ -2,17 +2,11 @@
 
 use serde_json::Value;
 
-use super::describe::Out;
+use super::columns::selector_text;
+use super::describe::{Out, format_time, string_map, text};
+use super::pod_template;
 
 const REVISION: &str = "deployment.kubernetes.io/revision";
-
-fn text(value: &Value) -> String {
-    match value {
-        Value::String(s) => s.clone(),
-        Value::Null => String::new(),
-        other => other.to_string(),
-    }
-}
 
 fn int(object: &Value, pointer: &str) -> i64 {
     object.pointer(pointer).and_then(Value::as_i64).unwrap_or(0)
@@ -33,30 +27,15 @@ pub fn deployment(out: &mut Out, object: &Value, replica_sets: &[Value]) {
     let meta = &object["metadata"];
     out.field(0, "Name", text(&meta["name"]));
     out.field(0, "Namespace", text(&meta["namespace"]));
-    out.field(0, "CreationTimestamp", text(&meta["creationTimestamp"]));
-    let labels = serde_json::from_value(meta["labels"].clone()).ok();
-    out.map(0, "Labels", labels.as_ref());
-    let annotations: Option<std::collections::BTreeMap<String, String>> =
-        serde_json::from_value(meta["annotations"].clone()).ok();
-    let annotations = annotations.map(|mut a| {
-        a.remove(super::merge::LAST_APPLIED);
-        a
-    });
-    out.map(
+    let created = serde_json::from_value(meta["creationTimestamp"].clone()).ok();
+    out.field(0, "CreationTimestamp", format_time(created.as_ref()));
+    out.map(0, "Labels", string_map(&meta["labels"]).as_ref());
+    out.annotations(0, "Annotations", string_map(&meta["annotations"]));
+    out.field(
         0,
-        "Annotations",
-        annotations.as_ref().filter(|a| !a.is_empty()),
+        "Selector",
+        selector_text(object.pointer("/spec/selector")),
     );
-    let selector = object["spec"]["selector"]["matchLabels"]
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| format!("{k}={}", text(v)))
-                .collect::<Vec<_>>()
-                .join(",")
-        })
-        .unwrap_or_default();
-    out.field(0, "Selector", selector);
     out.field(
         0,
         "Replicas",
@@ -87,17 +66,14 @@ pub fn deployment(out: &mut Out, object: &Value, replica_sets: &[Value]) {
             ),
         );
     }
-    template(out, &object["spec"]["template"]);
+    pod_template::describe(out, &object["spec"]["template"]);
     conditions(out, object);
     let revision = &meta["annotations"][REVISION];
     let (new, old): (Vec<&Value>, Vec<&Value>) = replica_sets
         .iter()
         .partition(|rs| rs["metadata"]["annotations"][REVISION] == *revision);
-    let old: Vec<String> = old
-        .into_iter()
-        .filter(|rs| int(rs, "/spec/replicas") > 0 || int(rs, "/status/replicas") > 0)
-        .map(replica_set_line)
-        .collect();
+    // kubectl 1.37 lists every old ReplicaSet, scaled down to 0/0 or not.
+    let old: Vec<String> = old.into_iter().map(replica_set_line).collect();
     out.field(
         0,
         "OldReplicaSets",
@@ -113,40 +89,6 @@ pub fn deployment(out: &mut Out, object: &Value, replica_sets: &[Value]) {
         new.first()
             .map_or("<none>".into(), |rs| replica_set_line(rs)),
     );
-}
-
-fn template(out: &mut Out, template: &Value) {
-    out.line(0, "Pod Template:");
-    let labels = serde_json::from_value(template["metadata"]["labels"].clone()).ok();
-    out.map(1, "Labels", labels.as_ref());
-    out.line(1, "Containers:");
-    for container in template["spec"]["containers"]
-        .as_array()
-        .into_iter()
-        .flatten()
-    {
-        out.line(2, format!(" {}:", text(&container["name"])));
-        out.field(2, "  Image", text(&container["image"]));
-        if let Some(args) = container["args"].as_array() {
-            out.line(2, "  Args:");
-            for arg in args {
-                out.line(2, format!("    {}", text(arg)));
-            }
-        }
-        let env = container["env"].as_array().cloned().unwrap_or_default();
-        if env.is_empty() {
-            out.field(2, "  Environment", "<none>");
-        } else {
-            out.line(2, "  Environment:");
-            for var in env {
-                out.field(
-                    2,
-                    &format!("    {}", text(&var["name"])),
-                    text(&var["value"]),
-                );
-            }
-        }
-    }
 }
 
 fn conditions(out: &mut Out, object: &Value) {

@@ -1,12 +1,10 @@
 //! `describe pod`: status, containers, conditions and volumes in kubectl's layout.
 
-use std::collections::BTreeMap;
-
-use k8s_openapi::api::core::v1::{Container, ContainerState, ContainerStatus, Pod, Volume};
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::api::core::v1::{Pod, PodSpec, Volume};
 use k8s_openapi::jiff::Timestamp;
 
 use super::describe::{Out, format_time, labels_and_annotations, metadata};
+use super::describe_container::{ContainersOf, containers};
 use super::table::since;
 
 pub fn pod(out: &mut Out, pod: &Pod, now: Timestamp) {
@@ -76,21 +74,16 @@ pub fn pod(out: &mut Out, pod: &Pod, now: Timestamp) {
     let init_containers = spec.init_containers.clone().unwrap_or_default();
     if !init_containers.is_empty() {
         out.line(0, "Init Containers:");
+        let statuses = status.init_container_statuses.as_deref();
         containers(
             out,
             &init_containers,
-            status
-                .init_container_statuses
-                .as_deref()
-                .unwrap_or_default(),
+            ContainersOf::Pod(statuses.unwrap_or_default()),
         );
     }
     out.line(0, "Containers:");
-    containers(
-        out,
-        &spec.containers,
-        status.container_statuses.as_deref().unwrap_or_default(),
-    );
+    let statuses = status.container_statuses.as_deref().unwrap_or_default();
+    containers(out, &spec.containers, ContainersOf::Pod(statuses));
     let conditions = status.conditions.clone().unwrap_or_default();
     if !conditions.is_empty() {
         out.line(0, "Conditions:");
@@ -99,16 +92,22 @@ pub fn pod(out: &mut Out, pod: &Pod, now: Timestamp) {
             out.row(1, &[&condition.type_, &condition.status]);
         }
     }
-    volumes(out, spec.volumes.as_deref().unwrap_or_default());
+    volumes(out, 0, spec.volumes.as_deref().unwrap_or_default());
     out.field(
         0,
         "QoS Class",
         status.qos_class.as_deref().unwrap_or("BestEffort"),
     );
+    scheduling(out, 0, &spec);
+}
+
+/// `Node-Selectors` and `Tolerations` of a pod (level 0) or a pod template (level 1).
+pub fn scheduling(out: &mut Out, level: usize, spec: &PodSpec) {
     let selectors = spec.node_selector.clone().filter(|s| !s.is_empty());
-    out.map(0, "Node-Selectors", selectors.as_ref());
+    out.map(level, "Node-Selectors", selectors.as_ref());
     let tolerations: Vec<String> = spec
         .tolerations
+        .clone()
         .unwrap_or_default()
         .iter()
         .map(|t| {
@@ -133,7 +132,7 @@ pub fn pod(out: &mut Out, pod: &Pod, now: Timestamp) {
         })
         .collect();
     out.field(
-        0,
+        level,
         "Tolerations",
         if tolerations.is_empty() {
             "<none>".into()
@@ -143,185 +142,49 @@ pub fn pod(out: &mut Out, pod: &Pod, now: Timestamp) {
     );
 }
 
-fn containers(out: &mut Out, containers: &[Container], statuses: &[ContainerStatus]) {
-    for container in containers {
-        let status = statuses.iter().find(|s| s.name == container.name);
-        out.line(1, format!("{}:", container.name));
-        if let Some(id) = status.and_then(|s| s.container_id.as_deref()) {
-            out.field(2, "Container ID", id);
-        }
-        out.field(2, "Image", container.image.as_deref().unwrap_or_default());
-        if let Some(status) = status.filter(|s| !s.image_id.is_empty()) {
-            out.field(2, "Image ID", &status.image_id);
-        }
-        let ports: Vec<String> = container
-            .ports
-            .iter()
-            .flatten()
-            .map(|p| {
-                format!(
-                    "{}/{}",
-                    p.container_port,
-                    p.protocol.as_deref().unwrap_or("TCP")
-                )
-            })
-            .collect();
-        match ports.as_slice() {
-            [] => out.field(2, "Port", "<none>"),
-            [one] => out.field(2, "Port", one),
-            many => out.field(2, "Ports", many.join(", ")),
-        }
-        for (title, words) in [("Command", &container.command), ("Args", &container.args)] {
-            if let Some(words) = words.as_ref().filter(|w| !w.is_empty()) {
-                out.line(2, format!("{title}:"));
-                for word in words {
-                    out.line(3, word);
-                }
-            }
-        }
-        match status {
-            Some(status) => {
-                state(out, "State", status.state.as_ref());
-                if let Some(last) = status.last_state.as_ref().filter(|s| has_state(s)) {
-                    state(out, "Last State", Some(last));
-                }
-                out.field(2, "Ready", if status.ready { "True" } else { "False" });
-                out.field(2, "Restart Count", status.restart_count);
-            }
-            None => {
-                out.field(2, "State", "Waiting");
-                out.field(2, "Ready", "False");
-                out.field(2, "Restart Count", 0);
-            }
-        }
-        let resources = container.resources.clone().unwrap_or_default();
-        quantities(out, "Limits", resources.limits);
-        quantities(out, "Requests", resources.requests);
-        environment(out, container);
-        let mounts = container.volume_mounts.clone().unwrap_or_default();
-        if mounts.is_empty() {
-            out.field(2, "Mounts", "<none>");
-        } else {
-            out.line(2, "Mounts:");
-            for mount in mounts {
-                let mode = if mount.read_only == Some(true) {
-                    "ro"
-                } else {
-                    "rw"
-                };
-                out.line(
-                    3,
-                    format!("{} from {} ({mode})", mount.mount_path, mount.name),
-                );
-            }
-        }
-    }
-}
-
-fn has_state(state: &ContainerState) -> bool {
-    state.running.is_some() || state.waiting.is_some() || state.terminated.is_some()
-}
-
-/// `State:  Running` with the state's details one level deeper.
-fn state(out: &mut Out, title: &str, state: Option<&ContainerState>) {
-    let state = state.cloned().unwrap_or_default();
-    if let Some(running) = state.running {
-        out.field(2, title, "Running");
-        out.field(3, "Started", format_time(running.started_at.as_ref()));
-    } else if let Some(terminated) = state.terminated {
-        out.field(2, title, "Terminated");
-        if let Some(reason) = terminated.reason.as_deref().filter(|r| !r.is_empty()) {
-            out.field(3, "Reason", reason);
-        }
-        if let Some(message) = terminated.message.as_deref().filter(|m| !m.is_empty()) {
-            out.field(3, "Message", message.trim_end());
-        }
-        out.field(3, "Exit Code", terminated.exit_code);
-        if let Some(signal) = terminated.signal.filter(|&s| s != 0) {
-            out.field(3, "Signal", signal);
-        }
-        out.field(3, "Started", format_time(terminated.started_at.as_ref()));
-        out.field(3, "Finished", format_time(terminated.finished_at.as_ref()));
-    } else {
-        out.field(2, title, "Waiting");
-        let waiting = state.waiting.unwrap_or_default();
-        if let Some(reason) = waiting.reason.as_deref().filter(|r| !r.is_empty()) {
-            out.field(3, "Reason", reason);
-        }
-        if let Some(message) = waiting.message.as_deref().filter(|m| !m.is_empty()) {
-            out.field(3, "Message", message);
-        }
-    }
-}
-
-fn quantities(out: &mut Out, title: &str, quantities: Option<BTreeMap<String, Quantity>>) {
-    let Some(quantities) = quantities.filter(|q| !q.is_empty()) else {
-        return;
-    };
-    out.line(2, format!("{title}:"));
-    for (resource, quantity) in quantities {
-        out.field(3, &resource, &quantity.0);
-    }
-}
-
-fn environment(out: &mut Out, container: &Container) {
-    let env = container.env.clone().unwrap_or_default();
-    if env.is_empty() {
-        out.field(2, "Environment", "<none>");
-        return;
-    }
-    out.line(2, "Environment:");
-    for var in env {
-        let value = match (&var.value, &var.value_from) {
-            (Some(value), _) => value.clone(),
-            (None, Some(from)) => match &from.field_ref {
-                Some(field) => format!(
-                    " ({}:{})",
-                    field.api_version.as_deref().unwrap_or("v1"),
-                    field.field_path
-                ),
-                None => " (from a reference)".into(),
-            },
-            (None, None) => String::new(),
-        };
-        out.field(3, &var.name, value);
-    }
-}
-
-fn volumes(out: &mut Out, volumes: &[Volume]) {
+/// The `Volumes` section of a pod (level 0) or a pod template (level 1).
+pub fn volumes(out: &mut Out, level: usize, volumes: &[Volume]) {
     if volumes.is_empty() {
-        out.field(0, "Volumes", "<none>");
+        out.field(level, "Volumes", "<none>");
         return;
     }
-    out.line(0, "Volumes:");
+    out.line(level, "Volumes:");
     for volume in volumes {
-        out.line(1, format!("{}:", volume.name));
+        out.line(level + 1, format!("{}:", volume.name));
         if let Some(empty_dir) = &volume.empty_dir {
             out.field(
-                2,
+                level + 2,
                 "Type",
                 "EmptyDir (a temporary directory that shares a pod's lifetime)",
             );
-            out.field(2, "Medium", empty_dir.medium.as_deref().unwrap_or_default());
+            out.field(
+                level + 2,
+                "Medium",
+                empty_dir.medium.as_deref().unwrap_or_default(),
+            );
             let limit = empty_dir
                 .size_limit
                 .as_ref()
                 .map_or("<unset>".to_string(), |q| q.0.clone());
-            out.field(2, "SizeLimit", limit);
+            out.field(level + 2, "SizeLimit", limit);
         } else if let Some(config_map) = &volume.config_map {
-            out.field(2, "Type", "ConfigMap (a volume populated by a ConfigMap)");
-            out.field(2, "Name", &config_map.name);
-            out.field(2, "Optional", config_map.optional.unwrap_or(false));
-        } else if let Some(secret) = &volume.secret {
-            out.field(2, "Type", "Secret (a volume populated by a Secret)");
             out.field(
-                2,
+                level + 2,
+                "Type",
+                "ConfigMap (a volume populated by a ConfigMap)",
+            );
+            out.field(level + 2, "Name", &config_map.name);
+            out.field(level + 2, "Optional", config_map.optional.unwrap_or(false));
+        } else if let Some(secret) = &volume.secret {
+            out.field(level + 2, "Type", "Secret (a volume populated by a Secret)");
+            out.field(
+                level + 2,
                 "SecretName",
                 secret.secret_name.as_deref().unwrap_or_default(),
             );
-            out.field(2, "Optional", secret.optional.unwrap_or(false));
+            out.field(level + 2, "Optional", secret.optional.unwrap_or(false));
         } else {
-            out.field(2, "Type", "<unknown>");
+            out.field(level + 2, "Type", "<unknown>");
         }
     }
 }
@@ -371,7 +234,8 @@ mod tests {
             "Node:             node-1\n",
             "Status:           Running\n",
             "IP:               10.42.0.5\n",
-            "    Image:  /w/exerciser.wasm\n",
+            "    Image:      /w/exerciser.wasm\n",
+            "    Host Port:  <none>\n",
             "    State:          Running\n",
             "    Last State:     Terminated\n",
             "      Reason:       OOMKilled\n",

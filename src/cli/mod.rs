@@ -8,10 +8,15 @@ pub mod agent;
 pub mod apply;
 pub mod client;
 pub mod columns;
+pub mod cordon;
 pub mod delete;
 pub mod describe;
+pub mod describe_container;
 pub mod describe_deployment;
+pub mod describe_node;
 pub mod describe_pod;
+pub mod describe_replica_set;
+pub mod drain;
 pub mod files;
 pub mod get;
 pub mod kinds;
@@ -19,6 +24,7 @@ pub mod kubeconfig;
 pub mod logs;
 pub mod merge;
 pub mod pod_summary;
+pub mod pod_template;
 pub mod rollout;
 pub mod scale;
 pub mod server;
@@ -88,6 +94,12 @@ pub enum Command {
     Rollout(rollout::RolloutArgs),
     /// Set images or environment variables in a workload's pod template
     Set(set::SetArgs),
+    /// Mark a node unschedulable
+    Cordon(cordon::NodeArgs),
+    /// Mark a node schedulable again
+    Uncordon(cordon::NodeArgs),
+    /// Cordon a node and evict its pods, in preparation for maintenance
+    Drain(drain::DrainArgs),
 }
 
 impl Command {
@@ -218,6 +230,9 @@ async fn run_client_command(session: &Session, command: Command) -> anyhow::Resu
         Command::Scale(args) => scale::run(session, args).await,
         Command::Rollout(args) => rollout::run(session, args).await,
         Command::Set(args) => set::run(session, args).await,
+        Command::Cordon(args) => cordon::run(session, &args.node, true).await,
+        Command::Uncordon(args) => cordon::run(session, &args.node, false).await,
+        Command::Drain(args) => drain::run(session, args).await,
     }
 }
 

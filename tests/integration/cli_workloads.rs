@@ -19,7 +19,7 @@ fn deployment_yaml(replicas: u32) -> String {
 
 /// A Deployment manifest whose container runs `args` (YAML flow list), with `extra_spec`
 /// lines (indented two spaces) added to its spec.
-fn deployment_yaml_with(replicas: u32, args: &str, extra_spec: &str) -> String {
+pub fn deployment_yaml_with(replicas: u32, args: &str, extra_spec: &str) -> String {
     format!(
         "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n{extra_spec}  replicas: {replicas}\n  selector:\n    matchLabels: {{app: web}}\n  template:\n    metadata:\n      labels: {{app: web}}\n    spec:\n      containers:\n      - name: c\n        image: {}\n        args: {args}\n",
         exerciser()

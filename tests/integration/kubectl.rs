@@ -1,12 +1,14 @@
 //! The real `kubectl` against a real cluster: TLS with the generated CA, bearer token,
-//! OpenAPI v3 discovery for `apply`, server-side Tables for `get`.
+//! OpenAPI v3 discovery for `apply`, server-side Tables for `get`, eviction for `drain`.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+use serde_json::json;
 use wasmkube::cli::client::{Client, POD};
 use wasmkube::testing::Cluster;
 
+use crate::cli_nodes::{NODE, node_status, pod_exists, running_pod, unschedulable};
 use crate::support::{Output, eventually, run_command};
 
 /// `kubectl` from `PATH`. Missing is a failure, not a skip: CI installs it.
@@ -19,7 +21,7 @@ fn kubectl_binary() -> PathBuf {
 }
 
 /// Runs `kubectl ARGS` against the cluster's kubeconfig, with a private discovery cache.
-async fn kubectl(cluster: &Cluster, args: &[&str], stdin: Option<&str>) -> Output {
+pub async fn kubectl(cluster: &Cluster, args: &[&str], stdin: Option<&str>) -> Output {
     let mut command = tokio::process::Command::new(kubectl_binary());
     command
         .arg("--kubeconfig")
@@ -181,5 +183,53 @@ async fn the_api_refuses_plain_http_and_wrong_tokens() {
         "{}",
         kubectl_wrong.stderr
     );
+    cluster.shutdown().await;
+}
+
+#[tokio::test]
+async fn kubectl_cordons_drains_with_force_and_uncordons() {
+    let cluster = Cluster::start().await.unwrap();
+    node_status(&cluster).await;
+    running_pod(&cluster, "lonely", false).await;
+    let cordoned = kubectl(&cluster, &["cordon", NODE], None).await;
+    assert!(cordoned.success, "{}", cordoned.stderr);
+    assert_eq!(cordoned.stdout.trim(), "node/node-1 cordoned");
+    assert_eq!(unschedulable(&cluster), json!(true));
+    let nodes = kubectl(&cluster, &["get", "nodes"], None).await.stdout;
+    let status = nodes
+        .lines()
+        .find(|l| l.starts_with(NODE))
+        .unwrap_or_default();
+    assert_eq!(
+        status.split_whitespace().nth(1),
+        Some("Ready,SchedulingDisabled"),
+        "{nodes}"
+    );
+
+    let args = [
+        "drain",
+        NODE,
+        "--force",
+        "--ignore-daemonsets",
+        "--timeout=50s",
+    ];
+    let drained = kubectl(&cluster, &args, None).await;
+    assert!(drained.success, "{}{}", drained.stdout, drained.stderr);
+    assert!(
+        drained.stdout.contains("evicting pod default/lonely"),
+        "kubectl evicts rather than deletes: {}",
+        drained.stdout
+    );
+    assert!(
+        drained.stdout.contains("node/node-1 drained"),
+        "{}",
+        drained.stdout
+    );
+    assert!(!pod_exists(&cluster, "lonely"));
+
+    let uncordoned = kubectl(&cluster, &["uncordon", NODE], None).await;
+    assert!(uncordoned.success, "{}", uncordoned.stderr);
+    assert_eq!(uncordoned.stdout.trim(), "node/node-1 uncordoned");
+    assert_ne!(unschedulable(&cluster), json!(true));
     cluster.shutdown().await;
 }

@@ -2,9 +2,12 @@
 
 mod api_http;
 mod cli;
+mod cli_nodes;
+mod cli_replica_sets;
 mod cli_workloads;
 mod deployments;
 mod durability;
+mod eviction;
 mod garbage_collection;
 mod kubectl;
 mod multi_node;

@@ -1,19 +1,18 @@
 //! `rollout status|history|undo|pause|resume|restart` on Deployments, as kubectl's.
 
+mod history;
+
 use std::time::Duration;
 
-use anyhow::{Context as _, bail};
+use anyhow::bail;
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
+use self::history::{history, undo};
 use super::Session;
-use super::describe::owned_replica_sets;
 use super::kinds::{DEPLOYMENT, ResourceKind};
 use super::scale::parse_workload;
-use super::table::Table;
 
-const REVISION: &str = "deployment.kubernetes.io/revision";
-const CHANGE_CAUSE: &str = "kubernetes.io/change-cause";
 const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
 /// How often `rollout status` rereads the Deployment; a poll keeps it simple and a
 /// missed watch event cannot stall it.
@@ -42,10 +41,13 @@ pub enum RolloutAction {
         #[arg(long, value_parser = super::parse_duration, default_value = "0")]
         timeout: Duration,
     },
-    /// List the revisions of the rollout
+    /// List the revisions of the rollout, or show the pod template of one
     History {
         #[command(flatten)]
         target: Target,
+        /// Show the pod template of this revision (0: list them all)
+        #[arg(long, default_value_t = 0)]
+        revision: i64,
     },
     /// Return to an earlier revision (the previous one by default)
     Undo {
@@ -140,7 +142,7 @@ pub fn progress(deployment: &Value) -> Progress {
 pub async fn run(session: &Session, args: RolloutArgs) -> anyhow::Result<()> {
     let target = match &args.action {
         RolloutAction::Status { target, .. }
-        | RolloutAction::History { target }
+        | RolloutAction::History { target, .. }
         | RolloutAction::Undo { target, .. }
         | RolloutAction::Pause { target }
         | RolloutAction::Resume { target }
@@ -150,7 +152,9 @@ pub async fn run(session: &Session, args: RolloutArgs) -> anyhow::Result<()> {
     let path = kind.path(Some(&session.namespace), Some(&name));
     match args.action {
         RolloutAction::Status { timeout, .. } => wait(session, &path, timeout).await,
-        RolloutAction::History { .. } => history(session, kind, &name, &path).await,
+        RolloutAction::History { revision, .. } => {
+            history(session, kind, &name, &path, revision).await
+        }
         RolloutAction::Undo { to_revision, .. } => {
             undo(session, kind, &name, &path, to_revision).await
         }
@@ -187,90 +191,6 @@ async fn wait(session: &Session, path: &str, timeout: Duration) -> anyhow::Resul
         }
         tokio::time::sleep(POLL).await;
     }
-}
-
-/// The Deployment's ReplicaSets with their revisions, lowest revision first.
-async fn revisions(session: &Session, deployment: &Value) -> anyhow::Result<Vec<(i64, Value)>> {
-    let mut owned: Vec<(i64, Value)> = owned_replica_sets(session, deployment)
-        .await?
-        .into_iter()
-        .filter_map(|rs| {
-            let revision = rs["metadata"]["annotations"][REVISION]
-                .as_str()?
-                .parse()
-                .ok()?;
-            Some((revision, rs))
-        })
-        .collect();
-    owned.sort_by_key(|(revision, _)| *revision);
-    Ok(owned)
-}
-
-async fn history(
-    session: &Session,
-    kind: &ResourceKind,
-    name: &str,
-    path: &str,
-) -> anyhow::Result<()> {
-    let deployment = session.client.get(path).await?;
-    let mut rows = vec![vec!["REVISION".to_string(), "CHANGE-CAUSE".to_string()]];
-    for (revision, rs) in revisions(session, &deployment).await? {
-        let cause = rs["metadata"]["annotations"][CHANGE_CAUSE]
-            .as_str()
-            .unwrap_or("<none>");
-        rows.push(vec![revision.to_string(), cause.to_string()]);
-    }
-    let table = Table::compact().render(&rows);
-    super::print(&format!("{}\n{table}\n", kind.object_name(name)))
-}
-
-/// Puts the template of revision `to_revision` (the one before the current, if 0) back
-/// into the Deployment; the controller then reuses that ReplicaSet.
-async fn undo(
-    session: &Session,
-    kind: &ResourceKind,
-    name: &str,
-    path: &str,
-    to_revision: i64,
-) -> anyhow::Result<()> {
-    let mut deployment = session.client.get(path).await?;
-    let revisions = revisions(session, &deployment).await?;
-    let current = deployment["metadata"]["annotations"][REVISION]
-        .as_str()
-        .and_then(|r| r.parse::<i64>().ok())
-        .or_else(|| revisions.last().map(|(r, _)| *r))
-        .unwrap_or(0);
-    let chosen = if to_revision == 0 {
-        revisions.iter().rev().find(|(r, _)| *r != current)
-    } else {
-        revisions.iter().find(|(r, _)| *r == to_revision)
-    };
-    let Some((revision, rs)) = chosen else {
-        if to_revision == 0 {
-            bail!("no rollout history found for deployment {name:?}");
-        }
-        bail!("unable to find specified revision {to_revision} in history");
-    };
-    if *revision == current {
-        return super::print(&format!(
-            "{} skipped rollback (current template already matches revision {revision})\n",
-            kind.object_name(name)
-        ));
-    }
-    let mut template = rs["spec"]["template"].clone();
-    if let Some(labels) = template
-        .pointer_mut("/metadata/labels")
-        .and_then(Value::as_object_mut)
-    {
-        labels.remove("pod-template-hash");
-    }
-    deployment["spec"]["template"] = template;
-    session
-        .client
-        .replace(path, &deployment)
-        .await
-        .context("cannot roll back")?;
-    super::print(&format!("{} rolled back\n", kind.object_name(name)))
 }
 
 async fn set_paused(
