@@ -124,7 +124,9 @@ pub async fn run(session: &Session, args: SetArgs) -> anyhow::Result<()> {
             }
         }
     }
-    session.client.replace(&path, &object).await?;
+    // A patch, as kubectl sends: a controller writing the status meanwhile is no conflict.
+    let patch = serde_json::json!({"spec": {"template": {"spec": {"containers": containers}}}});
+    session.client.patch(&path, &patch).await?;
     super::print(&format!("{} {what} updated\n", kind.object_name(&name)))
 }
 
