@@ -25,6 +25,7 @@ use crate::events::Recorder;
 use crate::node::agent::Agent;
 use crate::node::backoff::Backoff;
 use crate::node::runtime::{Runtime, RuntimeConfig};
+use crate::node::status_batch::StatusBatch;
 use crate::node::{NodeConfig, NodeContext};
 use crate::store::SqliteStore;
 
@@ -246,6 +247,7 @@ async fn start_embedded_node(
         plane: ControlPlane::InProcess(api.clone()),
         runtime,
         config: node_config,
+        status_batch: Some(StatusBatch::start(api.clone())),
     });
     Agent::start(node, shutdown.clone())
         .await

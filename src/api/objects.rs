@@ -397,9 +397,88 @@ impl Api {
         resource: &Resource,
         namespace: Option<&str>,
         name: &str,
-        mut value: Value,
+        value: Value,
         part: Part,
     ) -> ApiResult<Value> {
+        let (key, value, current) =
+            match self.admit_update(resource, namespace, name, value, part)? {
+                Admitted::Unchanged(current) => return Ok(current),
+                Admitted::Finalized(key, current) => {
+                    return self.remove(resource, &key, name, current.revision);
+                }
+                Admitted::Changed {
+                    key,
+                    value,
+                    current,
+                } => (key, value, current),
+            };
+        let entry = self
+            .store
+            .update(&key, value, current.revision)
+            .map_err(Self::store_error(resource, name))?;
+        Ok(entry.value)
+    }
+
+    /// Updates several objects of one kind in one namespace with one write to disk (a node's
+    /// burst of pod statuses); each is admitted like a single update and has its own outcome.
+    /// `(name, object)` pairs; an object whose last finalizer goes is removed on its own.
+    ///
+    /// # Errors
+    /// Only when the store fails as a whole.
+    pub fn update_many(
+        &self,
+        resource: &Resource,
+        namespace: Option<&str>,
+        objects: Vec<(String, Value)>,
+        part: Part,
+    ) -> ApiResult<Vec<ApiResult<Value>>> {
+        let mut outcomes: Vec<Option<ApiResult<Value>>> = Vec::with_capacity(objects.len());
+        let mut writes = Vec::new();
+        let mut names = Vec::new();
+        for (name, value) in objects {
+            match self.admit_update(resource, namespace, &name, value, part) {
+                Ok(Admitted::Changed {
+                    key,
+                    value,
+                    current,
+                }) => {
+                    writes.push((key, value, current.revision));
+                    names.push(name);
+                    outcomes.push(None);
+                }
+                Ok(Admitted::Unchanged(current)) => outcomes.push(Some(Ok(current))),
+                Ok(Admitted::Finalized(key, current)) => {
+                    outcomes.push(Some(self.remove(resource, &key, &name, current.revision)));
+                }
+                Err(error) => outcomes.push(Some(Err(error))),
+            }
+        }
+        let mut stored = self
+            .store
+            .update_many(writes)
+            .map_err(Self::store_error(resource, ""))?
+            .into_iter()
+            .zip(names)
+            .map(|(result, name)| {
+                result
+                    .map(|entry| entry.value)
+                    .map_err(Self::store_error(resource, &name))
+            });
+        Ok(outcomes
+            .into_iter()
+            .map(|outcome| outcome.unwrap_or_else(|| stored.next().expect("one per write")))
+            .collect())
+    }
+
+    /// What an update of `name` to `value` comes to after the checks, merge and admission.
+    fn admit_update(
+        &self,
+        resource: &Resource,
+        namespace: Option<&str>,
+        name: &str,
+        mut value: Value,
+        part: Part,
+    ) -> ApiResult<Admitted> {
         Self::check_identity(resource, namespace, &mut value)?;
         if name_of(&value) != name {
             return Err(ApiError::BadRequest(format!(
@@ -424,16 +503,16 @@ impl Api {
             },
         )?;
         if without_revision(&value) == without_revision(&current.value) {
-            return Ok(current.value);
+            return Ok(Admitted::Unchanged(current.value));
         }
         if finalized(resource, &value) {
-            return self.remove(resource, &key, name, current.revision);
+            return Ok(Admitted::Finalized(key, current));
         }
-        let entry = self
-            .store
-            .update(&key, value, current.revision)
-            .map_err(Self::store_error(resource, name))?;
-        Ok(entry.value)
+        Ok(Admitted::Changed {
+            key,
+            value,
+            current,
+        })
     }
 
     /// Deletes an object: at once, or by marking it (graceful pod deletion, finalizers,
@@ -527,6 +606,19 @@ impl Api {
         }
         Ok(())
     }
+}
+
+/// An update after its checks.
+enum Admitted {
+    /// Nothing would change: the stored object.
+    Unchanged(Value),
+    /// The last finalizer of an object being deleted goes: it is removed.
+    Finalized(String, crate::store::Entry),
+    Changed {
+        key: String,
+        value: Value,
+        current: crate::store::Entry,
+    },
 }
 
 enum Deletion {

@@ -84,6 +84,7 @@ pub async fn run(global: &GlobalArgs, args: AgentArgs) -> anyhow::Result<()> {
         plane,
         runtime,
         config,
+        status_batch: None,
     });
     tokio::select! {
         started = register_when_reachable(node, &shutdown) => started?,

@@ -52,6 +52,7 @@ impl Columns {
                 vec!["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"],
                 vec!["CONTAINERS", "IMAGES", "SELECTOR"],
             ),
+            "Lease" => (vec!["NAME", "HOLDER", "AGE"], vec![]),
             _ => (vec!["NAME", "AGE"], vec![]),
         };
         if self.wide {
@@ -73,6 +74,11 @@ impl Columns {
             "Event" => event_row(&decode(object), now),
             "ReplicaSet" => workload_row(object, WorkloadKind::ReplicaSet, self.wide, now),
             "Deployment" => workload_row(object, WorkloadKind::Deployment, self.wide, now),
+            "Lease" => vec![
+                text(object, "/metadata/name"),
+                text(object, "/spec/holderIdentity"),
+                since(timestamp(object, "/metadata/creationTimestamp"), now),
+            ],
             _ => vec![
                 text(object, "/metadata/name"),
                 since(timestamp(object, "/metadata/creationTimestamp"), now),

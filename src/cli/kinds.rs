@@ -69,8 +69,17 @@ pub const DEPLOYMENT: ResourceKind = ResourceKind {
     namespaced: true,
 };
 
+pub const LEASE: ResourceKind = ResourceKind {
+    kind: "Lease",
+    api_version: "coordination.k8s.io/v1",
+    plural: "leases",
+    singular: "lease",
+    short_names: &[],
+    namespaced: true,
+};
+
 /// Every kind the client maps. Later: Service, ConfigMap, Secret (`v1`).
-pub const KINDS: &[ResourceKind] = &[POD, EVENT, NODE, NAMESPACE, REPLICA_SET, DEPLOYMENT];
+pub const KINDS: &[ResourceKind] = &[POD, EVENT, NODE, NAMESPACE, REPLICA_SET, DEPLOYMENT, LEASE];
 
 impl ResourceKind {
     /// The kind a user typed on the command line: plural, singular, short name or kind,

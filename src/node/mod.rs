@@ -14,6 +14,7 @@ pub mod pod_status;
 pub mod pod_worker;
 pub mod runtime;
 pub mod sandbox;
+pub mod status_batch;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -84,6 +85,8 @@ pub struct NodeContext {
     pub runtime: runtime::Runtime,
     pub recorder: Recorder,
     pub config: NodeConfig,
+    /// Batched status writes, for a node in the API server's process.
+    pub status_batch: Option<status_batch::StatusBatch>,
 }
 
 impl NodeContext {

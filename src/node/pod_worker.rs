@@ -20,6 +20,7 @@ use super::pod_status::{
 };
 use super::runtime::{LoadSource, Loaded};
 use super::sandbox::{ContainerRun, ExitReason};
+use super::status_batch::Written;
 use crate::api::objects::now;
 use crate::api::resources::PODS;
 use crate::api::{ApiError, Part};
@@ -52,16 +53,6 @@ pub struct PodHandle {
 
 /// How often a status the API could not take is offered again.
 const STATUS_RETRY: Duration = Duration::from_secs(1);
-
-/// What became of a status write.
-enum Written {
-    Yes,
-    /// This incarnation of the pod no longer exists.
-    Gone,
-    /// The API refused it (logged); the next change tries again.
-    Refused,
-    Unreachable,
-}
 
 struct PodShared {
     record: Mutex<PodRecord>,
@@ -321,6 +312,11 @@ impl Worker {
 
     /// Replaces the stored status of this incarnation of the pod.
     async fn put_status(&self, status: &Value) -> Written {
+        if let Some(batch) = &self.node.status_batch {
+            return batch
+                .put(self.namespace(), self.name(), &self.uid, status)
+                .await;
+        }
         let plane = &self.node.plane;
         for _ in 0..5 {
             let mut current = match plane.get(&PODS, Some(self.namespace()), self.name()).await {

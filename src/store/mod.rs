@@ -93,6 +93,12 @@ pub trait Store: Send + Sync + 'static {
     /// When the transaction fails; then nothing is written.
     fn create_many(&self, objects: Vec<(String, Value)>) -> Result<Vec<Result<Entry>>>;
     fn update(&self, key: &str, value: Value, expected: Revision) -> Result<Entry>;
+    /// Compare-and-swap updates in one transaction (one sync to disk): each is applied, or
+    /// refused (`NotFound`, `Conflict`) in its place.
+    ///
+    /// # Errors
+    /// When the transaction fails; then nothing is written.
+    fn update_many(&self, updates: Vec<(String, Value, Revision)>) -> Result<Vec<Result<Entry>>>;
     fn delete(&self, key: &str, expected: Option<Revision>) -> Result<Entry>;
     /// Events on keys under `prefix` with a revision greater than `after`.
     fn watch(&self, prefix: &str, after: Revision) -> Result<Watch>;

@@ -221,6 +221,46 @@ impl Store for SqliteStore {
             .collect())
     }
 
+    fn update_many(&self, updates: Vec<(String, Value, Revision)>) -> Result<Vec<Result<Entry>>> {
+        let mut inner = self.lock();
+        let mut outcomes = Vec::with_capacity(updates.len());
+        let mut changes: Vec<Change> = Vec::new();
+        for (key, value, expected) in updates {
+            let current = inner.objects.get(&key);
+            let refused = match current {
+                None => Some(Error::NotFound(key.clone())),
+                Some(_) if changes.iter().any(|c| c.key == key) => Some(Error::Conflict {
+                    key: key.clone(),
+                    expected,
+                    actual: expected + 1,
+                }),
+                Some(entry) if entry.revision != expected => Some(Error::Conflict {
+                    key: key.clone(),
+                    expected,
+                    actual: entry.revision,
+                }),
+                Some(_) => None,
+            };
+            if refused.is_none() {
+                let prev = current.map(|entry| entry.value.clone());
+                changes.push(Change {
+                    key,
+                    value: Some(value),
+                    prev,
+                });
+            }
+            outcomes.push(refused);
+        }
+        let mut updated = self.commit_all(&mut inner, changes)?.into_iter();
+        Ok(outcomes
+            .into_iter()
+            .map(|refused| match refused {
+                Some(error) => Err(error),
+                None => Ok(updated.next().expect("one event per change").entry),
+            })
+            .collect())
+    }
+
     fn update(&self, key: &str, value: Value, expected: Revision) -> Result<Entry> {
         let mut inner = self.lock();
         let current =
