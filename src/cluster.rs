@@ -139,7 +139,6 @@ impl Cluster {
         )));
         tasks.push(tokio::spawn(crate::scheduler::run(
             api.clone(),
-            config.node_name.clone(),
             shutdown.clone(),
         )));
         let runtime = Runtime::new(RuntimeConfig {
