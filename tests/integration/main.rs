@@ -10,4 +10,5 @@ mod kubectl;
 mod namespaces;
 mod pods;
 mod replica_sets;
+mod scheduling;
 mod support;
