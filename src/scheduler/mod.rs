@@ -102,7 +102,13 @@ pub async fn run(api: Arc<Api>, shutdown: CancellationToken) {
         let scheduler = scheduler.clone();
         run_workers("scheduler", queue, WORKERS, shutdown.clone(), move |key| {
             let scheduler = scheduler.clone();
-            async move { scheduler.schedule(&key) }
+            // The attempt writes to the store and waits for it: on a blocking thread, so the
+            // informers keep the view current meanwhile.
+            async move {
+                tokio::task::spawn_blocking(move || scheduler.schedule(&key))
+                    .await
+                    .unwrap_or_else(|panicked| std::panic::resume_unwind(panicked.into_panic()))
+            }
         })
         .await;
     };
