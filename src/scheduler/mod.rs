@@ -8,6 +8,7 @@
 //! `PodScheduled=False` condition, and waits for a node to appear or change, a pod to go or
 //! finish, or, failing those, its back-off.
 
+mod event_queue;
 mod filters;
 mod node_info;
 mod pod_info;
@@ -31,6 +32,7 @@ use crate::controllers::queue::{DEFAULT_BACKOFF, WorkQueue};
 use crate::controllers::reconcile::{Action, run_workers};
 use crate::events::{EventType, Recorder};
 use crate::node::backoff::Backoff;
+use event_queue::EventQueue;
 use node_info::NodeInfo;
 use pod_info::PodInfo;
 use view::ClusterView;
@@ -66,7 +68,7 @@ struct State {
 
 struct Scheduler {
     api: Arc<Api>,
-    recorder: Recorder,
+    events: EventQueue,
     pods: Cache,
     nodes: Cache,
     state: Mutex<State>,
@@ -77,8 +79,10 @@ struct Scheduler {
 pub async fn run(api: Arc<Api>, shutdown: CancellationToken) {
     let node_informer = Informer::new(api.clone(), &NODES);
     let pod_informer = Informer::new(api.clone(), &PODS);
+    let recorder = Recorder::new(api.clone(), SCHEDULER_NAME, "");
+    let (events, event_writer) = EventQueue::new(recorder, shutdown.clone());
     let scheduler = Arc::new(Scheduler {
-        recorder: Recorder::new(api.clone(), SCHEDULER_NAME, ""),
+        events,
         api,
         pods: pod_informer.cache(),
         nodes: node_informer.cache(),
@@ -116,6 +120,7 @@ pub async fn run(api: Arc<Api>, shutdown: CancellationToken) {
         node_informer.run(shutdown.clone(), on_node),
         pod_informer.run(shutdown.clone(), on_pod),
         workers,
+        event_writer,
     );
 }
 
@@ -209,8 +214,9 @@ impl Scheduler {
         match decision {
             Ok(node) => self.bind(key, &node),
             Err((message, attempts)) => {
-                self.recorder
-                    .record(&pod, None, EventType::Warning, "FailedScheduling", &message);
+                let (warning, reason) = (EventType::Warning, "FailedScheduling");
+                self.events
+                    .record(pod.clone(), warning, reason, message.clone());
                 self.mark_unschedulable(key, &pod, &message)?;
                 Ok(Action::RequeueAfter(UNSCHEDULABLE_BACKOFF.delay(attempts)))
             }
@@ -229,8 +235,8 @@ impl Scheduler {
                 state.unschedulable.remove(key);
                 drop(state);
                 let message = format!("Successfully assigned {key} to {node}");
-                self.recorder
-                    .record(&bound, None, EventType::Normal, "Scheduled", &message);
+                self.events
+                    .record(bound, EventType::Normal, "Scheduled", message);
                 Ok(Action::Done)
             }
             Err(error) => {
