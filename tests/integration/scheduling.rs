@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use wasmkube::api::resources::{EVENTS, PODS};
-use wasmkube::api::{Api, ListOptions};
+use wasmkube::api::{Api, DeleteOptions, ListOptions};
 use wasmkube::cli::client::Client;
 use wasmkube::testing::Cluster;
 
@@ -273,7 +273,7 @@ async fn a_replica_set_of_six_spreads_two_per_node_over_three_equal_nodes() {
 }
 
 #[tokio::test]
-async fn a_node_takes_no_more_pods_than_it_allows() {
+async fn a_node_takes_no_more_pods_than_it_allows_until_one_leaves() {
     let cluster = Cluster::start().await.unwrap();
     let (api, client) = (cluster.api(), cluster.client());
     FakeNode::named("tiny", "tiny")
@@ -300,5 +300,13 @@ async fn a_node_takes_no_more_pods_than_it_allows() {
         "0/2 nodes are available: 1 Too many pods, \
          1 node(s) didn't match Pod's node affinity/selector."
     );
+
+    let leaving = ["a", "b", "c"].into_iter().find(|n| *n != waiting).unwrap();
+    let now = DeleteOptions {
+        grace_period_seconds: Some(0),
+        ..Default::default()
+    };
+    api.delete(&PODS, Some("default"), leaving, &now).unwrap();
+    assert_eq!(bound_node(api, waiting).await, "tiny");
     cluster.shutdown().await;
 }
