@@ -19,10 +19,11 @@ use crate::support::{PodBuilder, eventually};
 /// the time a fake node is trusted.
 const BIND: Duration = Duration::from_secs(5);
 
-/// A Node object without an agent: created, then given a Ready status.
+/// A Node object without an agent: created, then given a status (Ready unless `not_ready`).
 struct FakeNode {
     node: Value,
     allocatable: Value,
+    ready: &'static str,
 }
 
 impl FakeNode {
@@ -32,6 +33,7 @@ impl FakeNode {
             node: json!({"apiVersion": "v1", "kind": "Node",
                          "metadata": {"name": name, "labels": {"pool": pool}}, "spec": {}}),
             allocatable: json!({"cpu": "4", "memory": "8Gi", "pods": "110"}),
+            ready: "True",
         }
     }
 
@@ -50,6 +52,11 @@ impl FakeNode {
         self
     }
 
+    fn not_ready(mut self) -> Self {
+        self.ready = "False";
+        self
+    }
+
     fn allocatable(mut self, resource: &str, quantity: &str) -> Self {
         self.allocatable[resource] = json!(quantity);
         self
@@ -60,7 +67,7 @@ impl FakeNode {
         let name = node["metadata"]["name"].as_str().unwrap().to_string();
         node["status"] = json!({
             "capacity": self.allocatable, "allocatable": self.allocatable,
-            "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady"}],
+            "conditions": [{"type": "Ready", "status": self.ready}],
         });
         client
             .replace(&format!("/api/v1/nodes/{name}/status"), &node)
@@ -231,6 +238,23 @@ async fn a_cordoned_node_is_skipped() {
     for name in ["a", "b", "c"] {
         assert_eq!(bound_node(api, name).await, "open");
     }
+    cluster.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_node_that_is_not_ready_counts_as_tainted_not_ready() {
+    let cluster = Cluster::start().await.unwrap();
+    let (api, client) = (cluster.api(), cluster.client());
+    FakeNode::named("sick", "sick")
+        .not_ready()
+        .create(&client)
+        .await;
+    create_pod(api, pod_in_pool("p", "sick"));
+    assert_eq!(
+        failed_scheduling(api, "p").await,
+        "0/2 nodes are available: 1 node(s) didn't match Pod's node affinity/selector, \
+         1 node(s) had untolerated taint {node.kubernetes.io/not-ready: }."
+    );
     cluster.shutdown().await;
 }
 
