@@ -3,6 +3,7 @@
 //! `Api` is shared by the HTTP server and in-process components (node agent, controllers):
 //! both go through the same admission and store calls; in-process callers only skip JSON text.
 
+pub mod binding;
 pub mod discovery;
 pub mod error;
 pub mod eviction;

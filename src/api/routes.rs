@@ -15,7 +15,7 @@ use super::patch::PatchType;
 use super::resources::{NAMESPACES, PODS, Resource};
 use super::selectors::{FieldSelector, LabelSelector};
 use super::server::{self, Body, Context};
-use super::{discovery, eviction, openapi, scale, table, watch};
+use super::{binding, discovery, eviction, openapi, scale, table, watch};
 
 /// What a path names.
 enum Target {
@@ -217,7 +217,7 @@ async fn object(
         }
         Some("binding") if resource == &PODS && request.method() == Method::POST => {
             let binding = server::read_object(request).await?;
-            bind(context, namespace, name, &binding)?;
+            binding::bind(api, namespace, name, &binding)?;
             return Ok(server::json(
                 StatusCode::CREATED,
                 &json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "code": 201}),
@@ -277,35 +277,6 @@ async fn object(
         }
         _ => Err(ApiError::MethodNotAllowed),
     }
-}
-
-/// `pods/{name}/binding`: assigns the pod to the node named by `target.name`.
-fn bind(context: &Context, namespace: Option<&str>, name: &str, binding: &Value) -> ApiResult<()> {
-    let node = binding
-        .pointer("/target/name")
-        .and_then(Value::as_str)
-        .filter(|n| !n.is_empty())
-        .ok_or_else(|| ApiError::Invalid {
-            kind: "Binding".into(),
-            name: name.into(),
-            causes: vec![super::error::Cause::required("target.name")],
-        })?;
-    let mut pod = context.api.get(&PODS, namespace, name)?;
-    if pod
-        .pointer("/spec/nodeName")
-        .and_then(Value::as_str)
-        .is_some_and(|n| !n.is_empty())
-    {
-        return Err(ApiError::Conflict {
-            resource: "pods".into(),
-            name: name.into(),
-        });
-    }
-    pod["spec"]["nodeName"] = json!(node);
-    context
-        .api
-        .update(&PODS, namespace, name, pod, Part::Main)?;
-    Ok(())
 }
 
 /// Whether the client asked for a `Table` (as `kubectl get` does).

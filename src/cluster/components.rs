@@ -44,10 +44,8 @@ pub fn start(
     let (api, stop) = (api.clone(), shutdown.clone());
     let mut tasks = Vec::new();
     if enabled("scheduler") {
-        let node = config.node_name.clone();
         tasks.push(tokio::spawn(crate::scheduler::run(
             api.clone(),
-            node,
             stop.clone(),
         )));
     }

@@ -15,4 +15,5 @@ mod namespaces;
 mod pods;
 mod processes;
 mod replica_sets;
+mod scheduling;
 mod support;

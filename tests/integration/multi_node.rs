@@ -201,3 +201,111 @@ async fn an_agent_with_a_malformed_or_foreign_token_is_refused() {
         foreign.stderr
     );
 }
+
+/// The Deployment's pods that are not being deleted, with their nodes and whether they run.
+fn live_pods(api: &wasmkube::api::Api) -> Vec<(String, bool)> {
+    let list = api
+        .list(
+            &wasmkube::api::resources::PODS,
+            Some("default"),
+            &Default::default(),
+        )
+        .unwrap();
+    list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
+        .map(|p| {
+            let node = p["spec"]["nodeName"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            let running = p["status"]["containerStatuses"][0]["state"]["running"].is_object();
+            (node, running)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_killed_agent_turns_not_ready_and_its_pods_are_replaced_on_the_other_nodes() {
+    let cluster = wasmkube::testing::Cluster::start_with(|c| c.embedded_node = false)
+        .await
+        .unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let (url, token) = (cluster.api_url(), cluster.node_token());
+    let mut agents: Vec<_> = ["edge-1", "edge-2", "edge-3"]
+        .iter()
+        .map(|name| start_agent(&url, &token, name, &root.path().join(name)))
+        .collect();
+    let client = cluster.client();
+    wait_nodes_ready(&client, &["edge-1", "edge-2", "edge-3"]).await;
+    let deployment = json!({
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+        "spec": {"replicas": 6, "selector": {"matchLabels": {"app": "web"}},
+                 "template": {"metadata": {"labels": {"app": "web"}},
+                              "spec": PodBuilder::named("x").container("c", &["sleep", "600000"]).build()["spec"]}},
+    });
+    client
+        .create("/apis/apps/v1/namespaces/default/deployments", &deployment)
+        .await
+        .unwrap();
+    let api = cluster.api().clone();
+    eventually(
+        Duration::from_secs(30),
+        "6 pods Running, 2 per node",
+        || async {
+            let pods = live_pods(&api);
+            let per_node = |n: &str| pods.iter().filter(|(node, run)| node == n && *run).count();
+            let spread = ["edge-1", "edge-2", "edge-3"]
+                .iter()
+                .all(|n| per_node(n) == 2);
+            (pods.len() == 6 && spread).then_some(())
+        },
+    )
+    .await;
+
+    agents[2].kill_9();
+    let killed = Instant::now();
+    let (mut not_ready_after, mut most_pods) = (None, 0);
+    let replaced_after = loop {
+        let pods = live_pods(&api);
+        most_pods = most_pods.max(pods.len());
+        let node = api
+            .get(&wasmkube::api::resources::NODES, None, "edge-3")
+            .unwrap();
+        let ready = node["status"]["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True");
+        if !ready && not_ready_after.is_none() {
+            not_ready_after = Some(killed.elapsed());
+        }
+        let survivors = pods.iter().filter(|(n, run)| n != "edge-3" && *run).count();
+        if survivors == 6 && pods.len() == 6 {
+            break killed.elapsed();
+        }
+        assert!(
+            killed.elapsed() < Duration::from_secs(30),
+            "replacements not Running after 30 s: {pods:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let not_ready_after = not_ready_after.expect("edge-3 turned NotReady");
+    assert!(
+        not_ready_after <= Duration::from_secs(15),
+        "NotReady after {not_ready_after:?}"
+    );
+    assert!(
+        most_pods <= 6 + 2,
+        "at most replicas + maxSurge (2) pods at once, saw {most_pods}"
+    );
+    eprintln!(
+        "node killed: NotReady after {:.1}s, 6/6 Running elsewhere after {:.1}s",
+        not_ready_after.as_secs_f64(),
+        replaced_after.as_secs_f64()
+    );
+    drop(agents);
+    cluster.shutdown().await;
+}
