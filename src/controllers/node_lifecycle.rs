@@ -1,15 +1,17 @@
 //! The node lifecycle controller: a node whose agent falls silent turns `Ready=Unknown`, is
 //! tainted `node.kubernetes.io/unreachable`, and its pods are evicted so their controllers
-//! recreate them elsewhere; when it speaks again the taints go.
+//! recreate them elsewhere; when it speaks again the taints go. Pods of a deleted node are
+//! deleted after a quarantine.
 //!
 //! Silence is measured on this controller's own clock, from the last change it saw in the
 //! node's Lease or status heartbeat — as Kubernetes does — so a control plane that was down
 //! itself gives every node a full grace period after it comes back instead of evicting all.
 
 mod eviction;
+mod orphans;
 mod taints;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,6 +34,8 @@ pub struct NodeLifecycleConfig {
     pub eviction_timeout: Duration,
     /// How often nodes are checked.
     pub monitor_period: Duration,
+    /// How long a pod bound to a deleted node is kept before it is deleted (Kubernetes: 40 s).
+    pub orphan_quarantine: Duration,
 }
 
 impl Default for NodeLifecycleConfig {
@@ -40,6 +44,7 @@ impl Default for NodeLifecycleConfig {
             grace_period: Duration::from_secs(10),
             eviction_timeout: Duration::from_secs(10),
             monitor_period: Duration::from_secs(1),
+            orphan_quarantine: Duration::from_secs(40),
         }
     }
 }
@@ -55,6 +60,7 @@ struct Monitor {
     config: NodeLifecycleConfig,
     recorder: Recorder,
     observed: HashMap<String, Observed>,
+    orphans: orphans::Orphans,
 }
 
 /// Watches node health until `shutdown`.
@@ -64,6 +70,7 @@ pub async fn run(api: Arc<Api>, config: NodeLifecycleConfig, shutdown: Cancellat
         api,
         config,
         observed: HashMap::new(),
+        orphans: orphans::Orphans::default(),
     };
     let mut tick = tokio::time::interval(config.monitor_period);
     loop {
@@ -110,7 +117,12 @@ impl Monitor {
                 tracing::warn!(%error, node = name, "node lifecycle step failed");
             }
         }
-        Ok(())
+        let names: HashSet<&str> = nodes
+            .iter()
+            .filter_map(|n| n["metadata"]["name"].as_str())
+            .collect();
+        self.orphans
+            .collect(&self.api, &names, self.config.orphan_quarantine)
     }
 
     /// How long the node has been silent; a new heartbeat resets it.

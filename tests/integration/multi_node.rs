@@ -309,3 +309,41 @@ async fn a_killed_agent_turns_not_ready_and_its_pods_are_replaced_on_the_other_n
     drop(agents);
     cluster.shutdown().await;
 }
+
+#[tokio::test]
+async fn pods_of_a_deleted_node_are_deleted_after_the_quarantine() {
+    let cluster = wasmkube::testing::Cluster::start_with(|c| {
+        c.node_lifecycle.orphan_quarantine = Duration::from_secs(1);
+    })
+    .await
+    .unwrap();
+    let client = cluster.client();
+    let mut ghost = PodBuilder::named("ghost")
+        .container("c", &["sleep", "600000"])
+        .build();
+    ghost["spec"]["nodeName"] = json!("deleted-node");
+    client.create(PODS, &ghost).await.unwrap();
+    client
+        .create(
+            PODS,
+            &PodBuilder::named("kept")
+                .container("c", &["sleep", "600000"])
+                .build(),
+        )
+        .await
+        .unwrap();
+    eventually(
+        Duration::from_secs(15),
+        "the orphan to be deleted",
+        || async {
+            client
+                .get(&format!("{PODS}/ghost"))
+                .await
+                .is_err()
+                .then_some(())
+        },
+    )
+    .await;
+    wait_running(&client, "kept").await;
+    cluster.shutdown().await;
+}
