@@ -283,9 +283,19 @@ impl Api {
             .iter()
             .map(|(_, value)| name_of(value).to_string())
             .collect();
-        let mut stored = self
-            .store
-            .create_many(admitted)
+        let stored = self.store.create_many(admitted);
+        Self::merge_outcomes(resource, outcomes, stored, names)
+    }
+
+    /// The outcomes of a batch in order: those settled before the store (refused, unchanged)
+    /// and, in the gaps, the store's answers for the written objects named `names`.
+    fn merge_outcomes(
+        resource: &Resource,
+        outcomes: Vec<Option<ApiResult<Value>>>,
+        stored: store::Result<Vec<store::Result<crate::store::Entry>>>,
+        names: Vec<String>,
+    ) -> ApiResult<Vec<ApiResult<Value>>> {
+        let mut stored = stored
             .map_err(Self::store_error(resource, ""))?
             .into_iter()
             .zip(names)
@@ -296,7 +306,7 @@ impl Api {
             });
         Ok(outcomes
             .into_iter()
-            .map(|outcome| outcome.unwrap_or_else(|| stored.next().expect("one per admitted")))
+            .map(|outcome| outcome.unwrap_or_else(|| stored.next().expect("one per write")))
             .collect())
     }
 
@@ -453,21 +463,8 @@ impl Api {
                 Err(error) => outcomes.push(Some(Err(error))),
             }
         }
-        let mut stored = self
-            .store
-            .update_many(writes)
-            .map_err(Self::store_error(resource, ""))?
-            .into_iter()
-            .zip(names)
-            .map(|(result, name)| {
-                result
-                    .map(|entry| entry.value)
-                    .map_err(Self::store_error(resource, &name))
-            });
-        Ok(outcomes
-            .into_iter()
-            .map(|outcome| outcome.unwrap_or_else(|| stored.next().expect("one per write")))
-            .collect())
+        let stored = self.store.update_many(writes);
+        Self::merge_outcomes(resource, outcomes, stored, names)
     }
 
     /// What an update of `name` to `value` comes to after the checks, merge and admission.
