@@ -12,6 +12,7 @@ use http::Method;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
+use crate::api::objects::take_items;
 use crate::api::resources::Resource;
 use crate::api::selectors::FieldSelector;
 use crate::api::watch::{WatchEvent, parse_resource_version};
@@ -131,7 +132,7 @@ impl ControlPlane {
         resource: &'static Resource,
         fields: &str,
     ) -> ApiResult<(Vec<Value>, String)> {
-        let list = match self {
+        let mut list = match self {
             ControlPlane::InProcess(api) => {
                 api.list(resource, None, &options(resource, fields)?)?
             }
@@ -144,14 +145,7 @@ impl ControlPlane {
             .as_str()
             .unwrap_or_default()
             .to_string();
-        let items = match list {
-            Value::Object(mut map) => match map.remove("items") {
-                Some(Value::Array(items)) => items,
-                _ => Vec::new(),
-            },
-            _ => Vec::new(),
-        };
-        Ok((items, version))
+        Ok((take_items(&mut list), version))
     }
 
     /// Watches objects matching a field selector after `resource_version` (from a `list`).

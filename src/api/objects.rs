@@ -115,6 +115,14 @@ pub enum Part {
     Status,
 }
 
+/// Takes the `items` out of a List (an empty list when it has none).
+pub fn take_items(list: &mut Value) -> Vec<Value> {
+    match list["items"].take() {
+        Value::Array(items) => items,
+        _ => Vec::new(),
+    }
+}
+
 pub fn now() -> String {
     Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true)
 }

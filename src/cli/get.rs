@@ -12,6 +12,7 @@ use super::columns::{Columns, event_last_seen};
 use super::kinds::ResourceKind;
 use super::table::{Table, now};
 use super::{Reported, Session, Targets, parse_targets, print, report};
+use crate::api::objects::take_items;
 
 #[derive(Debug, Args)]
 pub struct GetArgs {
@@ -152,17 +153,11 @@ pub fn no_resources(namespace: Option<&str>, kind: &ResourceKind) -> String {
 }
 
 /// The items of a list, with the `kind` and `apiVersion` servers leave out of items.
-pub fn items_of(list: Value, kind: &ResourceKind) -> Vec<Value> {
-    match list {
-        Value::Object(mut list) => match list.remove("items") {
-            Some(Value::Array(items)) => items
-                .into_iter()
-                .map(|item| with_type(item, kind))
-                .collect(),
-            _ => Vec::new(),
-        },
-        _ => Vec::new(),
-    }
+pub fn items_of(mut list: Value, kind: &ResourceKind) -> Vec<Value> {
+    take_items(&mut list)
+        .into_iter()
+        .map(|item| with_type(item, kind))
+        .collect()
 }
 
 fn with_type(mut object: Value, kind: &ResourceKind) -> Value {

@@ -16,7 +16,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::objects::{FOREGROUND_FINALIZER, ORPHAN_FINALIZER, PropagationPolicy};
+use crate::api::objects::{FOREGROUND_FINALIZER, ORPHAN_FINALIZER, PropagationPolicy, take_items};
 use crate::api::resources::{ALL, EVENTS};
 use crate::api::watch::{WatchEvent, follow};
 use crate::api::{Api, ApiError, DeleteOptions, ListOptions, Part, Resource};
@@ -135,11 +135,7 @@ impl Pass {
         let mut nodes = Vec::new();
         for resource in collected() {
             let mut list = api.list(resource, None, &ListOptions::default())?;
-            let items = match list["items"].take() {
-                Value::Array(items) => items,
-                _ => Vec::new(),
-            };
-            nodes.extend(items.into_iter().map(|value| Node {
+            nodes.extend(take_items(&mut list).into_iter().map(|value| Node {
                 resource,
                 value: Arc::new(value),
             }));

@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::cache::{Cache, Change, revision_of};
+use crate::api::objects::take_items;
 use crate::api::watch::WatchEvent;
 use crate::api::{Api, ApiError, ListOptions, Resource};
 use crate::store::Revision;
@@ -177,10 +178,7 @@ impl Informer {
             .pointer("/metadata/resourceVersion")
             .and_then(|rv| rv.as_str()?.parse().ok())
             .ok_or(Error::ListUnversioned { resource })?;
-        let items = match list["items"].take() {
-            serde_json::Value::Array(items) => items,
-            _ => Vec::new(),
-        };
+        let items = take_items(&mut list);
         Ok((self.cache.replace(items, revision), revision))
     }
 

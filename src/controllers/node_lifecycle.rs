@@ -19,7 +19,7 @@ use serde_json::Value;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::objects::now;
+use crate::api::objects::{now, take_items};
 use crate::api::resources::{LEASES, NODES};
 use crate::api::{Api, ApiResult, ListOptions, Part};
 use crate::events::{EventType, Recorder};
@@ -86,8 +86,8 @@ pub async fn run(api: Arc<Api>, config: NodeLifecycleConfig, shutdown: Cancellat
 
 impl Monitor {
     fn check_nodes(&mut self) -> ApiResult<()> {
-        let nodes = items(self.api.list(&NODES, None, &ListOptions::default())?);
-        let leases = items(self.api.list(
+        let nodes = take_items(&mut self.api.list(&NODES, None, &ListOptions::default())?);
+        let leases = take_items(&mut self.api.list(
             &LEASES,
             Some(LEASE_NAMESPACE),
             &ListOptions::default(),
@@ -192,15 +192,4 @@ fn ready_condition(node: &Value) -> &Value {
         .as_array()
         .and_then(|c| c.iter().find(|c| c["type"] == "Ready"))
         .unwrap_or(&Value::Null)
-}
-
-/// The `items` of a List.
-fn items(list: Value) -> Vec<Value> {
-    match list {
-        Value::Object(mut map) => match map.remove("items") {
-            Some(Value::Array(items)) => items,
-            _ => Vec::new(),
-        },
-        _ => Vec::new(),
-    }
 }

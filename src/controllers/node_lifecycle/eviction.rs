@@ -6,7 +6,7 @@ use serde_json::Value;
 use std::time::Duration;
 
 use super::taints::UNREACHABLE;
-use super::{items, now};
+use crate::api::objects::{now, take_items};
 use crate::api::resources::PODS;
 use crate::api::selectors::FieldSelector;
 use crate::api::{Api, ApiError, ApiResult, DeleteOptions, ListOptions, Part};
@@ -17,7 +17,7 @@ fn pods_on(api: &Api, node: &str) -> ApiResult<Vec<Value>> {
         fields: FieldSelector::parse(&format!("spec.nodeName={node}"), "Pod")?,
         ..Default::default()
     };
-    Ok(items(api.list(&PODS, None, &options)?))
+    Ok(take_items(&mut api.list(&PODS, None, &options)?))
 }
 
 /// Sets `Ready=False` on the node's pods: nobody can vouch for them any more.

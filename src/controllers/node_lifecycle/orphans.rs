@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use serde_json::Value;
 use tokio::time::{Duration, Instant};
 
-use super::items;
+use crate::api::objects::take_items;
 use crate::api::resources::PODS;
 use crate::api::{Api, ApiError, ApiResult, DeleteOptions, ListOptions};
 
@@ -25,7 +25,7 @@ impl Orphans {
         nodes: &HashSet<&str>,
         quarantine: Duration,
     ) -> ApiResult<()> {
-        let pods = items(api.list(&PODS, None, &ListOptions::default())?);
+        let pods = take_items(&mut api.list(&PODS, None, &ListOptions::default())?);
         let orphaned = orphaned(&pods, nodes);
         let now = Instant::now();
         self.since.retain(|uid, _| {
