@@ -6,10 +6,8 @@
 use std::pin::Pin;
 use std::sync::Arc;
 
-use bytes::Bytes;
 use futures::{Stream, StreamExt};
-use http::Method;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::objects::take_items;
@@ -17,7 +15,7 @@ use crate::api::resources::Resource;
 use crate::api::selectors::FieldSelector;
 use crate::api::watch::{WatchEvent, parse_resource_version};
 use crate::api::{Api, ApiError, ApiResult, DeleteOptions, ListOptions, Part};
-use crate::cli::client::{Client, ClientError, ListParams, WatchEventType};
+use crate::cli::client::{Client, ClientError, DeleteParams, ListParams, WatchEventType};
 
 /// A stream of watch events; it ends when the watch does (the caller re-lists).
 pub type EventStream = Pin<Box<dyn Stream<Item = ApiResult<WatchEvent>> + Send>>;
@@ -103,24 +101,15 @@ impl ControlPlane {
         match self {
             ControlPlane::InProcess(api) => api.delete(resource, namespace, name, options),
             ControlPlane::Remote(client) => {
-                let mut body = json!({"apiVersion": "v1", "kind": "DeleteOptions"});
-                if let Some(grace) = options.grace_period_seconds {
-                    body["gracePeriodSeconds"] = json!(grace);
-                }
-                if let Some(uid) = &options.precondition_uid {
-                    body["preconditions"] = json!({"uid": uid});
-                }
-                let path = resource.path(namespace, Some(name));
-                let bytes = client
-                    .send(
-                        Method::DELETE,
-                        &path,
-                        Some("application/json"),
-                        Bytes::from(body.to_string()),
-                    )
+                let params = DeleteParams {
+                    grace_period_seconds: options.grace_period_seconds,
+                    precondition_uid: options.precondition_uid.clone(),
+                    ..Default::default()
+                };
+                client
+                    .delete(&resource.path(namespace, Some(name)), &params)
                     .await
-                    .map_err(|e| api_error(resource, name, e))?;
-                Ok(serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+                    .map_err(|e| api_error(resource, name, e))
             }
         }
     }

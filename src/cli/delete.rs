@@ -109,6 +109,7 @@ pub async fn run(session: &Session, args: DeleteArgs) -> anyhow::Result<()> {
     let params = DeleteParams {
         grace_period_seconds: grace,
         propagation_policy: Some("Background".into()),
+        ..Default::default()
     };
     let mut pending = Vec::new();
     for victim in victims {

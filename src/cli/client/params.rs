@@ -45,6 +45,8 @@ pub struct DeleteParams {
     pub grace_period_seconds: Option<i64>,
     /// `Background`, `Foreground` or `Orphan`.
     pub propagation_policy: Option<String>,
+    /// Delete only this incarnation (`preconditions.uid`).
+    pub precondition_uid: Option<String>,
 }
 
 impl DeleteParams {
@@ -58,6 +60,9 @@ impl DeleteParams {
         }
         if let Some(policy) = &self.propagation_policy {
             body["propagationPolicy"] = json!(policy);
+        }
+        if let Some(uid) = &self.precondition_uid {
+            body["preconditions"] = json!({"uid": uid});
         }
         Some(body)
     }
@@ -172,11 +177,13 @@ mod tests {
         let body = DeleteParams {
             grace_period_seconds: Some(0),
             propagation_policy: Some("Background".into()),
+            precondition_uid: Some("u1".into()),
         }
         .body()
         .unwrap();
         assert_eq!(body["kind"], "DeleteOptions");
         assert_eq!(body["gracePeriodSeconds"], 0);
         assert_eq!(body["propagationPolicy"], "Background");
+        assert_eq!(body["preconditions"]["uid"], "u1");
     }
 }
