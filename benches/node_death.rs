@@ -8,10 +8,13 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
-use wasmkube::api::Api;
-use wasmkube::api::resources::{DEPLOYMENTS, NODES, PODS};
+use serde_json::json;
+use wasmkube::api::resources::{DEPLOYMENTS, NODES};
 use wasmkube::testing::Cluster;
+
+#[path = "../tests/integration/census.rs"]
+mod census;
+use census::{is_ready, live_pods};
 
 const AGENTS: [&str; 3] = ["edge-1", "edge-2", "edge-3"];
 const RUNS: usize = 3;
@@ -31,36 +34,6 @@ fn agent(cluster: &Cluster, name: &str, dir: &std::path::Path) -> Child {
         .stderr(Stdio::null())
         .spawn()
         .expect("start an agent")
-}
-
-/// (node, running) of the pods not being deleted.
-fn live_pods(api: &Api) -> Vec<(String, bool)> {
-    let list = api
-        .list(&PODS, Some("default"), &Default::default())
-        .unwrap();
-    list["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
-        .map(|p| {
-            let running = p["status"]["containerStatuses"][0]["state"]["running"].is_object();
-            (
-                p["spec"]["nodeName"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string(),
-                running,
-            )
-        })
-        .collect()
-}
-
-fn ready(node: &Value) -> bool {
-    node["status"]["conditions"].as_array().is_some_and(|c| {
-        c.iter()
-            .any(|c| c["type"] == "Ready" && c["status"] == "True")
-    })
 }
 
 async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
@@ -85,7 +58,7 @@ async fn measure() -> (Duration, Duration) {
     wait_for("3 Ready nodes", || {
         AGENTS
             .iter()
-            .all(|n| api.get(&NODES, None, n).is_ok_and(|node| ready(&node)))
+            .all(|n| api.get(&NODES, None, n).is_ok_and(|node| is_ready(&node)))
     })
     .await;
     let image = format!("{}/exerciser.wasm", env!("WASMKUBE_SAMPLES_DIR"));
@@ -102,7 +75,7 @@ async fn measure() -> (Duration, Duration) {
     agents[2].kill().unwrap();
     let killed = Instant::now();
     wait_for("NotReady", || {
-        !ready(&api.get(&NODES, None, AGENTS[2]).unwrap())
+        !is_ready(&api.get(&NODES, None, AGENTS[2]).unwrap())
     })
     .await;
     let not_ready = killed.elapsed();

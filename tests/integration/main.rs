@@ -1,6 +1,7 @@
 //! Integration tests: one binary, each module driving a real in-process cluster.
 
 mod api_http;
+mod census;
 mod cli;
 mod cli_nodes;
 mod cli_replica_sets;

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 use wasmkube::cli::client::{Client, DeleteParams, ListParams};
 
+use crate::census::{is_ready, live_pods};
 use crate::processes::{free_port, start_agent, start_control_plane, volume_path};
 use crate::support::{PodBuilder, eventually, run_command};
 
@@ -31,11 +32,7 @@ async fn wait_nodes_ready(client: &Client, names: &[&str]) {
     eventually(Duration::from_secs(30), "the nodes to be Ready", || async {
         for name in names {
             let node = client.get(&format!("/api/v1/nodes/{name}")).await.ok()?;
-            let ready = node["status"]["conditions"]
-                .as_array()?
-                .iter()
-                .any(|c| c["type"] == "Ready" && c["status"] == "True");
-            ready.then_some(())?;
+            is_ready(&node).then_some(())?;
         }
         Some(())
     })
@@ -202,31 +199,6 @@ async fn an_agent_with_a_malformed_or_foreign_token_is_refused() {
     );
 }
 
-/// The Deployment's pods that are not being deleted, with their nodes and whether they run.
-fn live_pods(api: &wasmkube::api::Api) -> Vec<(String, bool)> {
-    let list = api
-        .list(
-            &wasmkube::api::resources::PODS,
-            Some("default"),
-            &Default::default(),
-        )
-        .unwrap();
-    list["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
-        .map(|p| {
-            let node = p["spec"]["nodeName"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string();
-            let running = p["status"]["containerStatuses"][0]["state"]["running"].is_object();
-            (node, running)
-        })
-        .collect()
-}
-
 #[tokio::test]
 async fn a_killed_agent_turns_not_ready_and_its_pods_are_replaced_on_the_other_nodes() {
     let cluster = wasmkube::testing::Cluster::start_with(|c| c.embedded_node = false)
@@ -274,12 +246,7 @@ async fn a_killed_agent_turns_not_ready_and_its_pods_are_replaced_on_the_other_n
         let node = api
             .get(&wasmkube::api::resources::NODES, None, "edge-3")
             .unwrap();
-        let ready = node["status"]["conditions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|c| c["type"] == "Ready" && c["status"] == "True");
-        if !ready && not_ready_after.is_none() {
+        if !is_ready(&node) && not_ready_after.is_none() {
             not_ready_after = Some(killed.elapsed());
         }
         let survivors = pods.iter().filter(|(n, run)| n != "edge-3" && *run).count();
