@@ -196,6 +196,7 @@ fn as_replica_set(deployment: &Deployment) -> ReplicaSet {
 mod tests {
     use super::*;
     use crate::api::kinds::admit as admit_any;
+    use crate::api::kinds::tests::invalid_fields;
     use crate::api::resources::DEPLOYMENTS;
     use serde_json::json;
 
@@ -211,14 +212,7 @@ mod tests {
     }
 
     fn fields(value: Value) -> Vec<String> {
-        match admit_any(&DEPLOYMENTS, value, Write::Create) {
-            Ok(_) => Vec::new(),
-            Err(crate::api::ApiError::Invalid { causes, .. }) => causes
-                .into_iter()
-                .map(|c| format!("{}: {}", c.field, c.message))
-                .collect(),
-            Err(other) => panic!("{other}"),
-        }
+        invalid_fields(&DEPLOYMENTS, value)
     }
 
     #[test]

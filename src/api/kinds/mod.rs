@@ -113,10 +113,23 @@ fn encode<T: Serialize>(typed: &T) -> ApiResult<Value> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::api::resources::PODS;
     use serde_json::json;
+
+    /// The `field: message` of each cause when creating `value` is refused as invalid;
+    /// nothing when it is admitted.
+    pub(crate) fn invalid_fields(resource: &Resource, value: Value) -> Vec<String> {
+        match admit(resource, value, Write::Create) {
+            Ok(_) => Vec::new(),
+            Err(ApiError::Invalid { causes, .. }) => causes
+                .into_iter()
+                .map(|c| format!("{}: {}", c.field, c.message))
+                .collect(),
+            Err(other) => panic!("{other}"),
+        }
+    }
 
     #[test]
     fn a_string_where_a_number_belongs_names_the_field() {

@@ -175,6 +175,7 @@ fn go_map(labels: &BTreeMap<String, String>) -> String {
 mod tests {
     use super::*;
     use crate::api::kinds::admit as admit_any;
+    use crate::api::kinds::tests::invalid_fields;
     use crate::api::resources::REPLICA_SETS;
 
     fn replica_set(selector: Value, labels: Value) -> Value {
@@ -184,14 +185,7 @@ mod tests {
     }
 
     fn fields(value: Value) -> Vec<String> {
-        match admit_any(&REPLICA_SETS, value, Write::Create) {
-            Ok(_) => Vec::new(),
-            Err(crate::api::ApiError::Invalid { causes, .. }) => causes
-                .into_iter()
-                .map(|c| format!("{}: {}", c.field, c.message))
-                .collect(),
-            Err(other) => panic!("{other}"),
-        }
+        invalid_fields(&REPLICA_SETS, value)
     }
 
     #[test]
