@@ -53,18 +53,13 @@ impl Process {
 }
 
 impl Drop for Process {
+    /// Thaws (a frozen process cannot die) and kills; the process may be gone already.
     fn drop(&mut self) {
-        self.thaw_quietly();
-        self.kill_9();
-    }
-}
-
-impl Process {
-    fn thaw_quietly(&self) {
         let _ = Command::new("kill")
             .args(["-CONT", &self.child.id().to_string()])
             .stderr(Stdio::null())
             .status();
+        self.kill_9();
     }
 }
 
