@@ -53,7 +53,8 @@ impl Process {
 }
 
 impl Drop for Process {
-    /// Thaws (a frozen process cannot die) and kills; the process may be gone already.
+    /// Kills the process (it may be gone already), thawing it first so it is never left
+    /// stopped.
     fn drop(&mut self) {
         let _ = Command::new("kill")
             .args(["-CONT", &self.child.id().to_string()])
