@@ -4,50 +4,17 @@
 //! create → Running with a cached component p50 < 20 ms, p99 < 100 ms over 100 pods; loading a
 //! cached compiled component < 5 ms; idle `up` RSS < 64 MiB.
 
-use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use wasmkube::api::resources::PODS;
+use wasmkube::api::kinds::PODS;
 use wasmkube::node::runtime::{Runtime, RuntimeConfig};
 use wasmkube::testing::Cluster;
 
-fn exerciser() -> String {
-    format!("{}/exerciser.wasm", env!("WASMKUBE_SAMPLES_DIR"))
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
-fn row(name: &str, value: String, budget: &str) {
-    println!("| {name:<44} | {value:>14} | {budget:<10} |");
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn spawn_up(data_dir: &Path, port: u16) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_wasmkube"))
-        .args([
-            "up",
-            "--data-dir",
-            data_dir.to_str().unwrap(),
-            "--api-addr",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start wasmkube up")
-}
+mod support;
+use support::processes::{Process, free_port};
+use support::{exerciser, millis, percentile, row};
 
 /// Whether `/readyz` answers 200 over TLS, trusting the CA the cluster wrote under `data_dir`.
 fn healthy(data_dir: &Path, port: u16) -> bool {
@@ -80,7 +47,12 @@ fn measure_up() -> (Duration, u64) {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let start = Instant::now();
-        let mut child = spawn_up(dir.path(), port);
+        let data_dir = dir.path().to_str().unwrap();
+        let address = format!("127.0.0.1:{port}");
+        let mut up = Process::start(
+            &["up", "--data-dir", data_dir, "--api-addr", &address],
+            dir.path(),
+        );
         while !healthy(dir.path(), port) {
             assert!(
                 start.elapsed() < Duration::from_secs(30),
@@ -91,14 +63,13 @@ fn measure_up() -> (Duration, u64) {
         times.push(start.elapsed());
         std::thread::sleep(Duration::from_secs(2));
         let status =
-            std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
+            std::fs::read_to_string(format!("/proc/{}/status", up.id())).unwrap_or_default();
         rss = status
             .lines()
             .find(|l| l.starts_with("VmRSS:"))
             .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
             .unwrap_or(0);
-        let _ = child.kill();
-        let _ = child.wait();
+        up.kill_9();
     }
     times.sort();
     (times[times.len() / 2], rss)
@@ -265,12 +236,12 @@ fn main() {
     );
     row(
         "pod create → Running p50 (100 pods)",
-        format!("{:.1} ms", percentile(&starts, 0.5).as_secs_f64() * 1e3),
+        millis(percentile(&starts, 0.5)),
         "< 20 ms",
     );
     row(
         "pod create → Running p99 (100 pods)",
-        format!("{:.1} ms", percentile(&starts, 0.99).as_secs_f64() * 1e3),
+        millis(percentile(&starts, 0.99)),
         "< 100 ms",
     );
     row(

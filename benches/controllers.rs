@@ -14,28 +14,15 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use wasmkube::api::kinds::{PODS, REPLICA_SETS};
 use wasmkube::api::patch::PatchType;
-use wasmkube::api::resources::{PODS, REPLICA_SETS};
 use wasmkube::api::{Api, ListOptions, Part};
 use wasmkube::testing::Cluster;
 
+mod support;
+use support::{exerciser, millis, percentile, row};
+
 const REPLICA_SET_COUNT: usize = 100;
-
-fn exerciser() -> String {
-    format!("{}/exerciser.wasm", env!("WASMKUBE_SAMPLES_DIR"))
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
-fn row(name: &str, value: String, budget: &str) {
-    println!("| {name:<44} | {value:>14} | {budget:<10} |");
-}
-
-fn millis(duration: Duration) -> String {
-    format!("{:.1} ms", duration.as_secs_f64() * 1e3)
-}
 
 fn replica_set(name: &str) -> Value {
     json!({"metadata": {"name": name}, "spec": {

@@ -5,43 +5,25 @@
 //! < 25 s with the default `--node-monitor-grace-period` and `--pod-eviction-timeout` (10 s
 //! each). Three runs on fresh clusters; prints each and the medians.
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use wasmkube::api::resources::{DEPLOYMENTS, NODES};
-use wasmkube::testing::Cluster;
+use wasmkube::api::kinds::{DEPLOYMENTS, NODES};
+use wasmkube::testing::{Cluster, eventually};
 
-#[path = "../tests/integration/census.rs"]
-mod census;
-use census::{is_ready, live_pods};
+mod support;
+use support::census::{is_ready, live_pods};
+use support::exerciser;
+use support::processes::{Process, start_agent};
 
 const AGENTS: [&str; 3] = ["edge-1", "edge-2", "edge-3"];
 const RUNS: usize = 3;
 
-fn agent(cluster: &Cluster, name: &str, dir: &std::path::Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_wasmkube"))
-        .args(["agent", "--data-dir", dir.join(name).to_str().unwrap()])
-        .args([
-            "--server",
-            &cluster.api_url(),
-            "--token",
-            &cluster.node_token(),
-            "--name",
-            name,
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start an agent")
-}
-
 async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(Duration::from_secs(120), what, || {
+        std::future::ready(done().then_some(()))
+    })
+    .await;
 }
 
 /// (NotReady after, replacements Running after) the kill.
@@ -50,9 +32,10 @@ async fn measure() -> (Duration, Duration) {
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let mut agents: Vec<Child> = AGENTS
+    let (server, token) = (cluster.api_url(), cluster.node_token());
+    let mut agents: Vec<Process> = AGENTS
         .iter()
-        .map(|n| agent(&cluster, n, dir.path()))
+        .map(|n| start_agent(&server, &token, n, &dir.path().join(n)))
         .collect();
     let api = cluster.api().clone();
     wait_for("3 Ready nodes", || {
@@ -61,7 +44,7 @@ async fn measure() -> (Duration, Duration) {
             .all(|n| api.get(&NODES, None, n).is_ok_and(|node| is_ready(&node)))
     })
     .await;
-    let image = format!("{}/exerciser.wasm", env!("WASMKUBE_SAMPLES_DIR"));
+    let image = exerciser();
     let deployment = json!({"metadata": {"name": "web"}, "spec": {"replicas": 6,
         "selector": {"matchLabels": {"app": "web"}},
         "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [
@@ -72,7 +55,7 @@ async fn measure() -> (Duration, Duration) {
         live_pods(&api).iter().filter(|(_, r)| *r).count() == 6
     })
     .await;
-    agents[2].kill().unwrap();
+    agents[2].kill_9();
     let killed = Instant::now();
     wait_for("NotReady", || {
         !is_ready(&api.get(&NODES, None, AGENTS[2]).unwrap())
@@ -85,10 +68,7 @@ async fn measure() -> (Duration, Duration) {
     })
     .await;
     let replaced = killed.elapsed();
-    for mut agent in agents {
-        let _ = agent.kill();
-        let _ = agent.wait();
-    }
+    drop(agents);
     cluster.shutdown().await;
     (not_ready, replaced)
 }

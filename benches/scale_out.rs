@@ -10,16 +10,18 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
+use wasmkube::api::kinds::{DEPLOYMENTS, PODS};
 use wasmkube::api::patch::PatchType;
-use wasmkube::api::resources::{DEPLOYMENTS, PODS};
 use wasmkube::api::{ListOptions, Part};
 use wasmkube::testing::Cluster;
+
+mod support;
 
 const REPLICAS: usize = 1000;
 const RUNS: usize = 3;
 
 fn deployment() -> serde_json::Value {
-    let image = format!("{}/exerciser.wasm", env!("WASMKUBE_SAMPLES_DIR"));
+    let image = support::exerciser();
     json!({"metadata": {"name": "wide"}, "spec": {
         "replicas": 0,
         "selector": {"matchLabels": {"app": "wide"}},

@@ -17,18 +17,17 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
-use wasmkube::api::resources::{EVENTS, NAMESPACES, NODES, PODS};
+use wasmkube::api::kinds::{EVENTS, NAMESPACES, NODES, PODS};
 use wasmkube::api::{Api, ListOptions, Part};
 use wasmkube::store::SqliteStore;
 use wasmkube::testing::Cluster;
 
+mod support;
+use support::row;
+
 const PODS_PER_RUN: usize = 1000;
 const RUNS: usize = 3;
 const NAMESPACE: &str = "bench";
-
-fn row(name: &str, value: String, budget: &str) {
-    println!("| {name:<44} | {value:>14} | {budget:<10} |");
-}
 
 fn create_node(api: &Api, name: &str) {
     let node = json!({"metadata": {"name": name, "labels": {"pool": "bench"}}, "spec": {}});

@@ -19,11 +19,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::Api;
 use crate::api::server::{self, Context};
-use crate::control_plane::ControlPlane;
+use crate::client::control_plane::ControlPlane;
+use crate::controller_runtime::backoff::Backoff;
 use crate::controllers::node_lifecycle::NodeLifecycleConfig;
 use crate::events::Recorder;
 use crate::node::agent::Agent;
-use crate::node::backoff::Backoff;
 use crate::node::runtime::{Runtime, RuntimeConfig};
 use crate::node::status_batch::StatusBatch;
 use crate::node::{NodeConfig, NodeContext};
@@ -157,7 +157,7 @@ impl Cluster {
             shutdown,
             tasks,
         };
-        crate::cli::kubeconfig::write(
+        crate::client::kubeconfig::write(
             &cluster.kubeconfig_path(),
             &cluster.api_url(),
             Some(&cluster.ca_pem),
@@ -197,8 +197,8 @@ impl Cluster {
     ///
     /// # Errors
     /// Never in practice: the CA was parsed when the server started.
-    pub fn client(&self) -> Result<crate::cli::client::Client, crate::cli::client::ClientError> {
-        crate::cli::client::Client::with_ca(&self.api_url(), &self.token, &self.ca_pem)
+    pub fn client(&self) -> Result<crate::client::Client, crate::client::ClientError> {
+        crate::client::Client::with_ca(&self.api_url(), &self.token, &self.ca_pem)
     }
 
     pub fn token(&self) -> String {

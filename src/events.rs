@@ -9,10 +9,10 @@ use std::sync::mpsc;
 
 use futures::FutureExt;
 
+use crate::api::kinds::EVENTS;
 use crate::api::objects::now;
-use crate::api::resources::EVENTS;
 use crate::api::{Api, ApiError, ApiResult, Part};
-use crate::control_plane::ControlPlane;
+use crate::client::control_plane::ControlPlane;
 
 /// `Normal` or `Warning`, as Event.type spells them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,8 +70,8 @@ impl Recorder {
         let dedupe_key = (uid.clone(), reason.to_string(), message.to_string());
         let timestamp = now();
         let event = json!({
-            "apiVersion": "v1",
-            "kind": "Event",
+            "apiVersion": EVENTS.api_version(),
+            "kind": EVENTS.kind,
             "metadata": {"namespace": namespace},
             "involvedObject": {
                 "apiVersion": object["apiVersion"], "kind": object["kind"], "name": meta["name"],

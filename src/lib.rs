@@ -1,15 +1,17 @@
 //! wasmkube: a Kubernetes-style orchestrator whose containers are WebAssembly components.
 //!
-//! Layout (see DESIGN.md): `store` keeps objects and their history, `api` is the
-//! Kubernetes REST surface and the one write path, `node` runs pods in wasmtime,
-//! `cli` is the kubectl-style client, `cluster` wires them together for `up`,
-//! and `testing` starts a throwaway cluster for test suites.
+//! Layout (see DESIGN.md and the README): `store` keeps objects and their history, `api` is
+//! the Kubernetes REST surface, its kinds and the one write path, `controller_runtime` is the
+//! loop controllers and the scheduler share, `client` reaches the API in process or over
+//! HTTPS, `node` runs pods in wasmtime, `cli` is the kubectl-style client, `cluster` wires
+//! them together for `up`, and `testing` starts a throwaway cluster for test suites.
 #![deny(unsafe_code)]
 
 pub mod api;
 pub mod cli;
+pub mod client;
 pub mod cluster;
-pub mod control_plane;
+pub mod controller_runtime;
 pub mod controllers;
 pub mod events;
 pub mod manifest;

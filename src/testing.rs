@@ -1,4 +1,5 @@
-//! A throwaway cluster for test suites: ephemeral port, temporary data dir, fast back-off.
+//! A throwaway cluster for test suites (ephemeral port, temporary data dir, fast back-off),
+//! and [`eventually`] to wait on it.
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
@@ -8,15 +9,16 @@
 //! # Ok(()) }
 //! ```
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::api::Api;
-use crate::cli::client::Client;
+use crate::client::Client;
 use crate::cluster::{self, ClusterConfig};
-use crate::node::backoff::Backoff;
+use crate::controller_runtime::backoff::Backoff;
 
 /// A cluster that lives as long as the value (its data dir is removed on drop, unless kept).
 pub struct Cluster {
@@ -97,5 +99,26 @@ impl Cluster {
         if let Some(inner) = self.inner.take() {
             inner.shutdown().await;
         }
+    }
+}
+
+/// Polls `check` every 20 ms until it yields a value; panics with `what` after `limit`.
+///
+/// # Panics
+/// When `limit` passes first: a test's wait never hangs.
+pub async fn eventually<T, F, Fut>(limit: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out after {limit:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -5,8 +5,8 @@ use serde_json::{Value, json};
 
 use super::Api;
 use super::error::{ApiError, ApiResult, Cause};
+use super::kinds::PODS;
 use super::objects::{Part, now};
-use super::resources::PODS;
 
 /// Binds the pod to the node a `Binding` body names in `target.name`.
 ///
@@ -67,15 +67,10 @@ impl Api {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::SqliteStore;
     use std::sync::Arc;
 
     fn api_with_pod() -> (tempfile::TempDir, Arc<Api>) {
-        let dir = tempfile::tempdir().unwrap();
-        let api = Api::new(Arc::new(
-            SqliteStore::open(&dir.path().join("store.db")).unwrap(),
-        ));
-        api.bootstrap().unwrap();
+        let (dir, api) = Api::scratch();
         let pod = json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "c.wasm"}]}});
         api.create(&PODS, Some("default"), pod).unwrap();
         (dir, api)

@@ -2,8 +2,7 @@
 
 use serde_json::{Value, json};
 
-use super::resources::{ALL, Resource};
-use super::{eviction, scale};
+use super::kinds::Resource;
 
 /// The Kubernetes release whose API we follow.
 pub const KUBERNETES_VERSION: (&str, &str) = ("1", "37");
@@ -31,9 +30,9 @@ pub fn api_versions(server_address: &str) -> Value {
     })
 }
 
-/// The named groups (everything outside the core group).
-pub fn api_groups() -> Value {
-    let mut groups: Vec<(&str, &str)> = ALL
+/// The named groups (everything outside the core group) of the `served` kinds.
+pub fn api_groups(served: &[&Resource]) -> Value {
+    let mut groups: Vec<(&str, &str)> = served
         .iter()
         .filter(|r| !r.group.is_empty())
         .map(|r| (r.group, r.version))
@@ -51,17 +50,17 @@ fn group_entry(group: &str, version: &str) -> Value {
     json!({"name": group, "versions": [version], "preferredVersion": version})
 }
 
-pub fn api_group(group: &str) -> Option<Value> {
-    let resource = ALL.iter().find(|r| r.group == group)?;
+pub fn api_group(served: &[&Resource], group: &str) -> Option<Value> {
+    let resource = served.iter().find(|r| r.group == group)?;
     let mut entry = group_entry(group, resource.version);
     entry["kind"] = json!("APIGroup");
     entry["apiVersion"] = json!("v1");
     Some(entry)
 }
 
-/// The APIResourceList of one group version, or `None` when we serve nothing there.
-pub fn resource_list(group: &str, version: &str) -> Option<Value> {
-    let served: Vec<&&Resource> = ALL
+/// The APIResourceList of one group version, or `None` when nothing is served there.
+pub fn resource_list(served: &[&Resource], group: &str, version: &str) -> Option<Value> {
+    let served: Vec<&&Resource> = served
         .iter()
         .filter(|r| r.group == group && r.version == version)
         .collect();
@@ -77,41 +76,27 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
             "kind": resource.kind,
             "verbs": ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"],
             "shortNames": resource.short_names,
+            "categories": resource.categories,
         }));
-        let mut subresources = vec![];
-        if resource.has_status {
-            subresources.push(("status", resource.kind, vec!["get", "patch", "update"]));
-        }
-        if resource.kind == "Pod" {
-            subresources.push(("log", "Pod", vec!["get"]));
-            subresources.push(("binding", "Binding", vec!["create"]));
-        }
-        for (sub, kind, verbs) in subresources {
-            resources.push(json!({
-                "name": format!("{}/{sub}", resource.plural),
+        for subresource in resource.subresources {
+            let info = subresource.info();
+            let mut entry = json!({
+                "name": format!("{}/{}", resource.plural, info.name),
                 "singularName": "",
                 "namespaced": resource.namespaced,
-                "kind": kind,
-                "verbs": verbs,
-            }));
-        }
-        if resource.kind == "Pod" {
-            let eviction = (eviction::GROUP, eviction::VERSION, "Eviction");
-            resources.push(foreign_subresource(
-                resource,
-                "eviction",
-                eviction,
-                &["create"],
-            ));
-        }
-        if scale::served(resource) {
-            let scale = ("autoscaling", "v1", "Scale");
-            resources.push(foreign_subresource(
-                resource,
-                "scale",
-                scale,
-                &["get", "patch", "update"],
-            ));
+                "kind": resource.kind,
+                "verbs": info.verbs,
+            });
+            // A kind of another group version (`pods/eviction` is a `policy/v1` Eviction);
+            // clients such as `kubectl drain` read that group version here.
+            if let Some((group, version, kind)) = info.group_version_kind {
+                entry["kind"] = json!(kind);
+                if !group.is_empty() {
+                    entry["group"] = json!(group);
+                    entry["version"] = json!(version);
+                }
+            }
+            resources.push(entry);
         }
     }
     let group_version = if group.is_empty() {
@@ -125,23 +110,4 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
         "groupVersion": group_version,
         "resources": resources,
     }))
-}
-
-/// A subresource whose kind lives in another group version (`pods/eviction` is a
-/// `policy/v1` Eviction); clients such as `kubectl drain` read that group version here.
-fn foreign_subresource(
-    resource: &Resource,
-    name: &str,
-    (group, version, kind): (&str, &str, &str),
-    verbs: &[&str],
-) -> Value {
-    json!({
-        "name": format!("{}/{name}", resource.plural),
-        "singularName": "",
-        "namespaced": resource.namespaced,
-        "group": group,
-        "version": version,
-        "kind": kind,
-        "verbs": verbs,
-    })
 }

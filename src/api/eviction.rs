@@ -10,13 +10,9 @@ use serde_json::{Value, json};
 
 use super::Api;
 use super::error::{ApiError, ApiResult};
+use super::kinds::PODS;
 use super::objects::DeleteOptions;
-use super::resources::PODS;
 use super::server::{self, Body, Context};
-
-/// The group version of the Eviction kind, as discovery advertises it.
-pub const GROUP: &str = "policy";
-pub const VERSION: &str = "v1";
 
 /// `POST` of `pods/{name}/eviction`: 201 with a `Status` of Success once the pod is
 /// being deleted.

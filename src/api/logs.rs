@@ -6,7 +6,7 @@ use tokio::sync::mpsc;
 
 use super::Api;
 use super::error::{ApiError, ApiResult};
-use super::resources::PODS;
+use super::kinds::PODS;
 
 /// The query of a log request.
 #[derive(Clone, Debug, Default)]

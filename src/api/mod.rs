@@ -12,8 +12,8 @@ pub mod logs;
 pub mod objects;
 pub mod openapi;
 pub mod patch;
+pub mod printers;
 pub mod quantity;
-pub mod resources;
 pub mod routes;
 pub mod scale;
 pub mod selectors;
@@ -27,14 +27,17 @@ use std::sync::{Arc, RwLock};
 use serde_json::Value;
 
 pub use error::{ApiError, ApiResult, Cause};
+pub use kinds::Resource;
 pub use objects::{DeleteOptions, ListOptions, Part};
-pub use resources::Resource;
 
+pub use crate::store::Revision;
 use crate::store::Store;
 
 /// The API server's core, independent of HTTP.
 pub struct Api {
     store: Arc<dyn Store>,
+    /// The kinds served, built-in and registered at run time.
+    registry: kinds::Registry,
     /// Where each node serves its pods' logs from.
     log_sources: RwLock<HashMap<String, Arc<dyn logs::PodLogs>>>,
 }
@@ -43,8 +46,14 @@ impl Api {
     pub fn new(store: Arc<dyn Store>) -> Arc<Self> {
         Arc::new(Self {
             store,
+            registry: kinds::Registry::default(),
             log_sources: RwLock::new(HashMap::new()),
         })
+    }
+
+    /// The kinds this server serves.
+    pub fn registry(&self) -> &kinds::Registry {
+        &self.registry
     }
 
     /// The revision of the latest write.
@@ -81,5 +90,25 @@ impl Api {
             .unwrap_or_else(|p| p.into_inner())
             .get(node)
             .cloned()
+    }
+}
+
+#[cfg(test)]
+impl Api {
+    /// A bootstrapped API over a SQLite store in a fresh directory (dropped with it); for unit
+    /// tests.
+    pub(crate) fn scratch() -> (tempfile::TempDir, Arc<Self>) {
+        Self::scratch_with_history(crate::store::DEFAULT_HISTORY)
+    }
+
+    /// As [`Api::scratch`], keeping `history` revisions for watches.
+    pub(crate) fn scratch_with_history(history: u64) -> (tempfile::TempDir, Arc<Self>) {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let store =
+            crate::store::SqliteStore::open_with_history(&dir.path().join("store.db"), history)
+                .expect("a store");
+        let api = Api::new(Arc::new(store));
+        api.bootstrap().expect("the system namespaces");
+        (dir, api)
     }
 }

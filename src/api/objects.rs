@@ -8,13 +8,9 @@ use serde_json::{Value, json};
 
 use super::Api;
 use super::error::{ApiError, ApiResult};
-use super::kinds::{self, Write};
-use super::resources::{NAMESPACES, Resource};
+use super::kinds::{self, Deletion, NAMESPACES, Resource, SYSTEM_NAMESPACES, Write};
 use super::selectors::{FieldSelector, LabelSelector};
 use crate::store::{self, Revision};
-
-/// Namespaces that exist from the start and cannot be deleted.
-pub const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system", "kube-node-lease"];
 
 /// What a list or watch asks for.
 #[derive(Clone, Debug, Default)]
@@ -94,7 +90,7 @@ impl PropagationPolicy {
     }
 
     /// The finalizer that keeps the owner until the garbage collector has done its part.
-    fn finalizer(self) -> Option<&'static str> {
+    pub fn finalizer(self) -> Option<&'static str> {
         match self {
             Self::Background => None,
             Self::Foreground => Some(FOREGROUND_FINALIZER),
@@ -510,7 +506,7 @@ impl Api {
         if without_revision(&value) == without_revision(&current.value) {
             return Ok(Admitted::Unchanged(current.value));
         }
-        if finalized(resource, &value) {
+        if resource.strategy.finalized(&value) {
             return Ok(Admitted::Finalized(key, current));
         }
         Ok(Admitted::Changed {
@@ -547,12 +543,8 @@ impl Api {
                 name: name.into(),
             });
         }
-        if resource == &NAMESPACES && SYSTEM_NAMESPACES.contains(&name) {
-            return Err(ApiError::Forbidden(format!(
-                "namespaces \"{name}\" is forbidden: this namespace may not be deleted"
-            )));
-        }
-        let (marking, finalizer) = match deletion_plan(resource, object, options) {
+        resource.strategy.check_delete(name)?;
+        let (marking, finalizer) = match resource.strategy.deletion(object, options) {
             Deletion::Now => return self.remove(resource, &key, name, current.revision),
             Deletion::Mark { grace, finalizer } => (grace, finalizer),
             Deletion::AlreadyMarked => return Ok(current.value),
@@ -575,9 +567,7 @@ impl Api {
         if let Some(grace) = marking {
             marked["metadata"]["deletionGracePeriodSeconds"] = json!(grace);
         }
-        if resource == &NAMESPACES {
-            marked["status"]["phase"] = json!("Terminating");
-        }
+        resource.strategy.mark_for_deletion(&mut marked);
         let entry = self
             .store
             .update(&key, marked, current.revision)
@@ -602,8 +592,8 @@ impl Api {
     /// Creates the namespaces every cluster starts with.
     pub fn bootstrap(self: &Arc<Self>) -> ApiResult<()> {
         for ns in SYSTEM_NAMESPACES {
-            let namespace =
-                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
+            // apiVersion and kind are filled from the resource.
+            let namespace = json!({"metadata": {"name": ns}});
             match self.create(&NAMESPACES, None, namespace) {
                 Ok(_) | Err(ApiError::AlreadyExists { .. }) => {}
                 Err(error) => return Err(error),
@@ -626,92 +616,8 @@ enum Admitted {
     },
 }
 
-enum Deletion {
-    Now,
-    /// Set `deletionTimestamp` (and `deletionGracePeriodSeconds` when given).
-    Mark {
-        grace: Option<i64>,
-        /// Added to `metadata.finalizers` (Foreground and Orphan propagation).
-        finalizer: Option<&'static str>,
-    },
-    AlreadyMarked,
-}
-
-fn deletion_plan(resource: &Resource, object: &Value, options: &DeleteOptions) -> Deletion {
-    let has_finalizers = object
-        .pointer("/metadata/finalizers")
-        .and_then(Value::as_array)
-        .is_some_and(|f| !f.is_empty());
-    let marked = object.pointer("/metadata/deletionTimestamp").is_some();
-    match resource.kind {
-        "Pod" => {
-            let spec_grace = object
-                .pointer("/spec/terminationGracePeriodSeconds")
-                .and_then(Value::as_i64);
-            let grace = options
-                .grace_period_seconds
-                .or(spec_grace)
-                .unwrap_or(30)
-                .max(0);
-            let unscheduled = object
-                .pointer("/spec/nodeName")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .is_empty();
-            let current_grace = object
-                .pointer("/metadata/deletionGracePeriodSeconds")
-                .and_then(Value::as_i64);
-            if (grace == 0 || unscheduled) && !has_finalizers {
-                Deletion::Now
-            } else if marked && current_grace.is_some_and(|g| g <= grace) {
-                Deletion::AlreadyMarked
-            } else {
-                Deletion::Mark {
-                    grace: Some(grace),
-                    finalizer: None,
-                }
-            }
-        }
-        "Namespace" if marked => Deletion::AlreadyMarked,
-        "Namespace" => Deletion::Mark {
-            grace: None,
-            finalizer: None,
-        },
-        _ if marked => Deletion::AlreadyMarked,
-        _ => match options.propagation_policy.finalizer() {
-            Some(finalizer) => Deletion::Mark {
-                grace: None,
-                finalizer: Some(finalizer),
-            },
-            None if has_finalizers => Deletion::Mark {
-                grace: None,
-                finalizer: None,
-            },
-            None => Deletion::Now,
-        },
-    }
-}
-
-/// A marked object whose last finalizer is gone is removed (pods are removed by their node;
-/// namespaces once the namespace controller has emptied them and cleared `spec.finalizers`).
-fn finalized(resource: &Resource, value: &Value) -> bool {
-    let marked = value.pointer("/metadata/deletionTimestamp").is_some();
-    let finalizers = value
-        .pointer("/metadata/finalizers")
-        .and_then(Value::as_array)
-        .is_some_and(|f| !f.is_empty());
-    let spec_finalizers = value
-        .pointer("/spec/finalizers")
-        .and_then(Value::as_array)
-        .is_some_and(|f| !f.is_empty());
-    match resource.kind {
-        "Pod" => false,
-        "Namespace" => marked && !finalizers && !spec_finalizers,
-        _ => marked && !finalizers,
-    }
-}
-
-/// Keeps what a client may not change: identity, timestamps, and the part not being written.
+/// Keeps what a client may not change: identity, timestamps, and (as the kind's strategy says)
+/// the part not being written.
 fn merge_for_update(resource: &Resource, current: &Value, mut value: Value, part: Part) -> Value {
     for field in [
         "uid",
@@ -730,25 +636,9 @@ fn merge_for_update(resource: &Resource, current: &Value, mut value: Value, part
             }
         }
     }
-    match part {
-        Part::Status => {
-            let status = value.get("status").cloned();
-            value = current.clone();
-            match status {
-                Some(status) => value["status"] = status,
-                None => {
-                    value.as_object_mut().map(|o| o.remove("status"));
-                }
-            }
-        }
-        Part::Main if resource.has_status => match current.get("status") {
-            Some(status) => value["status"] = status.clone(),
-            None => {
-                value.as_object_mut().map(|o| o.remove("status"));
-            }
-        },
-        Part::Main => {}
-    }
+    resource
+        .strategy
+        .prepare_for_update(resource, current, &mut value, part);
     if part == Part::Main && value.get("spec") != current.get("spec") {
         let generation = current
             .pointer("/metadata/generation")

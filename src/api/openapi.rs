@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 
 use super::discovery::KUBERNETES_VERSION;
 use super::error::{ApiError, ApiResult};
-use super::resources::{ALL, Resource};
+use super::kinds::Resource;
 
 /// Patch media types the PATCH route accepts (see `patch::PatchType`).
 const PATCH_TYPES: &[&str] = &[
@@ -23,11 +23,11 @@ const FIELD_VALIDATION: &[&str] = &["Strict", "Warn", "Ignore"];
 
 /// `GET /openapi/v3`: each served group-version and where its document lives, with a hash
 /// of the document in the URL as kube-apiserver gives it.
-pub fn index() -> Value {
+pub fn index(served: &[&Resource]) -> Value {
     let mut paths = Map::new();
-    for (group, version) in group_versions() {
+    for (group, version) in group_versions(served) {
         let path = prefix(group, version).trim_start_matches('/').to_string();
-        let hash = hash(&document(group, version));
+        let hash = hash(&document(served, group, version));
         paths.insert(
             path.clone(),
             json!({"serverRelativeURL": format!("/openapi/v3/{path}?hash={hash}")}),
@@ -37,16 +37,16 @@ pub fn index() -> Value {
 }
 
 /// `GET /openapi/v3/{api/v1 | apis/GROUP/VERSION}`, or `None` when nothing is served there.
-pub fn group_version(segments: &[&str]) -> Option<Value> {
+pub fn group_version(served: &[&Resource], segments: &[&str]) -> Option<Value> {
     let (group, version) = match segments {
         ["api", version] => ("", *version),
         ["apis", group, version] => (*group, *version),
         _ => return None,
     };
-    group_versions()
+    group_versions(served)
         .into_iter()
         .any(|gv| gv == (group, version))
-        .then(|| document(group, version))
+        .then(|| document(served, group, version))
 }
 
 /// Refuses a `fieldValidation` value kube-apiserver would refuse. Any valid value is
@@ -64,11 +64,11 @@ pub fn check_field_validation(value: Option<&str>) -> ApiResult<()> {
     }
 }
 
-fn group_versions() -> Vec<(&'static str, &'static str)> {
-    let mut served: Vec<(&str, &str)> = ALL.iter().map(|r| (r.group, r.version)).collect();
-    served.sort_unstable();
-    served.dedup();
-    served
+fn group_versions(served: &[&Resource]) -> Vec<(&'static str, &'static str)> {
+    let mut versions: Vec<(&str, &str)> = served.iter().map(|r| (r.group, r.version)).collect();
+    versions.sort_unstable();
+    versions.dedup();
+    versions
 }
 
 fn prefix(group: &str, version: &str) -> String {
@@ -83,10 +83,10 @@ fn hash(document: &Value) -> String {
     hex::encode_upper(Sha256::digest(document.to_string().as_bytes()))
 }
 
-fn document(group: &str, version: &str) -> Value {
+fn document(served: &[&Resource], group: &str, version: &str) -> Value {
     let (major, minor) = KUBERNETES_VERSION;
     let mut paths = Map::new();
-    for resource in ALL
+    for resource in served
         .iter()
         .filter(|r| r.group == group && r.version == version)
     {
@@ -211,10 +211,11 @@ fn capitalize(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::kinds::BUILT_IN;
 
     #[test]
     fn the_index_points_at_each_group_version_with_a_hash() {
-        let index = index();
+        let index = index(BUILT_IN);
         let url = index["paths"]["api/v1"]["serverRelativeURL"]
             .as_str()
             .unwrap();
@@ -225,9 +226,9 @@ mod tests {
     /// What kubectl checks before it leaves field validation to the server.
     #[test]
     fn every_kind_has_a_patch_operation_that_takes_field_validation() {
-        let document = group_version(&["api", "v1"]).unwrap();
+        let document = group_version(BUILT_IN, &["api", "v1"]).unwrap();
         let paths = document["paths"].as_object().unwrap();
-        for resource in ALL.iter().filter(|r| r.group.is_empty()) {
+        for resource in BUILT_IN.iter().filter(|r| r.group.is_empty()) {
             let patch = paths
                 .values()
                 .filter_map(|p| p.get("patch"))
@@ -255,8 +256,8 @@ mod tests {
 
     #[test]
     fn unserved_group_versions_have_no_document() {
-        assert!(group_version(&["api", "v2"]).is_none());
-        assert!(group_version(&["apis", "example.com", "v1"]).is_none());
+        assert!(group_version(BUILT_IN, &["api", "v2"]).is_none());
+        assert!(group_version(BUILT_IN, &["apis", "example.com", "v1"]).is_none());
     }
 
     #[test]

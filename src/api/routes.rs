@@ -9,10 +9,10 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use super::error::{ApiError, ApiResult};
+use super::kinds::{Resource, Subresource};
 use super::logs::LogOptions;
 use super::objects::{DeleteOptions, ListOptions, Part, PropagationPolicy};
 use super::patch::PatchType;
-use super::resources::{NAMESPACES, PODS, Resource};
 use super::selectors::{FieldSelector, LabelSelector};
 use super::server::{self, Body, Context};
 use super::{binding, discovery, eviction, openapi, scale, table, watch};
@@ -78,11 +78,13 @@ pub async fn route(request: Request<Incoming>, context: &Context) -> ApiResult<R
 fn resolve(segments: &[&str], context: &Context) -> ApiResult<Target> {
     let not_found =
         || ApiError::NotFoundPath("the server could not find the requested resource".into());
+    let registry = context.api.registry();
+    let served = registry.all();
     let (group, version, rest) = match segments {
         ["version"] => return Ok(Target::Document(discovery::version())),
-        ["openapi", "v3"] => return Ok(Target::Document(openapi::index())),
+        ["openapi", "v3"] => return Ok(Target::Document(openapi::index(&served))),
         ["openapi", "v3", rest @ ..] => {
-            return openapi::group_version(rest)
+            return openapi::group_version(&served, rest)
                 .map(Target::Document)
                 .ok_or_else(not_found);
         }
@@ -91,19 +93,19 @@ fn resolve(segments: &[&str], context: &Context) -> ApiResult<Target> {
                 &context.address.to_string(),
             )));
         }
-        ["apis"] => return Ok(Target::Document(discovery::api_groups())),
+        ["apis"] => return Ok(Target::Document(discovery::api_groups(&served))),
         ["apis", group] => {
-            return discovery::api_group(group)
+            return discovery::api_group(&served, group)
                 .map(Target::Document)
                 .ok_or_else(not_found);
         }
         ["api", "v1"] => {
-            return discovery::resource_list("", "v1")
+            return discovery::resource_list(&served, "", "v1")
                 .map(Target::Document)
                 .ok_or_else(not_found);
         }
         ["apis", group, version] => {
-            return discovery::resource_list(group, version)
+            return discovery::resource_list(&served, group, version)
                 .map(Target::Document)
                 .ok_or_else(not_found);
         }
@@ -111,10 +113,12 @@ fn resolve(segments: &[&str], context: &Context) -> ApiResult<Target> {
         ["apis", group, version, rest @ ..] => (*group, *version, rest),
         _ => return Err(not_found()),
     };
-    let find = |plural: &str| Resource::find(group, version, plural).ok_or_else(not_found);
+    let find = |plural: &str| registry.find(group, version, plural).ok_or_else(not_found);
     let (namespace, rest) = match rest {
         ["namespaces", ns, plural, rest @ ..]
-            if Resource::find(group, version, plural).is_some_and(|r| r.namespaced) =>
+            if registry
+                .find(group, version, plural)
+                .is_some_and(|r| r.namespaced) =>
         {
             (Some(ns.to_string()), [&[*plural][..], rest].concat())
         }
@@ -208,14 +212,26 @@ async fn object(
     query: &[(String, String)],
 ) -> ApiResult<Response<Body>> {
     let api = &context.api;
+    let subresource = match subresource {
+        None => None,
+        Some(name) => Some(
+            Subresource::named(name)
+                .filter(|s| resource.serves(*s))
+                .ok_or_else(|| {
+                    ApiError::NotFoundPath(
+                        "the server could not find the requested resource".into(),
+                    )
+                })?,
+        ),
+    };
     let part = match subresource {
-        None => Part::Main,
-        Some("status") if resource.has_status => Part::Status,
-        Some("log") if resource == &PODS && request.method() == Method::GET => {
+        None | Some(Subresource::Finalize) => Part::Main,
+        Some(Subresource::Status) => Part::Status,
+        Some(Subresource::Log) if request.method() == Method::GET => {
             let chunks = api.pod_logs(namespace.unwrap_or_default(), name, &log_options(query)?)?;
             return Ok(server::stream("text/plain", chunks));
         }
-        Some("binding") if resource == &PODS && request.method() == Method::POST => {
+        Some(Subresource::Binding) if request.method() == Method::POST => {
             let binding = server::read_object(request).await?;
             binding::bind(api, namespace, name, &binding)?;
             return Ok(server::json(
@@ -223,18 +239,13 @@ async fn object(
                 &json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "code": 201}),
             ));
         }
-        Some("eviction") if resource == &PODS => {
+        Some(Subresource::Eviction) => {
             return eviction::serve(request, context, namespace, name).await;
         }
-        Some("scale") if scale::served(resource) => {
+        Some(Subresource::Scale) => {
             return scale::serve(request, context, resource, namespace, name).await;
         }
-        Some("finalize") if resource == &NAMESPACES => Part::Main,
-        Some(_) => {
-            return Err(ApiError::NotFoundPath(
-                "the server could not find the requested resource".into(),
-            ));
-        }
+        Some(Subresource::Log | Subresource::Binding) => return Err(ApiError::MethodNotAllowed),
     };
     match *request.method() {
         Method::GET => {
@@ -311,7 +322,7 @@ fn watch_lines(
 fn list_options(resource: &Resource, query: &[(String, String)]) -> ApiResult<ListOptions> {
     Ok(ListOptions {
         labels: LabelSelector::parse(param(query, "labelSelector").unwrap_or(""))?,
-        fields: FieldSelector::parse(param(query, "fieldSelector").unwrap_or(""), resource.kind)?,
+        fields: FieldSelector::parse(param(query, "fieldSelector").unwrap_or(""), resource)?,
         resource_version: watch::parse_resource_version(param(query, "resourceVersion"))?,
     })
 }

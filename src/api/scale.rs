@@ -9,19 +9,14 @@ use serde_json::{Value, json};
 
 use super::Api;
 use super::error::{ApiError, ApiResult, Cause};
+use super::kinds::Resource;
 use super::objects::Part;
 use super::patch::{self, PatchType};
-use super::resources::Resource;
 use super::selectors::LabelSelector;
 use super::server::{self, Body, Context};
 
-/// Whether `resource` has a `scale` subresource: the kinds whose `spec.replicas`,
-/// `spec.selector` and `status.replicas` have the ReplicaSet shape.
-pub fn served(resource: &Resource) -> bool {
-    resource.group == "apps" && matches!(resource.kind, "ReplicaSet" | "Deployment" | "StatefulSet")
-}
-
-/// `GET`, `PUT` and `PATCH` of `{resource}/{name}/scale`.
+/// `GET`, `PUT` and `PATCH` of `{resource}/{name}/scale`, for the kinds that serve it (their
+/// `spec.replicas`, `spec.selector` and `status.replicas` have the ReplicaSet shape).
 pub async fn serve(
     request: Request<Incoming>,
     context: &Context,
@@ -169,16 +164,11 @@ fn scale_of(object: &Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::resources::{PODS, REPLICA_SETS};
-    use crate::store::SqliteStore;
+    use crate::api::kinds::{PODS, REPLICA_SETS};
     use std::sync::Arc;
 
     fn api_with_replica_set() -> (tempfile::TempDir, Arc<Api>) {
-        let dir = tempfile::tempdir().unwrap();
-        let api = Api::new(Arc::new(
-            SqliteStore::open(&dir.path().join("s.db")).unwrap(),
-        ));
-        api.bootstrap().unwrap();
+        let (dir, api) = Api::scratch();
         let rs = json!({"metadata": {"name": "web"}, "spec": {"replicas": 2,
             "selector": {"matchLabels": {"app": "web"}, "matchExpressions": [{"key": "tier", "operator": "Exists"}]},
             "template": {"metadata": {"labels": {"app": "web", "tier": "a"}},
@@ -233,6 +223,6 @@ mod tests {
         let error = update(&api, &REPLICA_SETS, Some("default"), "web", &negative).unwrap_err();
         assert_eq!(error.code(), 422);
         assert!(error.to_string().contains("spec.replicas"), "{error}");
-        assert!(!served(&PODS));
+        assert!(!PODS.serves(crate::api::kinds::Subresource::Scale));
     }
 }

@@ -7,6 +7,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector as K8sLabelSel
 use serde_json::Value;
 
 use super::error::{ApiError, ApiResult};
+use super::kinds::Resource;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Requirement {
@@ -198,37 +199,17 @@ fn valid_key(key: &str) -> Option<String> {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FieldSelector(Vec<(String, bool, String)>);
 
-/// Fields every kind supports, plus the per-kind ones below.
+/// Fields every kind supports, beside each kind's `selectable_fields`.
 const COMMON_FIELDS: &[&str] = &["metadata.name", "metadata.namespace"];
-const POD_FIELDS: &[&str] = &[
-    "spec.nodeName",
-    "status.phase",
-    "spec.restartPolicy",
-    "status.podIP",
-];
-const EVENT_FIELDS: &[&str] = &[
-    "involvedObject.kind",
-    "involvedObject.name",
-    "involvedObject.namespace",
-    "involvedObject.uid",
-    "reason",
-    "type",
-];
-const NAMESPACE_FIELDS: &[&str] = &["status.phase"];
 
 impl FieldSelector {
-    /// Parses `spec.nodeName=n1,status.phase!=Running` for objects of `kind`.
+    /// Parses `spec.nodeName=n1,status.phase!=Running` for objects of `resource`.
     ///
     /// # Errors
     /// `BadRequest` for a malformed clause or a field `kind` cannot be selected by, in
     /// Kubernetes' words.
-    pub fn parse(text: &str, kind: &str) -> ApiResult<Self> {
-        let extra: &[&str] = match kind {
-            "Pod" => POD_FIELDS,
-            "Event" => EVENT_FIELDS,
-            "Namespace" => NAMESPACE_FIELDS,
-            _ => &[],
-        };
+    pub fn parse(text: &str, resource: &Resource) -> ApiResult<Self> {
+        let extra = resource.selectable_fields;
         let mut terms = Vec::new();
         for clause in text.split(',').map(str::trim).filter(|c| !c.is_empty()) {
             let (field, negated, value) = if let Some((f, v)) = clause.split_once("!=") {
@@ -273,6 +254,7 @@ impl FieldSelector {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::kinds::{NODES, PODS};
     use serde_json::json;
 
     fn labelled(labels: Value) -> Value {
@@ -337,21 +319,21 @@ mod tests {
     fn field_selector_matches_pod_fields_and_rejects_unknown_ones() {
         let pod = json!({"metadata": {"name": "a", "namespace": "ns"}, "spec": {"nodeName": "n1"}, "status": {"phase": "Running"}});
         assert!(
-            FieldSelector::parse("spec.nodeName=n1", "Pod")
+            FieldSelector::parse("spec.nodeName=n1", &PODS)
                 .unwrap()
                 .matches(&pod)
         );
         assert!(
-            !FieldSelector::parse("status.phase!=Running", "Pod")
+            !FieldSelector::parse("status.phase!=Running", &PODS)
                 .unwrap()
                 .matches(&pod)
         );
         assert!(
-            FieldSelector::parse("spec.nodeName=", "Pod")
+            FieldSelector::parse("spec.nodeName=", &PODS)
                 .unwrap()
                 .matches(&json!({}))
         );
-        assert!(FieldSelector::parse("spec.image=x", "Pod").is_err());
-        assert!(FieldSelector::parse("spec.nodeName=n1", "Node").is_err());
+        assert!(FieldSelector::parse("spec.image=x", &PODS).is_err());
+        assert!(FieldSelector::parse("spec.nodeName=n1", &NODES).is_err());
     }
 }

@@ -2,14 +2,14 @@
 //! (`application/json;as=Table;v=v1;g=meta.k8s.io`), as `kubectl get` does. Without it
 //! kubectl prints only NAME and AGE.
 //!
-//! The cells are the ones `wasmkube get` prints (`cli::columns`), so both CLIs agree.
+//! The cells are the kind's printer's (`api::printers`), which `wasmkube get` prints too, so
+//! both CLIs agree.
 
 use http::{HeaderMap, header};
 use serde_json::{Value, json};
 
-use super::resources::Resource;
-use crate::cli::columns::Columns;
-use crate::cli::kinds::ResourceKind;
+use super::kinds::Resource;
+use super::printers;
 
 /// A request's wish for a Table: which version, and what each row carries of its object.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,17 +57,14 @@ fn requested(headers: &HeaderMap) -> Option<&'static str> {
     versions.next()
 }
 
-/// `object` (one object or a list) as a Table when the request asked for one and the kind
-/// has columns; otherwise `object` unchanged.
+/// `object` (one object or a list) as a Table when the request asked for one; otherwise
+/// `object` unchanged.
 pub fn render(request: Option<TableRequest>, resource: &Resource, object: Value) -> Value {
     let Some(TableRequest {
         api_version,
         include,
     }) = request
     else {
-        return object;
-    };
-    let Some(kind) = ResourceKind::for_manifest(&resource.api_version(), resource.kind) else {
         return object;
     };
     let (items, resource_version) = match object.get("items").and_then(Value::as_array) {
@@ -80,36 +77,25 @@ pub fn render(request: Option<TableRequest>, resource: &Resource, object: Value)
             object.pointer("/metadata/resourceVersion").cloned(),
         ),
     };
-    let narrow = Columns {
-        kind,
-        wide: false,
-        namespace: false,
-        labels: false,
-    };
-    let wide = Columns {
-        wide: true,
-        ..narrow
-    };
-    let standard = narrow.headers().len();
-    let columns: Vec<Value> = wide
-        .headers()
+    let printer = resource.printer;
+    let columns: Vec<Value> = printer
+        .columns()
         .iter()
-        .enumerate()
-        .map(|(i, name)| {
+        .map(|column| {
             json!({
-                "name": name,
+                "name": column.name,
                 "type": "string",
-                "format": if name == "NAME" { "name" } else { "" },
+                "format": if column.name == "NAME" { "name" } else { "" },
                 "description": "",
-                "priority": if i < standard { 0 } else { 1 },
+                "priority": column.priority,
             })
         })
         .collect();
-    let now = crate::cli::table::now();
+    let now = printers::now();
     let rows: Vec<Value> = items
         .iter()
         .map(|item| {
-            let mut row = json!({"cells": wide.row(item, now)});
+            let mut row = json!({"cells": printer.cells(item, now)});
             match include {
                 Include::Nothing => {}
                 Include::Object => row["object"] = item.clone(),
@@ -142,7 +128,7 @@ fn partial_metadata(object: &Value, api_version: &str) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::resources::PODS;
+    use crate::api::kinds::PODS;
 
     fn kubectl_accept() -> HeaderMap {
         let mut headers = HeaderMap::new();

@@ -8,8 +8,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::Api;
 use super::error::{ApiError, ApiResult};
+use super::kinds::Resource;
 use super::objects::ListOptions;
-use super::resources::Resource;
 use crate::store::{EventKind, Revision};
 
 /// How many events a watcher may have unread before the producer waits for it.
@@ -190,12 +190,13 @@ pub fn parse_resource_version(text: Option<&str>) -> ApiResult<Option<Revision>>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::kinds::PODS;
     use crate::api::selectors::FieldSelector;
 
     #[test]
     fn objects_entering_and_leaving_a_selection_are_added_and_deleted() {
         let options = ListOptions {
-            fields: FieldSelector::parse("spec.nodeName=n1", "Pod").unwrap(),
+            fields: FieldSelector::parse("spec.nodeName=n1", &PODS).unwrap(),
             ..Default::default()
         };
         let unbound = json!({"spec": {}});

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use super::up::shutdown_signal;
 use super::{GlobalArgs, print};
 use crate::api::ApiError;
-use crate::control_plane::ControlPlane;
+use crate::client::control_plane::ControlPlane;
 use crate::events::Recorder;
 use crate::node::agent::Agent;
 use crate::node::join::{self, JoinError};
@@ -104,10 +104,7 @@ fn default_agent_dir(name: &str) -> PathBuf {
 }
 
 /// Connects, retrying while the server cannot be reached; a bad token or CA is final.
-async fn join_when_reachable(
-    server: &str,
-    token: &str,
-) -> anyhow::Result<crate::cli::client::Client> {
+async fn join_when_reachable(server: &str, token: &str) -> anyhow::Result<crate::client::Client> {
     loop {
         match join::connect(server, token).await {
             Ok(client) => return Ok(client),

@@ -6,11 +6,11 @@ use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
-use super::client::{Client, ClientError};
 use super::files::{self, Manifest};
-use super::kinds::{NAMESPACE, ResourceKind};
 use super::merge;
 use super::{Reported, Session, print, report, report_while};
+use crate::api::kinds::{NAMESPACES, Resource};
+use crate::client::{Client, ClientError};
 
 /// How many times `apply` re-reads and retries an update that lost a race.
 const CONFLICT_RETRIES: usize = 5;
@@ -60,7 +60,7 @@ impl Outcome {
 /// Where a manifest's object lives.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Target {
-    pub kind: &'static ResourceKind,
+    pub kind: &'static Resource,
     /// None for cluster-scoped kinds.
     pub namespace: Option<String>,
     /// None when the manifest only has `generateName`.
@@ -115,7 +115,7 @@ pub fn target_of(session: &Session, manifest: &mut Manifest) -> anyhow::Result<T
             missing.join(", ")
         );
     }
-    let Some(kind) = ResourceKind::for_manifest(&api_version, &kind_name) else {
+    let Some(kind) = crate::api::kinds::for_manifest(&api_version, &kind_name) else {
         bail!(
             "resource mapping not found for name: \"{}\" namespace: \"{}\" from \"{}\": no matches for kind \"{kind_name}\" in version \"{api_version}\"",
             name.unwrap_or_default(),
@@ -242,9 +242,9 @@ pub async fn create(session: &Session, args: CreateArgs) -> anyhow::Result<()> {
             json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
         session
             .client
-            .create(&NAMESPACE.path(None, None), &namespace)
+            .create(&NAMESPACES.path(None, None), &namespace)
             .await?;
-        return print(&format!("{} created\n", NAMESPACE.object_name(&name)));
+        return print(&format!("{} created\n", NAMESPACES.object_name(&name)));
     }
     if args.filenames.is_empty() {
         bail!("must specify one of -f and -k, or a subcommand (`create namespace NAME`)");
@@ -288,7 +288,7 @@ pub async fn create(session: &Session, args: CreateArgs) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::client::Client;
+    use crate::client::Client;
 
     fn session(namespace: Option<&str>) -> Session {
         Session::new(

@@ -4,7 +4,7 @@ use clap::Args;
 use serde_json::{Value, json};
 
 use super::Session;
-use super::kinds::NODE;
+use crate::api::kinds::NODES;
 
 #[derive(Clone, Debug, Args)]
 pub struct NodeArgs {
@@ -32,7 +32,7 @@ pub async fn set_unschedulable(
     node: &str,
     unschedulable: bool,
 ) -> anyhow::Result<String> {
-    let path = NODE.path(None, Some(node));
+    let path = NODES.path(None, Some(node));
     let current = session.client.get(&path).await?;
     let was = current
         .pointer("/spec/unschedulable")
@@ -61,7 +61,7 @@ fn outcome(node: &str, was: bool, unschedulable: bool) -> String {
     } else {
         "uncordoned"
     };
-    format!("{} {already}{word}", NODE.object_name(node))
+    format!("{} {already}{word}", NODES.object_name(node))
 }
 
 #[cfg(test)]

@@ -8,11 +8,11 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use super::apply::target_of;
-use super::client::{DeleteParams, ListParams};
 use super::files;
 use super::get::{items_of, no_resources};
-use super::kinds::ResourceKind;
 use super::{Reported, Session, parse_duration, parse_targets, print, report};
+use crate::api::kinds::Resource;
+use crate::client::{DeleteParams, ListParams};
 
 /// How often `--wait` looks again.
 const WAIT_POLL: Duration = Duration::from_millis(100);
@@ -57,7 +57,7 @@ pub struct DeleteArgs {
 /// One object to delete.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Victim {
-    kind: &'static ResourceKind,
+    kind: &'static Resource,
     namespace: Option<String>,
     name: String,
 }
@@ -69,7 +69,7 @@ impl Victim {
 
     /// `pod "x"` / `deployment.apps "web"`.
     fn display(&self) -> String {
-        match self.kind.group() {
+        match self.kind.group {
             "" => format!("{} \"{}\"", self.kind.singular, self.name),
             group => format!("{}.{group} \"{}\"", self.kind.singular, self.name),
         }
@@ -273,7 +273,7 @@ async fn wait_until_gone(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::kinds::POD;
+    use crate::api::kinds::PODS;
 
     #[test]
     fn grace_period_follows_kubectls_rules() {
@@ -289,7 +289,7 @@ mod tests {
     #[test]
     fn victims_print_like_kubectl() {
         let victim = Victim {
-            kind: &POD,
+            kind: &PODS,
             namespace: Some("default".into()),
             name: "x".into(),
         };

@@ -9,12 +9,13 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use k8s_openapi::jiff::Timestamp;
 use serde_json::Value;
 
-use super::client::{Client, ListParams};
-use super::columns::event_last_seen;
 use super::get::items_of;
-use super::kinds::{EVENT, POD, REPLICA_SET, ResourceKind};
-use super::table::{now, since, tabwrite};
+use super::table::tabwrite;
 use super::{Reported, Session, parse_targets, print, report};
+use crate::api::kinds::{DEPLOYMENTS, EVENTS, NAMESPACES, NODES, PODS, REPLICA_SETS, Resource};
+use crate::api::printers::event::event_last_seen;
+use crate::api::printers::{now, since};
+use crate::client::{Client, ListParams};
 
 #[derive(Debug, Args)]
 pub struct DescribeArgs {
@@ -72,29 +73,29 @@ pub async fn run(session: &Session, args: DescribeArgs) -> anyhow::Result<()> {
 /// a Deployment's ReplicaSets, a ReplicaSet's pods, a node's pods.
 async fn describe_with_related(
     session: &Session,
-    kind: &ResourceKind,
+    kind: &Resource,
     object: &Value,
 ) -> anyhow::Result<String> {
     let events = events_for(&session.client, kind, object).await;
     let mut out = Out::default();
-    match kind.kind {
-        "Deployment" => {
-            let replica_sets = controlled_by(session, &REPLICA_SET, object).await?;
+    match kind {
+        k if *k == DEPLOYMENTS => {
+            let replica_sets = controlled_by(session, &REPLICA_SETS, object).await?;
             super::describe_deployment::deployment(&mut out, object, &replica_sets);
         }
-        "ReplicaSet" => {
-            let pods = controlled_by(session, &POD, object).await?;
+        k if *k == REPLICA_SETS => {
+            let pods = controlled_by(session, &PODS, object).await?;
             super::describe_replica_set::replica_set(&mut out, object, &pods);
         }
-        "Node" => {
+        k if *k == NODES => {
             let name = object["metadata"]["name"].as_str().unwrap_or_default();
             let fields =
                 format!("spec.nodeName={name},status.phase!=Succeeded,status.phase!=Failed");
             let pods = session
                 .client
-                .list(&POD.path(None, None), &ListParams::fields(&fields))
+                .list(&PODS.path(None, None), &ListParams::fields(&fields))
                 .await?;
-            let pods: Vec<Pod> = items_of(pods, &POD).iter().map(decode).collect();
+            let pods: Vec<Pod> = items_of(pods, &PODS).iter().map(decode).collect();
             super::describe_node::node(&mut out, &decode(object), &pods, now());
         }
         _ => return Ok(describe(kind, object, &events, now())),
@@ -104,14 +105,14 @@ async fn describe_with_related(
 }
 
 /// The text `describe` prints for an object whose describer needs nothing else.
-pub fn describe(kind: &ResourceKind, object: &Value, events: &[Event], now: Timestamp) -> String {
+pub fn describe(kind: &Resource, object: &Value, events: &[Event], now: Timestamp) -> String {
     let mut out = Out::default();
-    match kind.kind {
-        "Pod" => super::describe_pod::pod(&mut out, &decode(object), now),
-        "Namespace" => namespace(&mut out, &decode(object)),
+    match kind {
+        k if *k == PODS => super::describe_pod::pod(&mut out, &decode(object), now),
+        k if *k == NAMESPACES => namespace(&mut out, &decode(object)),
         _ => generic(&mut out, object),
     }
-    if kind.kind != "Event" && kind.kind != "Namespace" {
+    if *kind != EVENTS && *kind != NAMESPACES {
         out.events(events, now);
     }
     out.render()
@@ -120,7 +121,7 @@ pub fn describe(kind: &ResourceKind, object: &Value, events: &[Event], now: Time
 /// The objects of `kind` in the session's namespace whose controller is `owner`.
 pub(super) async fn controlled_by(
     session: &Session,
-    kind: &ResourceKind,
+    kind: &Resource,
     owner: &Value,
 ) -> anyhow::Result<Vec<Value>> {
     let path = kind.path(Some(&session.namespace), None);
@@ -144,7 +145,7 @@ fn decode<T: serde::de::DeserializeOwned + Default>(object: &Value) -> T {
 
 /// The object's events, oldest first. Asks the server to filter by involvedObject and
 /// filters again here, in case the server does not support that field selector.
-pub async fn events_for(client: &Client, kind: &ResourceKind, object: &Value) -> Vec<Event> {
+pub async fn events_for(client: &Client, kind: &Resource, object: &Value) -> Vec<Event> {
     let text = |pointer: &str| {
         object
             .pointer(pointer)
@@ -158,7 +159,7 @@ pub async fn events_for(client: &Client, kind: &ResourceKind, object: &Value) ->
         text("/metadata/namespace"),
     );
     let namespace = (!namespace.is_empty()).then_some(namespace.as_str());
-    let path = EVENT.path(namespace, None);
+    let path = EVENTS.path(namespace, None);
     let mut fields = format!(
         "involvedObject.name={name},involvedObject.kind={}",
         kind.kind
@@ -172,7 +173,10 @@ pub async fn events_for(client: &Client, kind: &ResourceKind, object: &Value) ->
         Err(error) => Err(error),
     };
     let mut events: Vec<Event> = match listed {
-        Ok(list) => items_of(list, &EVENT).iter().map(decode::<Event>).collect(),
+        Ok(list) => items_of(list, &EVENTS)
+            .iter()
+            .map(decode::<Event>)
+            .collect(),
         Err(error) => {
             tracing::warn!(%error, "cannot list events");
             return Vec::new();
@@ -381,13 +385,13 @@ fn generic(out: &mut Out, object: &Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::kinds::NAMESPACE;
+    use crate::api::kinds::NAMESPACES;
     use serde_json::json;
 
     #[test]
     fn namespace_description_reads_like_kubectls() {
         let ns = json!({"metadata": {"name": "team", "labels": {"a": "1", "b": "2"}}, "status": {"phase": "Active"}});
-        let text = describe(&NAMESPACE, &ns, &[], now());
+        let text = describe(&NAMESPACES, &ns, &[], now());
         assert_eq!(
             text,
             "Name:         team\nLabels:       a=1\n              b=2\nAnnotations:  <none>\nStatus:       Active\n\nNo resource quota.\n\nNo LimitRange resource.\n"

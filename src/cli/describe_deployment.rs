@@ -2,9 +2,9 @@
 
 use serde_json::Value;
 
-use super::columns::selector_text;
 use super::describe::{Out, format_time, string_map, text};
 use super::pod_template;
+use crate::api::printers::workload::selector_text;
 
 const REVISION: &str = "deployment.kubernetes.io/revision";
 

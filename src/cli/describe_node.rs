@@ -7,9 +7,9 @@ use k8s_openapi::api::core::v1::{Container, Node, NodeStatus, NodeSystemInfo, Po
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::jiff::Timestamp;
 
-use super::columns::node_roles;
 use super::describe::{Out, format_time, labels_and_annotations, metadata};
-use super::table::since;
+use crate::api::printers::node::node_roles;
+use crate::api::printers::since;
 use crate::api::quantity;
 
 pub fn node(out: &mut Out, node: &Node, pods: &[Pod], now: Timestamp) {

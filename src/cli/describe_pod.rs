@@ -5,7 +5,7 @@ use k8s_openapi::jiff::Timestamp;
 
 use super::describe::{Out, format_time, labels_and_annotations, metadata};
 use super::describe_container::{ContainersOf, containers};
-use super::table::since;
+use crate::api::printers::since;
 
 pub fn pod(out: &mut Out, pod: &Pod, now: Timestamp) {
     let spec = pod.spec.clone().unwrap_or_default();
@@ -191,8 +191,8 @@ pub fn volumes(out: &mut Out, level: usize, volumes: &[Volume]) {
 
 #[cfg(test)]
 mod tests {
+    use crate::api::kinds::PODS;
     use crate::cli::describe::describe;
-    use crate::cli::kinds::POD;
     use k8s_openapi::api::core::v1::Event;
     use serde_json::json;
 
@@ -228,7 +228,7 @@ mod tests {
         }))
         .unwrap();
         let now = "2024-01-01T00:00:11Z".parse().unwrap();
-        let text = describe(&POD, &pod, &[event], now);
+        let text = describe(&PODS, &pod, &[event], now);
         for expected in [
             "Name:             demo\n",
             "Node:             node-1\n",

@@ -2,9 +2,9 @@
 
 use serde_json::Value;
 
-use super::columns::selector_text;
 use super::describe::{Out, string_map, text};
 use super::pod_template;
+use crate::api::printers::workload::selector_text;
 
 /// Writes the ReplicaSet's fields; `pods` are those it controls.
 pub fn replica_set(out: &mut Out, object: &Value, pods: &[Value]) {

@@ -7,12 +7,14 @@ use clap::Args;
 use futures::StreamExt;
 use serde_json::{Value, json};
 
-use super::client::{Client, ListParams, WatchEventType};
-use super::columns::{Columns, event_last_seen};
-use super::kinds::ResourceKind;
-use super::table::{Table, now};
+use super::columns::Columns;
+use super::table::Table;
 use super::{Reported, Session, Targets, parse_targets, print, report};
+use crate::api::kinds::{EVENTS, Resource};
 use crate::api::objects::take_items;
+use crate::api::printers::event::event_last_seen;
+use crate::api::printers::now;
+use crate::client::{Client, ListParams, WatchEventType};
 
 #[derive(Debug, Args)]
 pub struct GetArgs {
@@ -109,7 +111,7 @@ async fn get_group(session: &Session, args: &GetArgs, group: &Targets) -> anyhow
         }
         (items, None)
     };
-    if kind.kind == "Event" {
+    if *kind == EVENTS {
         sort_events(&mut items);
     }
     let single = group.names.len() == 1;
@@ -145,7 +147,7 @@ async fn get_group(session: &Session, args: &GetArgs, group: &Targets) -> anyhow
 }
 
 /// `No resources found in default namespace.` / `No resources found`.
-pub fn no_resources(namespace: Option<&str>, kind: &ResourceKind) -> String {
+pub fn no_resources(namespace: Option<&str>, kind: &Resource) -> String {
     match namespace {
         Some(ns) if kind.namespaced => format!("No resources found in {ns} namespace."),
         _ => "No resources found".to_string(),
@@ -153,17 +155,17 @@ pub fn no_resources(namespace: Option<&str>, kind: &ResourceKind) -> String {
 }
 
 /// The items of a list, with the `kind` and `apiVersion` servers leave out of items.
-pub fn items_of(mut list: Value, kind: &ResourceKind) -> Vec<Value> {
+pub fn items_of(mut list: Value, kind: &Resource) -> Vec<Value> {
     take_items(&mut list)
         .into_iter()
         .map(|item| with_type(item, kind))
         .collect()
 }
 
-fn with_type(mut object: Value, kind: &ResourceKind) -> Value {
+fn with_type(mut object: Value, kind: &Resource) -> Value {
     if let Some(map) = object.as_object_mut() {
         map.entry("apiVersion")
-            .or_insert_with(|| json!(kind.api_version));
+            .or_insert_with(|| json!(kind.api_version()));
         map.entry("kind").or_insert_with(|| json!(kind.kind));
     }
     object
@@ -181,7 +183,7 @@ fn sort_events(events: &mut [Value]) {
 /// too old and resumes when the server ends the stream.
 async fn watch(
     client: &Client,
-    kind: &'static ResourceKind,
+    kind: &'static Resource,
     namespace: Option<&str>,
     name: Option<&str>,
     mut params: ListParams,
@@ -233,7 +235,7 @@ struct Printer {
 }
 
 impl Printer {
-    fn new(kind: &'static ResourceKind, args: &GetArgs, all_namespaces: bool) -> Printer {
+    fn new(kind: &'static Resource, args: &GetArgs, all_namespaces: bool) -> Printer {
         Printer {
             output: args.output,
             columns: Columns {
@@ -327,7 +329,7 @@ pub fn to_json_pretty(value: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::kinds::{NODE, POD};
+    use crate::api::kinds::{NODES, PODS};
 
     #[test]
     fn output_formats_parse_with_kubectls_error() {
@@ -340,7 +342,7 @@ mod tests {
     #[test]
     fn list_items_get_their_kind_back() {
         let list = json!({"kind": "PodList", "items": [{"metadata": {"name": "a"}}]});
-        let items = items_of(list, &POD);
+        let items = items_of(list, &PODS);
         assert_eq!(items[0]["kind"], "Pod");
         assert_eq!(items[0]["apiVersion"], "v1");
     }
@@ -348,11 +350,11 @@ mod tests {
     #[test]
     fn empty_results_name_the_namespace_for_namespaced_kinds() {
         assert_eq!(
-            no_resources(Some("default"), &POD),
+            no_resources(Some("default"), &PODS),
             "No resources found in default namespace."
         );
-        assert_eq!(no_resources(None, &POD), "No resources found");
-        assert_eq!(no_resources(Some("default"), &NODE), "No resources found");
+        assert_eq!(no_resources(None, &PODS), "No resources found");
+        assert_eq!(no_resources(Some("default"), &NODES), "No resources found");
     }
 
     #[test]

@@ -1,13 +1,13 @@
-//! `logs POD [-c CONTAINER] [-f] [--tail N] [--previous] [--timestamps]`.
+//! `logs PODS [-c CONTAINER] [-f] [--tail N] [--previous] [--timestamps]`.
 
 use anyhow::bail;
 use clap::Args;
 use futures::StreamExt;
 use serde_json::Value;
 
-use super::client::{Client, with_query};
-use super::kinds::POD;
 use super::{Session, print};
+use crate::api::kinds::PODS;
+use crate::client::{Client, with_query};
 
 /// The annotation naming the container `logs` picks when none is given.
 const DEFAULT_CONTAINER: &str = "kubectl.kubernetes.io/default-container";
@@ -63,7 +63,7 @@ impl LogRequest {
             pairs.push(("tailLines", tail.to_string()));
         }
         with_query(
-            &format!("{}/log", POD.path(Some(namespace), Some(pod))),
+            &format!("{}/log", PODS.path(Some(namespace), Some(pod))),
             &pairs,
         )
     }
@@ -71,9 +71,7 @@ impl LogRequest {
 
 pub async fn run(session: &Session, args: LogsArgs) -> anyhow::Result<()> {
     let pod = match args.pod.split_once('/') {
-        Some((kind, name)) if super::kinds::ResourceKind::lookup(kind) == Some(&POD) => {
-            name.to_string()
-        }
+        Some((kind, name)) if crate::api::kinds::lookup(kind) == Some(&PODS) => name.to_string(),
         Some((kind, _)) => bail!("cannot get the logs from {kind}: only pods have logs here"),
         None => args.pod.clone(),
     };
@@ -82,7 +80,7 @@ pub async fn run(session: &Session, args: LogsArgs) -> anyhow::Result<()> {
         None => {
             let object = session
                 .client
-                .get(&POD.path(Some(&session.namespace), Some(&pod)))
+                .get(&PODS.path(Some(&session.namespace), Some(&pod)))
                 .await?;
             default_container(&pod, &object)?
         }

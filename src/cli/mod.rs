@@ -6,10 +6,10 @@
 
 pub mod agent;
 pub mod apply;
-pub mod client;
 pub mod columns;
 pub mod cordon;
 pub mod delete;
+mod demo;
 pub mod describe;
 pub mod describe_container;
 pub mod describe_deployment;
@@ -19,11 +19,8 @@ pub mod describe_replica_set;
 pub mod drain;
 pub mod files;
 pub mod get;
-pub mod kinds;
-pub mod kubeconfig;
 pub mod logs;
 pub mod merge;
-pub mod pod_summary;
 pub mod pod_template;
 pub mod rollout;
 pub mod scale;
@@ -41,8 +38,8 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use clap::{Args, Parser, Subcommand};
 
-use client::{Client, ClientError};
-use kinds::ResourceKind;
+use crate::api::kinds::Resource;
+use crate::client::{Client, ClientError, kubeconfig};
 
 /// wasmkube: a Kubernetes-style orchestrator whose containers are WebAssembly components.
 #[derive(Debug, Parser)]
@@ -287,7 +284,7 @@ pub fn print(text: &str) -> anyhow::Result<()> {
 /// One group of command-line resource arguments: a kind and the names given for it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Targets {
-    pub kind: &'static ResourceKind,
+    pub kind: &'static Resource,
     pub names: Vec<String>,
 }
 
@@ -303,7 +300,7 @@ pub fn parse_targets(args: &[String]) -> anyhow::Result<Vec<Targets>> {
         );
     };
     let lookup = |name: &str| {
-        ResourceKind::lookup(name)
+        crate::api::kinds::lookup(name)
             .with_context(|| format!("the server doesn't have a resource type \"{name}\""))
     };
     if first.contains('/') {

@@ -5,7 +5,7 @@ use clap::Args;
 use serde_json::Value;
 
 use super::Session;
-use super::kinds::{DEPLOYMENT, REPLICA_SET, ResourceKind};
+use crate::api::kinds::{DEPLOYMENTS, REPLICA_SETS, Resource};
 
 #[derive(Clone, Debug, Args)]
 pub struct ScaleArgs {
@@ -24,8 +24,8 @@ pub struct ScaleArgs {
 /// For a malformed target or a kind not in `allowed`.
 pub fn parse_workload(
     target: &[String],
-    allowed: &[&'static ResourceKind],
-) -> anyhow::Result<(&'static ResourceKind, String)> {
+    allowed: &[&'static Resource],
+) -> anyhow::Result<(&'static Resource, String)> {
     let (kind, name) = match target {
         [one] => match one.split_once('/') {
             Some((kind, name)) if !kind.is_empty() && !name.is_empty() => (kind, name),
@@ -34,7 +34,7 @@ pub fn parse_workload(
         [kind, name] if !name.contains('/') => (kind.as_str(), name.as_str()),
         _ => bail!("expected TYPE/NAME or TYPE NAME"),
     };
-    let Some(found) = ResourceKind::lookup(kind) else {
+    let Some(found) = crate::api::kinds::lookup(kind) else {
         bail!("the server doesn't have a resource type \"{kind}\"");
     };
     if !allowed.contains(&found) {
@@ -53,7 +53,7 @@ pub fn parse_workload(
 /// # Errors
 /// For an unknown target or a server error.
 pub async fn run(session: &Session, args: ScaleArgs) -> anyhow::Result<()> {
-    let (kind, name) = parse_workload(&args.target, &[&DEPLOYMENT, &REPLICA_SET])?;
+    let (kind, name) = parse_workload(&args.target, &[&DEPLOYMENTS, &REPLICA_SETS])?;
     let path = format!("{}/scale", kind.path(Some(&session.namespace), Some(&name)));
     let mut scale = session.client.get(&path).await?;
     scale["spec"]["replicas"] = Value::from(args.replicas);
@@ -71,7 +71,7 @@ mod tests {
 
     #[test]
     fn workloads_are_named_either_way() {
-        let allowed = [&DEPLOYMENT, &REPLICA_SET];
+        let allowed = [&DEPLOYMENTS, &REPLICA_SETS];
         let (kind, name) = parse_workload(&strings(&["deployment/web"]), &allowed).unwrap();
         assert_eq!((kind.kind, name.as_str()), ("Deployment", "web"));
         let (kind, name) = parse_workload(&strings(&["rs", "web-1"]), &allowed).unwrap();

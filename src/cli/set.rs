@@ -5,8 +5,8 @@ use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
 use super::Session;
-use super::kinds::{DEPLOYMENT, REPLICA_SET};
 use super::scale::parse_workload;
+use crate::api::kinds::{DEPLOYMENTS, REPLICA_SETS};
 
 #[derive(Clone, Debug, Args)]
 pub struct SetArgs {
@@ -102,7 +102,7 @@ pub async fn run(session: &Session, args: SetArgs) -> anyhow::Result<()> {
     if pairs.is_empty() {
         bail!("at least one {what} update is required");
     }
-    let (kind, name) = parse_workload(target, &[&DEPLOYMENT, &REPLICA_SET])?;
+    let (kind, name) = parse_workload(target, &[&DEPLOYMENTS, &REPLICA_SETS])?;
     let path = kind.path(Some(&session.namespace), Some(&name));
     let mut object = session.client.get(&path).await?;
     let Some(containers) = object

@@ -3,7 +3,7 @@
 
 use std::io::IsTerminal as _;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
@@ -11,15 +11,16 @@ use clap::Args;
 use k8s_openapi::api::core::v1::Pod;
 use tokio::time::Instant;
 
-use super::client::{Client, ListParams};
 use super::columns::Columns;
 use super::get::items_of;
-use super::kinds::POD;
 use super::logs::{LogRequest, print_logs};
-use super::pod_summary::summarize;
 use super::server::ControlPlaneArgs;
-use super::table::{Table, now};
-use super::{GlobalArgs, Session, apply, files, print, report};
+use super::table::Table;
+use super::{GlobalArgs, Session, apply, demo, files, print, report};
+use crate::api::kinds::PODS;
+use crate::api::printers::now;
+use crate::api::printers::pod::summarize;
+use crate::client::{Client, ListParams};
 use crate::cluster::{Cluster, ClusterConfig};
 
 /// How long the demo pod may take to run (the first compile of a component included).
@@ -42,13 +43,6 @@ pub struct UpArgs {
     pub control_plane: ControlPlaneArgs,
 }
 
-/// The demo manifest; build.rs exports where the built samples are.
-fn demo_manifest() -> PathBuf {
-    let samples = option_env!("WASMKUBE_SAMPLES_DIR")
-        .unwrap_or(concat!(env!("CARGO_MANIFEST_DIR"), "/wasm-samples"));
-    Path::new(samples).join("demo.toml")
-}
-
 pub async fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<()> {
     let mut config = ClusterConfig {
         api_addr: args.api_addr,
@@ -68,7 +62,7 @@ pub async fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<()> {
     print(&banner(&cluster, started.elapsed()))?;
     if args.demo {
         let client = cluster.client()?;
-        if let Err(error) = run_demo(&client).await {
+        if let Err(error) = run_demo(&client, cluster.data_dir()).await {
             report(&error);
             eprintln!(
                 "The demo did not finish; the cluster keeps running. Try `wasmkube describe pod demo`."
@@ -99,23 +93,27 @@ fn banner(cluster: &Cluster, took: Duration) -> String {
 }
 
 /// Applies the demo, waits for `2/2 Running`, prints the pods and the reader's log.
-async fn run_demo(client: &Client) -> anyhow::Result<()> {
+async fn run_demo(client: &Client, data_dir: &Path) -> anyhow::Result<()> {
     let session = Session::new(client.clone(), None);
-    let manifests = files::read_file(&demo_manifest())?;
+    let manifests = files::read_file(&demo::install(data_dir)?)?;
     apply::apply_manifests(&session, manifests).await?;
     wait_until_running(client, "default", "demo", DEMO_TIMEOUT).await?;
     let list = client
-        .list(&POD.path(Some("default"), None), &ListParams::default())
+        .list(&PODS.path(Some("default"), None), &ListParams::default())
         .await?;
     let columns = Columns {
-        kind: &POD,
+        kind: &PODS,
         wide: false,
         namespace: false,
         labels: false,
     };
     let now = now();
     let mut rows = vec![columns.headers()];
-    rows.extend(items_of(list, &POD).iter().map(|pod| columns.row(pod, now)));
+    rows.extend(
+        items_of(list, &PODS)
+            .iter()
+            .map(|pod| columns.row(pod, now)),
+    );
     print(&format!(
         "\n$ wasmkube get pods\n{}",
         Table::new().render(&rows)
@@ -145,7 +143,7 @@ pub async fn wait_until_running(
     let mut last_shown = String::new();
     loop {
         let pod: Pod =
-            serde_json::from_value(client.get(&POD.path(Some(namespace), Some(name))).await?)?;
+            serde_json::from_value(client.get(&PODS.path(Some(namespace), Some(name))).await?)?;
         let summary = summarize(&pod);
         let progress = format!("{} {}", summary.ready_column(), summary.status);
         if summary.ready == summary.total && summary.status == "Running" {

@@ -16,8 +16,8 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::api::kinds::EVENTS;
 use crate::api::objects::{FOREGROUND_FINALIZER, ORPHAN_FINALIZER, PropagationPolicy, take_items};
-use crate::api::resources::{ALL, EVENTS};
 use crate::api::watch::{WatchEvent, follow};
 use crate::api::{Api, ApiError, DeleteOptions, ListOptions, Part, Resource};
 
@@ -29,16 +29,16 @@ const SETTLE: Duration = Duration::from_millis(100);
 /// The objects the watches have seen, by uid.
 type Mirror = Arc<Mutex<HashMap<String, Node>>>;
 
-/// The resources the collector looks after.
-fn collected() -> impl Iterator<Item = &'static Resource> {
-    ALL.iter().copied().filter(|r| **r != EVENTS)
+/// The resources the collector looks after: every kind served when it starts.
+fn collected(api: &Api) -> impl Iterator<Item = &'static Resource> + use<> {
+    api.registry().all().into_iter().filter(|r| **r != EVENTS)
 }
 
 /// Runs the collector until `shutdown`.
 pub async fn run(api: Arc<Api>, shutdown: CancellationToken) {
     let wake = Arc::new(Notify::new());
     let mirror: Mirror = Arc::default();
-    for resource in collected() {
+    for resource in collected(&api) {
         let (api, wake, shutdown) = (api.clone(), wake.clone(), shutdown.clone());
         let mirror = mirror.clone();
         tokio::spawn(async move {
@@ -133,7 +133,7 @@ impl Pass {
     /// A snapshot listed from the store.
     fn listed(api: &Api) -> Result<Self, ApiError> {
         let mut nodes = Vec::new();
-        for resource in collected() {
+        for resource in collected(api) {
             let mut list = api.list(resource, None, &ListOptions::default())?;
             nodes.extend(take_items(&mut list).into_iter().map(|value| Node {
                 resource,
@@ -277,7 +277,8 @@ impl Pass {
             return true;
         }
         let kind = owner["kind"].as_str().unwrap_or_default();
-        let Some(resource) = ALL.iter().find(|r| r.kind == kind) else {
+        let served = api.registry().all();
+        let Some(resource) = served.into_iter().find(|r| r.kind == kind) else {
             return false;
         };
         let namespace = dependent.namespace().filter(|_| resource.namespaced);
@@ -352,7 +353,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::api::resources::REPLICA_SETS;
+    use crate::api::kinds::REPLICA_SETS;
 
     /// A ReplicaSet `uid` owned (blocking) by `owners`, being deleted in the foreground when
     /// `foreground`.

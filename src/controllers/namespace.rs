@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::resources::{ALL, NAMESPACES};
+use crate::api::kinds::NAMESPACES;
 use crate::api::watch::follow;
 use crate::api::{Api, ApiError, DeleteOptions, ListOptions, Part};
 
@@ -66,7 +66,7 @@ async fn finalize(api: Arc<Api>, namespace: String, shutdown: CancellationToken)
 /// Asks every object in the namespace to go; returns how many are still there.
 fn delete_contents(api: &Api, namespace: &str) -> Result<usize, ApiError> {
     let mut remaining = 0;
-    for resource in ALL.iter().filter(|r| r.namespaced) {
+    for resource in api.registry().all().into_iter().filter(|r| r.namespaced) {
         let list = api.list(resource, Some(namespace), &ListOptions::default())?;
         for item in list["items"].as_array().into_iter().flatten() {
             remaining += 1;

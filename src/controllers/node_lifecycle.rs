@@ -19,11 +19,10 @@ use serde_json::Value;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::api::kinds::{LEASES, NODE_LEASE_NAMESPACE, NODES};
 use crate::api::objects::{now, take_items};
-use crate::api::resources::{LEASES, NODES};
 use crate::api::{Api, ApiResult, ListOptions, Part};
 use crate::events::{EventType, Recorder};
-use crate::node::heartbeat::LEASE_NAMESPACE;
 
 /// Timings of the controller (`--node-monitor-grace-period`, `--pod-eviction-timeout`).
 #[derive(Clone, Copy, Debug)]
@@ -89,7 +88,7 @@ impl Monitor {
         let nodes = take_items(&mut self.api.list(&NODES, None, &ListOptions::default())?);
         let leases = take_items(&mut self.api.list(
             &LEASES,
-            Some(LEASE_NAMESPACE),
+            Some(NODE_LEASE_NAMESPACE),
             &ListOptions::default(),
         )?);
         let renewals: HashMap<&str, &str> = leases

@@ -15,13 +15,13 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use super::cache::{Cache, Change, ObjectKey};
-use super::informer::Informer;
-use super::queue::{DEFAULT_BACKOFF, WorkQueue};
-use super::reconcile::{Action, run_workers};
-use crate::api::resources::{PODS, REPLICA_SETS};
+use crate::api::kinds::{PODS, REPLICA_SETS};
 use crate::api::selectors::LabelSelector;
 use crate::api::{Api, ApiError, DeleteOptions, Part};
+use crate::controller_runtime::cache::{Cache, Change, ObjectKey};
+use crate::controller_runtime::informer::Informer;
+use crate::controller_runtime::queue::{DEFAULT_BACKOFF, WorkQueue};
+use crate::controller_runtime::reconcile::{Action, run_workers};
 use crate::events::{EventType, Recorder};
 
 /// ReplicaSets reconciled at once (kube-controller-manager's `--concurrent-replicaset-syncs`).
@@ -107,7 +107,7 @@ fn replica_sets_to_wake(replica_sets: &Cache, change: &Change) -> Vec<ObjectKey>
     for pod in versions.into_iter().flatten() {
         let namespace = pod["metadata"]["namespace"].as_str();
         match pods::controller_ref(pod) {
-            Some(owner) if owner["kind"] == "ReplicaSet" => {
+            Some(owner) if REPLICA_SETS.is_kind_of(owner) => {
                 keys.extend(
                     owner["name"]
                         .as_str()
@@ -319,7 +319,6 @@ mod tests {
     use super::*;
     use crate::api::ListOptions;
     use crate::api::patch::PatchType;
-    use crate::store::SqliteStore;
     use serde_json::json;
 
     fn pod_count(api: &Api) -> usize {
@@ -344,11 +343,7 @@ mod tests {
     /// Without a node or scheduler: pods stay unscheduled, so surplus ones go at once.
     #[tokio::test]
     async fn replicas_are_created_and_deleted_to_the_count_without_overshooting() {
-        let dir = tempfile::tempdir().unwrap();
-        let api = Api::new(Arc::new(
-            SqliteStore::open(&dir.path().join("s.db")).unwrap(),
-        ));
-        api.bootstrap().unwrap();
+        let (_dir, api) = Api::scratch();
         let shutdown = CancellationToken::new();
         let controller = tokio::spawn(run(api.clone(), shutdown.clone()));
         let rs = json!({"metadata": {"name": "web"}, "spec": {"replicas": 3,

@@ -14,10 +14,10 @@ use tokio_util::sync::CancellationToken;
 use super::logs::LogLine;
 use super::pod_worker::{self, PodHandle, Stop};
 use super::{NodeContext, heartbeat};
+use crate::api::kinds::PODS;
 use crate::api::logs::{LogOptions, PodLogs};
-use crate::api::resources::PODS;
 use crate::api::{ApiError, ApiResult};
-use crate::control_plane::ControlPlane;
+use crate::client::control_plane::ControlPlane;
 
 /// A running node agent.
 pub struct Agent {

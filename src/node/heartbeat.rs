@@ -8,11 +8,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::{NodeConfig, NodeContext};
 use crate::api::discovery::KUBERNETES_VERSION;
-use crate::api::resources::{LEASES, NODES};
+use crate::api::kinds::{LEASES, NODE_LEASE_NAMESPACE, NODES};
 use crate::api::{ApiError, ApiResult, Part};
-
-/// Where node Leases live.
-pub const LEASE_NAMESPACE: &str = "kube-node-lease";
 
 /// Creates the Node object (or keeps the existing one) and posts its status.
 ///
@@ -84,28 +81,32 @@ async fn renew_lease(node: &NodeContext) -> ApiResult<()> {
     let name = &config.node_name;
     let renew_time = Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true);
     let duration = config.lease_interval.as_secs().max(1) * 4;
-    match node.plane.get(&LEASES, Some(LEASE_NAMESPACE), name).await {
+    match node
+        .plane
+        .get(&LEASES, Some(NODE_LEASE_NAMESPACE), name)
+        .await
+    {
         Ok(mut lease) => {
             lease["spec"]["renewTime"] = json!(renew_time);
             lease["spec"]["holderIdentity"] = json!(name);
             node.plane
-                .update(&LEASES, Some(LEASE_NAMESPACE), name, lease, Part::Main)
+                .update(&LEASES, Some(NODE_LEASE_NAMESPACE), name, lease, Part::Main)
                 .await?;
         }
         Err(ApiError::NotFound { .. }) => {
             let owner = node.plane.get(&NODES, None, name).await?;
             let lease = json!({
-                "apiVersion": "coordination.k8s.io/v1",
-                "kind": "Lease",
-                "metadata": {"name": name, "namespace": LEASE_NAMESPACE, "ownerReferences": [{
-                    "apiVersion": "v1", "kind": "Node", "name": name,
+                "apiVersion": LEASES.api_version(),
+                "kind": LEASES.kind,
+                "metadata": {"name": name, "namespace": NODE_LEASE_NAMESPACE, "ownerReferences": [{
+                    "apiVersion": NODES.api_version(), "kind": NODES.kind, "name": name,
                     "uid": owner["metadata"]["uid"],
                 }]},
                 "spec": {"holderIdentity": name, "leaseDurationSeconds": duration,
                          "renewTime": renew_time},
             });
             node.plane
-                .create(&LEASES, Some(LEASE_NAMESPACE), lease)
+                .create(&LEASES, Some(NODE_LEASE_NAMESPACE), lease)
                 .await?;
         }
         Err(error) => return Err(error),
@@ -126,8 +127,8 @@ fn node_object(config: &NodeConfig) -> Value {
         labels[key] = json!(value);
     }
     json!({
-        "apiVersion": "v1",
-        "kind": "Node",
+        "apiVersion": NODES.api_version(),
+        "kind": NODES.kind,
         "metadata": {"name": config.node_name, "labels": labels},
         "spec": {},
     })

@@ -10,7 +10,7 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 use sha2::{Digest, Sha256};
 
-use crate::cli::client::{Client, ClientError};
+use crate::client::{Client, ClientError};
 
 const PREFIX: &str = "K10";
 const SEPARATOR: &str = "::node:";

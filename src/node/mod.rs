@@ -4,7 +4,6 @@
 //! `sandbox` wrap wasmtime, `logs` keeps bounded container output.
 
 pub mod agent;
-pub mod backoff;
 pub mod container_spec;
 pub mod heartbeat;
 pub mod join;
@@ -20,7 +19,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::control_plane::ControlPlane;
+use crate::client::control_plane::ControlPlane;
+use crate::controller_runtime::backoff::Backoff;
 use crate::events::Recorder;
 
 /// How a node runs: its identity, where it keeps data, and its tunables.
@@ -29,7 +29,7 @@ pub struct NodeConfig {
     pub node_name: String,
     pub data_dir: PathBuf,
     pub host_ip: String,
-    pub backoff: backoff::Backoff,
+    pub backoff: Backoff,
     /// Bytes of output kept in memory per container instance.
     pub log_capacity: usize,
     /// How often the full Node status is posted.
@@ -54,7 +54,7 @@ impl NodeConfig {
             node_name: node_name.into(),
             data_dir,
             host_ip: "127.0.0.1".into(),
-            backoff: backoff::Backoff::default(),
+            backoff: Backoff::default(),
             log_capacity: 1 << 20,
             heartbeat_interval: Duration::from_secs(10),
             lease_interval: Duration::from_secs(2),
@@ -119,7 +119,7 @@ impl NodeContext {
         };
         match self
             .plane
-            .delete(&crate::api::resources::PODS, namespace, name, &options)
+            .delete(&crate::api::kinds::PODS, namespace, name, &options)
             .await
         {
             Ok(_)

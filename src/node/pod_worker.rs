@@ -21,8 +21,8 @@ use super::pod_status::{
 use super::runtime::{LoadSource, Loaded};
 use super::sandbox::{ContainerRun, ExitReason};
 use super::status_batch::Written;
+use crate::api::kinds::PODS;
 use crate::api::objects::now;
-use crate::api::resources::PODS;
 use crate::api::{ApiError, Part};
 use crate::events::EventType;
 

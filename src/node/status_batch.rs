@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::api::resources::PODS;
+use crate::api::kinds::PODS;
 use crate::api::{Api, ApiError, Part};
 
 /// Most statuses one write takes.

@@ -92,19 +92,14 @@ async fn write(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::resources::EVENTS;
+    use crate::api::kinds::EVENTS;
     use crate::api::{Api, ListOptions};
-    use crate::store::SqliteStore;
     use serde_json::json;
     use std::time::Duration;
 
     #[tokio::test]
     async fn queued_events_are_all_written_and_a_full_queue_drops_the_rest() {
-        let dir = tempfile::tempdir().unwrap();
-        let api = Api::new(Arc::new(
-            SqliteStore::open(&dir.path().join("store.db")).unwrap(),
-        ));
-        api.bootstrap().unwrap();
+        let (_dir, api) = Api::scratch();
         let shutdown = CancellationToken::new();
         let recorder = Recorder::new(api.clone(), "test", "");
         let (queue, writer) = EventQueue::with_capacity(recorder, 3, shutdown.clone());

@@ -9,7 +9,7 @@ use super::filters::{fit_error, unfit_reasons};
 use super::node_info::{NodeInfo, Usage};
 use super::pod_info::{PodInfo, Requests};
 use super::score::{Candidate, best, scores};
-use crate::controllers::cache::ObjectKey;
+use crate::controller_runtime::cache::ObjectKey;
 
 /// A pod counted on a node.
 struct Placement {

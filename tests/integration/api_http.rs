@@ -3,14 +3,14 @@
 use futures::StreamExt;
 use http::Method;
 use serde_json::{Value, json};
-use wasmkube::cli::client::{ClientError, DeleteParams, ListParams};
+use wasmkube::client::{ClientError, DeleteParams, ListParams};
 use wasmkube::testing::Cluster;
 
 use crate::support::PodBuilder;
 
 const PODS: &str = "/api/v1/namespaces/default/pods";
 
-fn status(error: ClientError) -> wasmkube::cli::client::Status {
+fn status(error: ClientError) -> wasmkube::client::Status {
     error
         .status()
         .cloned()
@@ -225,12 +225,9 @@ async fn malformed_bodies_get_400_and_huge_ones_413() {
 #[tokio::test]
 async fn requests_without_the_token_are_unauthorized() {
     let cluster = Cluster::start().await.unwrap();
-    let anonymous = wasmkube::cli::client::Client::with_ca(
-        &cluster.api_url(),
-        "wrong-token",
-        &cluster.ca_pem(),
-    )
-    .unwrap();
+    let anonymous =
+        wasmkube::client::Client::with_ca(&cluster.api_url(), "wrong-token", &cluster.ca_pem())
+            .unwrap();
     assert_eq!(status(anonymous.get(PODS).await.unwrap_err()).code, 401);
     cluster.shutdown().await;
 }

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 use wasmkube::api::Api;
-use wasmkube::api::resources::PODS;
+use wasmkube::api::kinds::PODS;
 
 /// Whether a Node reports `Ready=True`.
 pub fn is_ready(node: &Value) -> bool {

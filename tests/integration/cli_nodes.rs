@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use wasmkube::api::resources::{NODES, PODS};
+use wasmkube::api::kinds::{NODES, PODS};
 use wasmkube::testing::Cluster;
 
 use crate::cli::wasmkube;

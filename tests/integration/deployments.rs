@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use wasmkube::api::kinds::{DEPLOYMENTS, PODS, REPLICA_SETS};
 use wasmkube::api::patch::PatchType;
-use wasmkube::api::resources::{DEPLOYMENTS, PODS, REPLICA_SETS};
 use wasmkube::api::{Api, ListOptions, Part};
 use wasmkube::testing::Cluster;
 

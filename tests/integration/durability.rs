@@ -4,7 +4,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde_json::json;
-use wasmkube::cli::client::{Client, ListParams};
+use wasmkube::client::{Client, ListParams};
 
 use crate::processes::{Process, free_port, start_control_plane};
 use crate::support::{PodBuilder, eventually};

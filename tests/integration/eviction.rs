@@ -2,7 +2,7 @@
 //! advertising it as kubectl drain expects.
 
 use serde_json::json;
-use wasmkube::api::resources::PODS;
+use wasmkube::api::kinds::PODS;
 use wasmkube::testing::Cluster;
 
 use crate::support::PodBuilder;

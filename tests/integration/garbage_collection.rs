@@ -3,10 +3,10 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use wasmkube::api::kinds::{PODS, REPLICA_SETS};
 use wasmkube::api::objects::PropagationPolicy;
-use wasmkube::api::resources::{PODS, REPLICA_SETS};
 use wasmkube::api::{Api, ApiError, DeleteOptions, ListOptions};
-use wasmkube::cli::client::{ClientError, DeleteParams};
+use wasmkube::client::{ClientError, DeleteParams};
 use wasmkube::testing::Cluster;
 
 use crate::support::{PodBuilder, eventually, exerciser, phase};

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::json;
-use wasmkube::cli::client::{Client, POD};
+use wasmkube::client::{Client, PODS};
 use wasmkube::testing::Cluster;
 
 use crate::cli_nodes::{NODE, node_status, pod_exists, running_pod, unschedulable};
@@ -140,7 +140,7 @@ async fn the_api_refuses_plain_http_and_wrong_tokens() {
 
     let plain = Client::new(&https.replacen("https://", "http://", 1), "");
     let refused = plain
-        .get(&POD.path(Some("default"), None))
+        .get(&PODS.path(Some("default"), None))
         .await
         .unwrap_err();
     assert_eq!(refused.code(), Some(400), "{refused}");
@@ -166,7 +166,7 @@ async fn the_api_refuses_plain_http_and_wrong_tokens() {
     // The accept loop outlived the failed handshakes above.
     let wrong = Client::with_ca(&https, "wrong-token", &cluster.ca_pem()).unwrap();
     let unauthorized = wrong
-        .get(&POD.path(Some("default"), None))
+        .get(&PODS.path(Some("default"), None))
         .await
         .unwrap_err();
     assert_eq!(unauthorized.code(), Some(401));

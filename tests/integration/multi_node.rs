@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use tokio::time::Instant;
-use wasmkube::cli::client::{Client, DeleteParams, ListParams};
+use wasmkube::client::{Client, DeleteParams, ListParams};
 
 use crate::census::{is_ready, live_pods};
 use crate::processes::{free_port, start_agent, start_control_plane, volume_path};
@@ -240,25 +240,19 @@ async fn a_killed_agent_turns_not_ready_and_its_pods_are_replaced_on_the_other_n
     agents[2].kill_9();
     let killed = Instant::now();
     let (mut not_ready_after, mut most_pods) = (None, 0);
-    let replaced_after = loop {
+    let replaced_after = eventually(Duration::from_secs(30), "replacements Running", || {
         let pods = live_pods(&api);
         most_pods = most_pods.max(pods.len());
         let node = api
-            .get(&wasmkube::api::resources::NODES, None, "edge-3")
+            .get(&wasmkube::api::kinds::NODES, None, "edge-3")
             .unwrap();
         if !is_ready(&node) && not_ready_after.is_none() {
             not_ready_after = Some(killed.elapsed());
         }
         let survivors = pods.iter().filter(|(n, run)| n != "edge-3" && *run).count();
-        if survivors == 6 && pods.len() == 6 {
-            break killed.elapsed();
-        }
-        assert!(
-            killed.elapsed() < Duration::from_secs(30),
-            "replacements not Running after 30 s: {pods:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+        std::future::ready((survivors == 6 && pods.len() == 6).then(|| killed.elapsed()))
+    })
+    .await;
     let not_ready_after = not_ready_after.expect("edge-3 turned NotReady");
     assert!(
         not_ready_after <= Duration::from_secs(15),

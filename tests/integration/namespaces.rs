@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use serde_json::json;
-use wasmkube::api::resources::{NAMESPACES, PODS};
+use wasmkube::api::kinds::{NAMESPACES, PODS};
 use wasmkube::api::{ApiError, DeleteOptions};
 use wasmkube::testing::Cluster;
 

@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 use wasmkube::api::DeleteOptions;
-use wasmkube::api::resources::{NAMESPACES, PODS};
+use wasmkube::api::kinds::{NAMESPACES, PODS};
 use wasmkube::testing::Cluster;
 
 use crate::support::{
@@ -309,7 +309,7 @@ async fn a_second_pod_reuses_the_compiled_component() {
     }
     let events = api
         .list(
-            &wasmkube::api::resources::EVENTS,
+            &wasmkube::api::kinds::EVENTS,
             Some("default"),
             &Default::default(),
         )

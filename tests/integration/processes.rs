@@ -1,13 +1,13 @@
-//! Real `wasmkube` processes, for tests that kill, freeze or restart them.
+//! Real `wasmkube` processes, for tests that kill, freeze or restart them. Shared with the
+//! benches, whose support module includes this file.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use wasmkube::cli::client::Client;
-
-use crate::support::eventually;
+use wasmkube::client::Client;
+use wasmkube::testing::eventually;
 
 /// A child process, killed when dropped.
 pub struct Process {
@@ -27,6 +27,12 @@ impl Process {
             .spawn()
             .expect("start wasmkube");
         Process { child }
+    }
+
+    /// The process id (the cluster bench reads its memory from `/proc`).
+    #[allow(dead_code)] // Used by the benches, which include this file.
+    pub fn id(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn kill_9(&mut self) {

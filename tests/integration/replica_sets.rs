@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use wasmkube::api::resources::{PODS, REPLICA_SETS};
+use wasmkube::api::kinds::{PODS, REPLICA_SETS};
 use wasmkube::api::{Api, DeleteOptions, ListOptions};
 use wasmkube::testing::Cluster;
 

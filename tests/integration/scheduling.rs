@@ -8,9 +8,9 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use wasmkube::api::resources::{EVENTS, PODS};
+use wasmkube::api::kinds::{EVENTS, PODS};
 use wasmkube::api::{Api, DeleteOptions, ListOptions};
-use wasmkube::cli::client::Client;
+use wasmkube::client::Client;
 use wasmkube::testing::Cluster;
 
 use crate::support::{PodBuilder, eventually};

@@ -1,11 +1,11 @@
 //! Fixtures: pod builders, waiting with deadlines, and paths to the sample components.
 
-use std::future::Future;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use wasmkube::api::resources::PODS;
+use wasmkube::api::kinds::PODS;
 use wasmkube::api::{Api, ListOptions};
+pub use wasmkube::testing::eventually;
 
 /// The exerciser component built by build.rs.
 pub fn exerciser() -> String {
@@ -81,24 +81,6 @@ impl PodBuilder {
     }
 }
 
-/// Polls `check` every 20 ms until it yields a value; panics with `what` after `limit`.
-pub async fn eventually<T, F, Fut>(limit: Duration, what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        if tokio::time::Instant::now() > deadline {
-            panic!("timed out after {limit:?} waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 /// Waits until the pod satisfies `predicate`; returns it.
 pub async fn wait_for_pod(
     api: &Api,
@@ -131,7 +113,7 @@ pub fn phase(pod: &Value) -> &str {
 pub fn event_reasons(api: &Api, namespace: &str, name: &str) -> Vec<String> {
     let events = api
         .list(
-            &wasmkube::api::resources::EVENTS,
+            &wasmkube::api::kinds::EVENTS,
             Some(namespace),
             &ListOptions::default(),
         )

@@ -1,4 +1,4 @@
-//! Deployment (`apps/v1`) defaults and validation.
+//! Deployment (`apps/v1`): the kind, its defaults and validation.
 //!
 //! The selector, template and replica rules are the ReplicaSet's (a Deployment's template
 //! becomes its ReplicaSets'), checked on a ReplicaSet built from the same fields; the strategy
@@ -11,35 +11,45 @@ use k8s_openapi::api::apps::v1::{
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::Value;
 
-use super::{Write, decode, encode, pod, replica_set};
+use super::resource::{Resource, Subresource};
+use super::strategy::{Admission, Strategy, encode};
+use super::{pod, replica_set};
 use crate::api::error::{ApiResult, Cause};
-use crate::api::resources::Resource;
+use crate::api::printers;
 
-/// Decodes, defaults and validates a Deployment; a new one starts with an empty status.
-///
-/// # Errors
-/// As `kinds::admit`.
-pub fn admit(
-    resource: &Resource,
-    value: &Value,
-    write: &Write<'_>,
-    causes: &mut Vec<Cause>,
-) -> ApiResult<Value> {
-    let mut deployment: Deployment = decode(resource, value)?;
-    default(&mut deployment);
-    match write {
-        Write::Create => deployment.status = Some(DeploymentStatus::default()),
-        Write::Update { old } => {
-            let old: Deployment = decode(resource, old)?;
-            replica_set::validate_update(
-                &as_replica_set(&old),
-                &as_replica_set(&deployment),
-                causes,
-            );
+pub static DEPLOYMENTS: Resource = Resource {
+    group: "apps",
+    version: "v1",
+    kind: "Deployment",
+    plural: "deployments",
+    singular: "deployment",
+    short_names: &["deploy"],
+    categories: &["all"],
+    namespaced: true,
+    subresources: &[Subresource::Status, Subresource::Scale],
+    // Its name prefixes its ReplicaSets' names, and theirs their pods'.
+    label_names: true,
+    selectable_fields: &[],
+    strategy: &DeploymentRules,
+    printer: &printers::workload::DEPLOYMENT_COLUMNS,
+};
+
+struct DeploymentRules;
+
+impl Strategy for DeploymentRules {
+    /// Decodes, defaults and validates a Deployment; a new one starts with an empty status.
+    fn admit(&self, admission: &mut Admission<'_>) -> ApiResult<Value> {
+        let mut deployment: Deployment = admission.decode()?;
+        default(&mut deployment);
+        if let Some(old) = admission.old::<Deployment>()? {
+            let (old, new) = (as_replica_set(&old), as_replica_set(&deployment));
+            replica_set::validate_update(&old, &new, &mut admission.causes);
+        } else {
+            deployment.status = Some(DeploymentStatus::default());
         }
+        validate(&deployment, admission.value, &mut admission.causes);
+        encode(&deployment)
     }
-    validate(&deployment, value, causes);
-    encode(&deployment)
 }
 
 /// Kubernetes' `apps/v1` defaults: one replica, RollingUpdate with 25% surge and 25%
@@ -195,9 +205,8 @@ fn as_replica_set(deployment: &Deployment) -> ReplicaSet {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::kinds::admit as admit_any;
-    use crate::api::kinds::tests::invalid_fields;
-    use crate::api::resources::DEPLOYMENTS;
+    use crate::api::kinds::strategy::tests::invalid_fields;
+    use crate::api::kinds::{Write, admit as admit_any};
     use serde_json::json;
 
     fn deployment(spec_extra: Value) -> Value {

@@ -1,36 +1,48 @@
-//! ReplicaSet (`apps/v1`) defaults and validation.
+//! ReplicaSet (`apps/v1`): the kind, its defaults and validation.
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetStatus};
 use serde_json::{Value, json};
 
-use super::{Write, decode, encode, meta, pod};
+use super::resource::{Resource, Subresource};
+use super::strategy::{Admission, Strategy, encode};
+use super::{meta, pod};
 use crate::api::error::{ApiResult, Cause};
-use crate::api::resources::Resource;
+use crate::api::printers;
 use crate::api::selectors::LabelSelector;
 
-/// Decodes, defaults and validates a ReplicaSet; a new one starts with an empty status.
-///
-/// # Errors
-/// As `kinds::admit`.
-pub fn admit(
-    resource: &Resource,
-    value: &Value,
-    write: &Write<'_>,
-    causes: &mut Vec<Cause>,
-) -> ApiResult<Value> {
-    let mut replica_set: ReplicaSet = decode(resource, value)?;
-    default(&mut replica_set);
-    match write {
-        Write::Create => replica_set.status = Some(ReplicaSetStatus::default()),
-        Write::Update { old } => {
-            let old: ReplicaSet = decode(resource, old)?;
-            validate_update(&old, &replica_set, causes);
+pub static REPLICA_SETS: Resource = Resource {
+    group: "apps",
+    version: "v1",
+    kind: "ReplicaSet",
+    plural: "replicasets",
+    singular: "replicaset",
+    short_names: &["rs"],
+    categories: &["all"],
+    namespaced: true,
+    subresources: &[Subresource::Status, Subresource::Scale],
+    // Its name prefixes its pods' names, which must be DNS labels.
+    label_names: true,
+    selectable_fields: &[],
+    strategy: &ReplicaSetStrategy,
+    printer: &printers::workload::REPLICA_SET_COLUMNS,
+};
+
+struct ReplicaSetStrategy;
+
+impl Strategy for ReplicaSetStrategy {
+    /// Decodes, defaults and validates a ReplicaSet; a new one starts with an empty status.
+    fn admit(&self, admission: &mut Admission<'_>) -> ApiResult<Value> {
+        let mut replica_set: ReplicaSet = admission.decode()?;
+        default(&mut replica_set);
+        match admission.old::<ReplicaSet>()? {
+            None => replica_set.status = Some(ReplicaSetStatus::default()),
+            Some(old) => validate_update(&old, &replica_set, &mut admission.causes),
         }
+        validate(&replica_set, admission.value, &mut admission.causes);
+        encode(&replica_set)
     }
-    validate(&replica_set, value, causes);
-    encode(&replica_set)
 }
 
 /// One replica, and the pod defaults in the template.
@@ -174,9 +186,8 @@ fn go_map(labels: &BTreeMap<String, String>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::kinds::admit as admit_any;
-    use crate::api::kinds::tests::invalid_fields;
-    use crate::api::resources::REPLICA_SETS;
+    use crate::api::kinds::strategy::tests::invalid_fields;
+    use crate::api::kinds::{Write, admit as admit_any};
 
     fn replica_set(selector: Value, labels: Value) -> Value {
         json!({"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "web"},

@@ -11,9 +11,9 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use self::filters::{name_and_namespace, namespaced_name, plan};
-use super::client::{ClientError, ListParams};
-use super::kinds::{NODE, POD};
 use super::{Reported, Session, cordon, print};
+use crate::api::kinds::{NODES, PODS};
+use crate::client::{ClientError, ListParams};
 
 /// How often the pods being evicted are looked up again.
 const POLL: Duration = Duration::from_millis(500);
@@ -61,7 +61,7 @@ pub async fn run(session: &Session, args: DrainArgs) -> anyhow::Result<()> {
     }
     let errors = evict_all(session, plan.evict, &args).await?;
     if errors.is_empty() {
-        return print(&format!("{} drained\n", NODE.object_name(node)));
+        return print(&format!("{} drained\n", NODES.object_name(node)));
     }
     print_pending(session, &args, &errors).await?;
     Err(unable_to_drain(node, &errors))
@@ -113,7 +113,7 @@ async fn print_pending(
     );
     for pod in left {
         let (name, _) = name_and_namespace(&pod);
-        eprintln!("{}", POD.object_name(name));
+        eprintln!("{}", PODS.object_name(name));
     }
     Ok(())
 }
@@ -124,7 +124,7 @@ async fn pods_on(session: &Session, args: &DrainArgs) -> anyhow::Result<Vec<Valu
         label_selector: args.pod_selector.clone(),
         field_selector: Some(format!("spec.nodeName={}", args.node)),
     };
-    let list = session.client.list(&POD.path(None, None), &params).await?;
+    let list = session.client.list(&PODS.path(None, None), &params).await?;
     Ok(list["items"].as_array().cloned().unwrap_or_default())
 }
 
@@ -154,7 +154,7 @@ async fn evict(session: &Session, pod: &Value, grace: Option<i64>) -> anyhow::Re
     });
     let path = format!(
         "{}/eviction",
-        POD.path(meta["namespace"].as_str(), meta["name"].as_str())
+        PODS.path(meta["namespace"].as_str(), meta["name"].as_str())
     );
     match session.client.create(&path, &eviction).await {
         Ok(_) => Ok(()),
@@ -174,7 +174,7 @@ async fn wait_until_gone(
         let mut still = Vec::new();
         for pod in pending {
             let meta = &pod["metadata"];
-            let path = POD.path(meta["namespace"].as_str(), meta["name"].as_str());
+            let path = PODS.path(meta["namespace"].as_str(), meta["name"].as_str());
             let gone = match session.client.get(&path).await {
                 Ok(current) => current["metadata"]["uid"] != meta["uid"],
                 Err(error) if error.is_not_found() => true,
@@ -182,7 +182,7 @@ async fn wait_until_gone(
             };
             if gone {
                 let name = meta["name"].as_str().unwrap_or_default();
-                print(&format!("{} evicted\n", POD.object_name(name)))?;
+                print(&format!("{} evicted\n", PODS.object_name(name)))?;
             } else {
                 still.push(pod);
             }

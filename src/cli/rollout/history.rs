@@ -4,8 +4,8 @@
 use anyhow::{Context as _, bail};
 use serde_json::{Value, json};
 
+use crate::api::kinds::{REPLICA_SETS, Resource};
 use crate::cli::describe::{Out, controlled_by};
-use crate::cli::kinds::{REPLICA_SET, ResourceKind};
 use crate::cli::pod_template;
 use crate::cli::table::Table;
 use crate::cli::{Session, print};
@@ -15,7 +15,7 @@ const CHANGE_CAUSE: &str = "kubernetes.io/change-cause";
 
 /// The Deployment's ReplicaSets with their revisions, lowest revision first.
 async fn revisions(session: &Session, deployment: &Value) -> anyhow::Result<Vec<(i64, Value)>> {
-    let mut owned: Vec<(i64, Value)> = controlled_by(session, &REPLICA_SET, deployment)
+    let mut owned: Vec<(i64, Value)> = controlled_by(session, &REPLICA_SETS, deployment)
         .await?
         .into_iter()
         .filter_map(|rs| {
@@ -32,7 +32,7 @@ async fn revisions(session: &Session, deployment: &Value) -> anyhow::Result<Vec<
 
 pub(super) async fn history(
     session: &Session,
-    kind: &ResourceKind,
+    kind: &Resource,
     name: &str,
     path: &str,
     revision: i64,
@@ -59,7 +59,7 @@ pub(super) async fn history(
 /// # Errors
 /// When no ReplicaSet has that revision.
 fn revision_text(
-    kind: &ResourceKind,
+    kind: &Resource,
     name: &str,
     revisions: &[(i64, Value)],
     revision: i64,
@@ -85,7 +85,7 @@ fn revision_text(
 /// into the Deployment; the controller then reuses that ReplicaSet.
 pub(super) async fn undo(
     session: &Session,
-    kind: &ResourceKind,
+    kind: &Resource,
     name: &str,
     path: &str,
     to_revision: i64,
@@ -133,7 +133,7 @@ pub(super) async fn undo(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::kinds::DEPLOYMENT;
+    use crate::api::kinds::DEPLOYMENTS;
 
     #[test]
     fn a_revision_shows_its_template_with_the_change_cause() {
@@ -143,12 +143,12 @@ mod tests {
                                   "spec": {"containers": [{"name": "c", "image": "b.wasm"}]}}},
         });
         let revisions = [(2, rs)];
-        let text = revision_text(&DEPLOYMENT, "web", &revisions, 2).unwrap();
+        let text = revision_text(&DEPLOYMENTS, "web", &revisions, 2).unwrap();
         assert_eq!(
             text,
             "deployment.apps/web with revision #2\nPod Template:\n  Labels:\tapp=web\n  Annotations:\tkubernetes.io/change-cause: set image\n  Containers:\n   c:\n    Image:\tb.wasm\n    Port:\t<none>\n    Host Port:\t<none>\n    Environment:\t<none>\n    Mounts:\t<none>\n  Volumes:\t<none>\n  Node-Selectors:\t<none>\n  Tolerations:\t<none>\n\n"
         );
-        let missing = revision_text(&DEPLOYMENT, "web", &revisions, 7).unwrap_err();
+        let missing = revision_text(&DEPLOYMENTS, "web", &revisions, 7).unwrap_err();
         assert_eq!(missing.to_string(), "unable to find the specified revision");
     }
 }

@@ -10,8 +10,8 @@ use serde_json::{Value, json};
 
 use self::history::{history, undo};
 use super::Session;
-use super::kinds::{DEPLOYMENT, ResourceKind};
 use super::scale::parse_workload;
+use crate::api::kinds::{DEPLOYMENTS, Resource};
 
 const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
 /// How often `rollout status` rereads the Deployment; a poll keeps it simple and a
@@ -148,7 +148,7 @@ pub async fn run(session: &Session, args: RolloutArgs) -> anyhow::Result<()> {
         | RolloutAction::Resume { target }
         | RolloutAction::Restart { target } => target,
     };
-    let (kind, name) = parse_workload(&target.target, &[&DEPLOYMENT])?;
+    let (kind, name) = parse_workload(&target.target, &[&DEPLOYMENTS])?;
     let path = kind.path(Some(&session.namespace), Some(&name));
     match args.action {
         RolloutAction::Status { timeout, .. } => wait(session, &path, timeout).await,
@@ -161,7 +161,7 @@ pub async fn run(session: &Session, args: RolloutArgs) -> anyhow::Result<()> {
         RolloutAction::Pause { .. } => set_paused(session, kind, &name, &path, true).await,
         RolloutAction::Resume { .. } => set_paused(session, kind, &name, &path, false).await,
         RolloutAction::Restart { .. } => {
-            let now = super::table::now().to_string();
+            let now = crate::api::printers::now().to_string();
             let patch =
                 json!({"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: now}}}}});
             session.client.patch(&path, &patch).await?;
@@ -195,7 +195,7 @@ async fn wait(session: &Session, path: &str, timeout: Duration) -> anyhow::Resul
 
 async fn set_paused(
     session: &Session,
-    kind: &ResourceKind,
+    kind: &Resource,
     name: &str,
     path: &str,
     paused: bool,

@@ -19,13 +19,13 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use super::cache::{Cache, Change, ObjectKey};
-use super::informer::Informer;
-use super::queue::{DEFAULT_BACKOFF, WorkQueue};
-use super::reconcile::{Action, run_workers};
 use super::replica_set::pods::{controller_ref, is_terminating};
-use crate::api::resources::{DEPLOYMENTS, PODS, REPLICA_SETS};
+use crate::api::kinds::{DEPLOYMENTS, PODS, REPLICA_SETS};
 use crate::api::{Api, ApiError, ListOptions, Part};
+use crate::controller_runtime::cache::{Cache, Change, ObjectKey};
+use crate::controller_runtime::informer::Informer;
+use crate::controller_runtime::queue::{DEFAULT_BACKOFF, WorkQueue};
+use crate::controller_runtime::reconcile::{Action, run_workers};
 use crate::events::Recorder;
 use rollout::{Size, Step};
 use status::Progress;
@@ -120,7 +120,7 @@ fn owners_to_wake(change: &Change) -> Vec<ObjectKey> {
         .into_iter()
         .flatten()
         .filter_map(|rs| {
-            let owner = controller_ref(rs).filter(|o| o["kind"] == "Deployment")?;
+            let owner = controller_ref(rs).filter(|o| DEPLOYMENTS.is_kind_of(o))?;
             Some(ObjectKey::new(
                 rs["metadata"]["namespace"].as_str(),
                 owner["name"].as_str()?,

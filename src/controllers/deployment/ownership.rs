@@ -5,10 +5,10 @@
 use serde_json::Value;
 
 use super::{Context, Error};
-use crate::api::resources::REPLICA_SETS;
+use crate::api::kinds::{DEPLOYMENTS, REPLICA_SETS};
 use crate::api::selectors::LabelSelector;
 use crate::api::{ApiError, Part};
-use crate::controllers::cache::{Cache, ObjectKey};
+use crate::controller_runtime::cache::{Cache, ObjectKey};
 use crate::controllers::replica_set::pods::{controller_ref, is_terminating};
 
 /// The Deployment's selector, when it is a usable one (admission makes sure it is).
@@ -95,15 +95,10 @@ fn adopt(rs: &mut Value, deployment: &Value, selector: &LabelSelector) -> bool {
     if !references.is_array() {
         *references = Value::Array(Vec::new());
     }
-    let metadata = &deployment["metadata"];
     references
         .as_array_mut()
         .expect("made an array")
-        .push(serde_json::json!({
-            "apiVersion": "apps/v1", "kind": "Deployment",
-            "name": metadata["name"], "uid": metadata["uid"],
-            "controller": true, "blockOwnerDeletion": true,
-        }));
+        .push(DEPLOYMENTS.controller_reference(deployment));
     true
 }
 

@@ -8,10 +8,10 @@ use serde_json::{Map, Value, json};
 use super::{
     Context, DESIRED_REPLICAS, Error, MAX_REPLICAS, REVISION, annotation, hash, replicas, rollout,
 };
+use crate::api::kinds::{DEPLOYMENTS, REPLICA_SETS};
 use crate::api::patch::PatchType;
-use crate::api::resources::{DEPLOYMENTS, REPLICA_SETS};
 use crate::api::{ApiError, DeleteOptions, Part};
-use crate::controllers::cache::ObjectKey;
+use crate::controller_runtime::cache::ObjectKey;
 use crate::controllers::replica_set::pods::{controller_ref, is_terminating};
 use crate::events::EventType;
 
@@ -60,17 +60,13 @@ fn replica_set_of(deployment: &Value, size: i32, annotations: Map<String, Value>
     let mut selector = deployment["spec"]["selector"].clone();
     selector["matchLabels"][hash::LABEL] = json!(template_hash);
     json!({
-        "apiVersion": "apps/v1", "kind": "ReplicaSet",
+        "apiVersion": REPLICA_SETS.api_version(), "kind": REPLICA_SETS.kind,
         "metadata": {
             "name": format!("{}-{template_hash}", name(deployment)),
             "namespace": deployment["metadata"]["namespace"],
             "labels": template["metadata"]["labels"],
             "annotations": annotations,
-            "ownerReferences": [{
-                "apiVersion": "apps/v1", "kind": "Deployment",
-                "name": name(deployment), "uid": deployment["metadata"]["uid"],
-                "controller": true, "blockOwnerDeletion": true,
-            }],
+            "ownerReferences": [DEPLOYMENTS.controller_reference(deployment)],
         },
         "spec": {
             "replicas": size,

@@ -37,7 +37,7 @@ pub fn resolve(value: &Value, total: i32, round_up: bool) -> i32 {
     match value {
         Value::Number(n) => n.as_i64().unwrap_or(0).clamp(0, i32::MAX as i64) as i32,
         Value::String(text) => {
-            let Some(percent) = crate::api::kinds::deployment::percent(text) else {
+            let Some(percent) = crate::api::kinds::percent(text) else {
                 return 0;
             };
             let scaled = i64::from(percent) * i64::from(total.max(0));

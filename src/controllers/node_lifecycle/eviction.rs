@@ -6,15 +6,15 @@ use serde_json::Value;
 use std::time::Duration;
 
 use super::taints::UNREACHABLE;
+use crate::api::kinds::PODS;
 use crate::api::objects::{now, take_items};
-use crate::api::resources::PODS;
 use crate::api::selectors::FieldSelector;
 use crate::api::{Api, ApiError, ApiResult, DeleteOptions, ListOptions, Part};
 use crate::events::{EventType, Recorder};
 
 fn pods_on(api: &Api, node: &str) -> ApiResult<Vec<Value>> {
     let options = ListOptions {
-        fields: FieldSelector::parse(&format!("spec.nodeName={node}"), "Pod")?,
+        fields: FieldSelector::parse(&format!("spec.nodeName={node}"), &PODS)?,
         ..Default::default()
     };
     Ok(take_items(&mut api.list(&PODS, None, &options)?))

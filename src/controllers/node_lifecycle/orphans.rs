@@ -7,8 +7,8 @@ use std::collections::{HashMap, HashSet};
 use serde_json::Value;
 use tokio::time::{Duration, Instant};
 
+use crate::api::kinds::PODS;
 use crate::api::objects::take_items;
-use crate::api::resources::PODS;
 use crate::api::{Api, ApiError, ApiResult, DeleteOptions, ListOptions};
 
 /// Pods seen bound to a missing node, by uid, and since when.

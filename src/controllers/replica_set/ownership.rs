@@ -4,10 +4,10 @@
 use serde_json::Value;
 
 use super::{Context, Error, pods};
-use crate::api::resources::PODS;
+use crate::api::kinds::PODS;
 use crate::api::selectors::LabelSelector;
 use crate::api::{ApiError, Part};
-use crate::controllers::cache::ObjectKey;
+use crate::controller_runtime::cache::ObjectKey;
 
 /// How often a pod update that raced with another writer is tried again at once.
 const POD_UPDATE_ATTEMPTS: usize = 3;

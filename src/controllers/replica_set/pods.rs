@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
+use crate::api::kinds::{PODS, REPLICA_SETS};
 use crate::api::selectors::LabelSelector;
 
 /// The owner reference marking `pod` as managed by a controller, if any.
@@ -18,15 +19,7 @@ pub fn controller_ref(pod: &Value) -> Option<&Value> {
 
 /// The reference a ReplicaSet's pods carry to it.
 pub fn owner_ref(replica_set: &Value) -> Value {
-    let metadata = &replica_set["metadata"];
-    json!({
-        "apiVersion": "apps/v1",
-        "kind": "ReplicaSet",
-        "name": metadata["name"],
-        "uid": metadata["uid"],
-        "controller": true,
-        "blockOwnerDeletion": true,
-    })
+    REPLICA_SETS.controller_reference(replica_set)
 }
 
 pub fn is_terminating(object: &Value) -> bool {
@@ -139,7 +132,7 @@ pub fn from_template(replica_set: &Value) -> Value {
             metadata[field] = value.clone();
         }
     }
-    json!({"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": template["spec"]})
+    json!({"apiVersion": PODS.api_version(), "kind": PODS.kind, "metadata": metadata, "spec": template["spec"]})
 }
 
 /// Whether the pod carries every label of the template (`fullyLabeledReplicas`).

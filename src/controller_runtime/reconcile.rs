@@ -79,8 +79,8 @@ pub async fn run_workers<K, E, F, Fut>(
 
 #[cfg(test)]
 mod tests {
+    use super::super::backoff::Backoff;
     use super::*;
-    use crate::node::backoff::Backoff;
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicUsize, Ordering};
 

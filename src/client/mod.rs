@@ -2,12 +2,12 @@
 //! token, `Status` errors, newline-delimited watch streams and streamed logs.
 //!
 //! ```no_run
-//! # async fn demo() -> Result<(), wasmkube::cli::client::ClientError> {
-//! use wasmkube::cli::client::{Client, ListParams, POD};
+//! # async fn demo() -> Result<(), wasmkube::client::ClientError> {
+//! use wasmkube::client::{Client, ListParams, PODS};
 //! // `https://` with the cluster CA, as `wasmkube up` writes it; `Client::with_ca` takes
 //! // them directly.
 //! let client = Client::from_kubeconfig("/home/me/.wasmkube/kubeconfig".as_ref())?;
-//! let pods = client.list(&POD.path(Some("default"), None), &ListParams::default()).await?;
+//! let pods = client.list(&PODS.path(Some("default"), None), &ListParams::default()).await?;
 //! # Ok(()) }
 //! ```
 
@@ -27,11 +27,12 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 
-pub use super::kinds::{EVENT, KINDS, NAMESPACE, NODE, POD, ResourceKind, path_for};
-use super::kubeconfig;
+pub use crate::api::kinds::{EVENTS, NAMESPACES, NODES, PODS, Resource};
 use crate::tls;
 
+pub mod control_plane;
 mod error;
+pub mod kubeconfig;
 mod params;
 
 pub use error::{ClientError, Status, StatusCause};

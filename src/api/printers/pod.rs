@@ -1,9 +1,58 @@
-//! The READY, STATUS and RESTARTS columns of a pod, computed as kubectl's `printPod` does.
+//! A pod's columns; READY, STATUS and RESTARTS computed as kubectl's `printPod` does.
 
 use k8s_openapi::api::core::v1::{Container, ContainerStatus, Pod};
 use k8s_openapi::jiff::Timestamp;
+use serde_json::Value;
 
-use super::table::since;
+use super::{Column, Columns, decode, or_none, since};
+
+pub static COLUMNS: Columns = Columns {
+    columns: &[
+        Column::standard("NAME"),
+        Column::standard("READY"),
+        Column::standard("STATUS"),
+        Column::standard("RESTARTS"),
+        Column::standard("AGE"),
+        Column::wide("IP"),
+        Column::wide("NODE"),
+        Column::wide("NOMINATED NODE"),
+        Column::wide("READINESS GATES"),
+    ],
+    cells,
+};
+
+fn cells(object: &Value, now: Timestamp) -> Vec<String> {
+    let pod: Pod = decode(object);
+    let summary = summarize(&pod);
+    let status = pod.status.clone().unwrap_or_default();
+    let spec = pod.spec.clone().unwrap_or_default();
+    let gates = spec.readiness_gates.unwrap_or_default();
+    let readiness_gates = if gates.is_empty() {
+        "<none>".into()
+    } else {
+        let conditions = status.conditions.unwrap_or_default();
+        let ready = gates
+            .iter()
+            .filter(|g| {
+                conditions
+                    .iter()
+                    .any(|c| c.type_ == g.condition_type && c.status == "True")
+            })
+            .count();
+        format!("{ready}/{}", gates.len())
+    };
+    vec![
+        pod.metadata.name.clone().unwrap_or_default(),
+        summary.ready_column(),
+        summary.status.clone(),
+        summary.restarts_column(now),
+        since(pod.metadata.creation_timestamp.as_ref().map(|t| t.0), now),
+        or_none(status.pod_ip),
+        or_none(spec.node_name),
+        or_none(status.nominated_node_name),
+        readiness_gates,
+    ]
+}
 
 /// What `get pods` shows about one pod.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -180,8 +229,27 @@ fn later(a: Option<Timestamp>, b: Option<Timestamp>) -> Option<Timestamp> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_now;
     use super::*;
-    use serde_json::{Value, json};
+    use serde_json::json;
+
+    #[test]
+    fn cells_follow_the_columns() {
+        let pod = json!({
+            "metadata": {"name": "demo", "namespace": "team", "creationTimestamp": "2024-01-09T23:59:55Z"},
+            "spec": {"nodeName": "node-1", "containers": [{"name": "a"}]},
+            "status": {"phase": "Running", "podIP": "10.0.0.5", "containerStatuses": [
+                {"name": "a", "ready": true, "restartCount": 0, "state": {"running": {}}}
+            ]}
+        });
+        assert_eq!(
+            cells(&pod, test_now()),
+            [
+                "demo", "1/1", "Running", "0", "5s", "10.0.0.5", "node-1", "<none>", "<none>"
+            ]
+        );
+        assert_eq!(COLUMNS.columns.len(), cells(&pod, test_now()).len());
+    }
 
     fn pod(value: Value) -> Pod {
         serde_json::from_value(value).unwrap()

@@ -17,7 +17,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::node::backoff::Backoff;
+use super::backoff::Backoff;
 
 /// The back-off of a failing key when none is given: 5 ms doubling to 30 s (client-go starts at
 /// 5 ms and caps at 1000 s; a cluster in one process recovers faster than that).

@@ -10,12 +10,12 @@ use futures::{Stream, StreamExt};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
+use crate::api::kinds::Resource;
 use crate::api::objects::take_items;
-use crate::api::resources::Resource;
 use crate::api::selectors::FieldSelector;
 use crate::api::watch::{WatchEvent, parse_resource_version};
 use crate::api::{Api, ApiError, ApiResult, DeleteOptions, ListOptions, Part};
-use crate::cli::client::{Client, ClientError, DeleteParams, ListParams, WatchEventType};
+use crate::client::{Client, ClientError, DeleteParams, ListParams, WatchEventType};
 
 /// A stream of watch events; it ends when the watch does (the caller re-lists).
 pub type EventStream = Pin<Box<dyn Stream<Item = ApiResult<WatchEvent>> + Send>>;
@@ -177,7 +177,7 @@ impl ControlPlane {
 
 fn options(resource: &Resource, fields: &str) -> ApiResult<ListOptions> {
     Ok(ListOptions {
-        fields: FieldSelector::parse(fields, resource.kind)?,
+        fields: FieldSelector::parse(fields, resource)?,
         ..Default::default()
     })
 }
@@ -219,7 +219,7 @@ fn api_error(resource: &Resource, name: &str, error: ClientError) -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::client::Status;
+    use crate::client::Status;
 
     fn status(code: u16, reason: &str) -> ClientError {
         ClientError::Api(Box::new(Status {
@@ -232,7 +232,7 @@ mod tests {
 
     #[test]
     fn server_answers_map_onto_the_errors_of_the_in_process_api() {
-        let pods = &crate::api::resources::PODS;
+        let pods = &crate::api::kinds::PODS;
         assert!(matches!(
             api_error(pods, "p", status(404, "NotFound")),
             ApiError::NotFound { .. }

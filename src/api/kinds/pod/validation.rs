@@ -5,8 +5,8 @@ use std::collections::HashSet;
 use k8s_openapi::api::core::v1::{Container, Pod, PodSpec, PodStatus, Volume};
 use serde_json::Value;
 
-use super::meta::dns_label_error;
 use crate::api::error::Cause;
+use crate::api::kinds::meta::dns_label_error;
 use crate::api::quantity;
 
 const RESTART_POLICIES: &[&str] = &["Always", "OnFailure", "Never"];
@@ -146,7 +146,7 @@ pub fn validate_spec(spec: &PodSpec, raw: &Value, path: &str, causes: &mut Vec<C
         ));
     }
     if let Some(node) = spec.node_name.as_deref().filter(|n| !n.is_empty())
-        && let Some(error) = super::meta::dns_subdomain_error(node)
+        && let Some(error) = crate::api::kinds::meta::dns_subdomain_error(node)
     {
         causes.push(Cause::invalid(format!("{path}.nodeName"), node, &error));
     }

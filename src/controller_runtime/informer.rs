@@ -15,10 +15,10 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::cache::{Cache, Change, revision_of};
+use crate::api::Revision;
 use crate::api::objects::take_items;
 use crate::api::watch::WatchEvent;
 use crate::api::{Api, ApiError, ListOptions, Resource};
-use crate::store::Revision;
 
 /// How long to wait before trying again after a list or watch failed for another reason than 410.
 const RETRY: Duration = Duration::from_secs(1);
@@ -195,17 +195,12 @@ impl Informer {
 mod tests {
     use super::super::cache::ObjectKey;
     use super::*;
-    use crate::api::resources::PODS;
+    use crate::api::kinds::PODS;
     use crate::api::{DeleteOptions, Part};
-    use crate::store::SqliteStore;
     use serde_json::json;
 
     fn api(history: u64) -> (tempfile::TempDir, Arc<Api>) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open_with_history(&dir.path().join("store.db"), history).unwrap();
-        let api = Api::new(Arc::new(store));
-        api.bootstrap().unwrap();
-        (dir, api)
+        Api::scratch_with_history(history)
     }
 
     fn create_pod(api: &Api, name: &str) -> serde_json::Value {

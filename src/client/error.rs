@@ -5,7 +5,7 @@ use std::time::Duration;
 use http::StatusCode;
 use serde_json::Value;
 
-use crate::cli::kubeconfig::KubeconfigError;
+use crate::client::kubeconfig::KubeconfigError;
 
 /// A Kubernetes `Status` failure, flattened.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

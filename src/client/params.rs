@@ -3,6 +3,7 @@
 use serde_json::{Value, json};
 
 use super::error::{ClientError, Status};
+pub use crate::api::kinds::percent_encode;
 
 /// `labelSelector` and `fieldSelector` of a list or watch.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -124,20 +125,6 @@ pub fn with_query(path: &str, pairs: &[(&str, String)]) -> String {
     let separator = if path.contains('?') { '&' } else { '?' };
     format!("{path}{separator}{}", query.join("&"))
 }
-
-/// Percent-encodes everything but RFC 3986's unreserved characters.
-pub fn percent_encode(text: &str) -> String {
-    let mut encoded = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
-            encoded.push(byte as char);
-        } else {
-            encoded.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    encoded
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
