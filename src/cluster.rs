@@ -141,6 +141,7 @@ impl Cluster {
             address,
             tls: acceptor,
             shutdown: shutdown.clone(),
+            in_flight: Default::default(),
         });
         let mut tasks = vec![tokio::spawn(server::serve(listener, context))];
         tasks.extend(components::start(&api, &config, &shutdown));

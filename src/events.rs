@@ -14,6 +14,9 @@ use crate::api::objects::now;
 use crate::api::{Api, ApiError, ApiResult, Part};
 use crate::client::control_plane::ControlPlane;
 
+/// The reason of the Warning written when a reconcile panics.
+pub const RECONCILE_PANICKED: &str = "ReconcilePanicked";
+
 /// `Normal` or `Warning`, as Event.type spells them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EventType {
@@ -51,6 +54,21 @@ impl Recorder {
             host: host.into(),
             seen: Arc::default(),
         }
+    }
+
+    /// Reports that reconciling `object` panicked, so `describe` shows why it is stuck (the
+    /// controller retries it with back-off).
+    pub fn reconcile_panicked(&self, object: &Value, message: &str) {
+        self.record(
+            object,
+            None,
+            EventType::Warning,
+            RECONCILE_PANICKED,
+            &format!(
+                "{} failed on this object: {message}; retrying with back-off",
+                self.component
+            ),
+        );
     }
 
     /// Records an event about `object` (a stored object), optionally about one of its parts

@@ -16,6 +16,7 @@ pub mod controllers;
 pub mod events;
 pub mod manifest;
 pub mod node;
+pub mod panics;
 pub mod scheduler;
 pub mod store;
 pub mod testing;

@@ -23,11 +23,11 @@ impl Cause {
         }
     }
 
-    pub fn invalid(field: impl Into<String>, value: impl std::fmt::Display, why: &str) -> Self {
+    pub fn invalid(field: impl Into<String>, value: impl BadValue, why: &str) -> Self {
         Self {
             field: field.into(),
             reason: "FieldValueInvalid",
-            message: format!("Invalid value: \"{value}\": {why}"),
+            message: format!("Invalid value: {}: {why}", value.render()),
         }
     }
 
@@ -64,6 +64,51 @@ impl Cause {
     }
 }
 
+/// A refused value as Kubernetes prints it in a cause: strings quoted, numbers bare, other
+/// values (a label map) as given.
+pub trait BadValue {
+    fn render(&self) -> String;
+}
+
+impl BadValue for str {
+    fn render(&self) -> String {
+        format!("\"{self}\"")
+    }
+}
+
+impl BadValue for String {
+    fn render(&self) -> String {
+        self.as_str().render()
+    }
+}
+
+impl<T: BadValue + ?Sized> BadValue for &T {
+    fn render(&self) -> String {
+        (**self).render()
+    }
+}
+
+macro_rules! bare_values {
+    ($($number:ty),*) => {$(
+        impl BadValue for $number {
+            fn render(&self) -> String {
+                self.to_string()
+            }
+        }
+    )*};
+}
+
+bare_values!(i32, i64, u32, u64, usize, bool);
+
+/// A value printed as it is, unquoted (Go's `%#v` of a structure).
+pub struct Bare(pub String);
+
+impl BadValue for Bare {
+    fn render(&self) -> String {
+        self.0.clone()
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{resource} \"{name}\" not found")]
@@ -96,6 +141,8 @@ pub enum ApiError {
     Unauthorized,
     #[error("{0}")]
     Unsupported(String),
+    #[error("Too many requests, please try again later.")]
+    TooManyRequests,
     #[error("Internal error occurred: {0}")]
     Internal(String),
     /// The API server could not be reached (a remote node's view of an outage).
@@ -124,6 +171,7 @@ impl ApiError {
             ApiError::Gone { .. } => 410,
             ApiError::Unauthorized => 401,
             ApiError::Unsupported(_) => 415,
+            ApiError::TooManyRequests => 429,
             ApiError::Internal(_) => 500,
             ApiError::Unavailable(_) => 503,
         }
@@ -142,6 +190,7 @@ impl ApiError {
             ApiError::Gone { .. } => "Expired",
             ApiError::Unauthorized => "Unauthorized",
             ApiError::Unsupported(_) => "UnsupportedMediaType",
+            ApiError::TooManyRequests => "TooManyRequests",
             ApiError::Internal(_) => "InternalError",
             ApiError::Unavailable(_) => "ServiceUnavailable",
         }
@@ -171,6 +220,7 @@ impl ApiError {
                     "reason": c.reason, "message": c.message, "field": c.field,
                 })).collect::<Vec<_>>(),
             })),
+            ApiError::TooManyRequests => Some(json!({"retryAfterSeconds": 1})),
             _ => None,
         };
         if let Some(details) = details {

@@ -5,7 +5,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use super::Api;
-use super::error::{ApiError, ApiResult};
+use super::error::{ApiError, ApiResult, Cause};
 use super::kinds::PODS;
 
 /// The query of a log request.
@@ -17,6 +17,31 @@ pub struct LogOptions {
     pub since_seconds: Option<i64>,
     pub previous: bool,
     pub timestamps: bool,
+}
+
+impl LogOptions {
+    /// Kubernetes' `ValidatePodLogOptions`.
+    ///
+    /// # Errors
+    /// `Invalid` (a `PodLogOptions` of pod `name`) naming each bad field.
+    pub fn validate(&self, name: &str) -> ApiResult<()> {
+        let mut causes = Vec::new();
+        if let Some(since) = self.since_seconds.filter(|s| *s < 1) {
+            causes.push(Cause::invalid(
+                "sinceSeconds",
+                since,
+                "must be greater than 0",
+            ));
+        }
+        if causes.is_empty() {
+            return Ok(());
+        }
+        Err(ApiError::Invalid {
+            kind: "PodLogOptions".into(),
+            name: name.into(),
+            causes,
+        })
+    }
 }
 
 /// A node's log reader.
@@ -42,6 +67,7 @@ impl Api {
         name: &str,
         options: &LogOptions,
     ) -> ApiResult<mpsc::Receiver<Bytes>> {
+        options.validate(name)?;
         let pod = self.get(&PODS, Some(namespace), name)?;
         let containers: Vec<&str> = ["initContainers", "containers"]
             .iter()

@@ -4,6 +4,7 @@
 //! both go through the same admission and store calls; in-process callers only skip JSON text.
 
 pub mod binding;
+pub mod clock;
 pub mod discovery;
 pub mod error;
 pub mod eviction;

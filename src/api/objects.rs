@@ -2,14 +2,14 @@
 
 use std::sync::Arc;
 
-use chrono::{Duration, SecondsFormat, Utc};
+use chrono::Utc;
 use rand::Rng;
 use serde_json::{Value, json};
 
-use super::Api;
 use super::error::{ApiError, ApiResult};
 use super::kinds::{self, Deletion, NAMESPACES, Resource, SYSTEM_NAMESPACES, Write};
 use super::selectors::{FieldSelector, LabelSelector};
+use super::{Api, clock};
 use crate::store::{self, Revision};
 
 /// What a list or watch asks for.
@@ -119,9 +119,7 @@ pub fn take_items(list: &mut Value) -> Vec<Value> {
     }
 }
 
-pub fn now() -> String {
-    Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true)
-}
+pub use super::clock::now;
 
 fn random_uid() -> String {
     let bytes: [u8; 16] = rand::rng().random();
@@ -561,9 +559,8 @@ impl Api {
                 list.push(json!(finalizer));
             }
         }
-        let when = Utc::now() + Duration::seconds(marking.unwrap_or(0));
-        marked["metadata"]["deletionTimestamp"] =
-            json!(when.to_rfc3339_opts(SecondsFormat::Secs, true));
+        let when = clock::add_seconds(Utc::now(), marking.unwrap_or(0));
+        marked["metadata"]["deletionTimestamp"] = json!(clock::format(when));
         if let Some(grace) = marking {
             marked["metadata"]["deletionGracePeriodSeconds"] = json!(grace);
         }

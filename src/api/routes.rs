@@ -8,7 +8,7 @@ use hyper::body::Incoming;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use super::error::{ApiError, ApiResult};
+use super::error::{ApiError, ApiResult, Cause};
 use super::kinds::{Resource, Subresource};
 use super::logs::LogOptions;
 use super::objects::{DeleteOptions, ListOptions, Part, PropagationPolicy};
@@ -228,7 +228,11 @@ async fn object(
         None | Some(Subresource::Finalize) => Part::Main,
         Some(Subresource::Status) => Part::Status,
         Some(Subresource::Log) if request.method() == Method::GET => {
-            let chunks = api.pod_logs(namespace.unwrap_or_default(), name, &log_options(query)?)?;
+            let chunks = api.pod_logs(
+                namespace.unwrap_or_default(),
+                name,
+                &log_options(name, query)?,
+            )?;
             return Ok(server::stream("text/plain", chunks));
         }
         Some(Subresource::Binding) if request.method() == Method::POST => {
@@ -327,7 +331,7 @@ fn list_options(resource: &Resource, query: &[(String, String)]) -> ApiResult<Li
     })
 }
 
-fn log_options(query: &[(String, String)]) -> ApiResult<LogOptions> {
+fn log_options(pod: &str, query: &[(String, String)]) -> ApiResult<LogOptions> {
     let number = |name: &str| -> ApiResult<Option<i64>> {
         param(query, name)
             .map(|v| {
@@ -336,10 +340,19 @@ fn log_options(query: &[(String, String)]) -> ApiResult<LogOptions> {
             })
             .transpose()
     };
+    let tail_lines = number("tailLines")?;
+    if let Some(tail) = tail_lines.filter(|t| *t < 0) {
+        let cause = Cause::invalid("tailLines", tail, "must be greater than or equal to 0");
+        return Err(ApiError::Invalid {
+            kind: "PodLogOptions".into(),
+            name: pod.into(),
+            causes: vec![cause],
+        });
+    }
     Ok(LogOptions {
         container: param(query, "container").map(str::to_string),
         follow: flag(query, "follow"),
-        tail_lines: number("tailLines")?.map(|n| n.max(0) as usize),
+        tail_lines: tail_lines.map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
         since_seconds: number("sinceSeconds")?,
         previous: flag(query, "previous"),
         timestamps: flag(query, "timestamps"),

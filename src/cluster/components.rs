@@ -1,5 +1,7 @@
 //! The control plane's components — controllers and scheduler — started unless disabled.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use anyhow::bail;
@@ -8,74 +10,71 @@ use tokio_util::sync::CancellationToken;
 
 use super::ClusterConfig;
 use crate::api::Api;
+use crate::controller_runtime::supervisor::supervise;
 use crate::controllers;
 
-/// The components `--disable` can name.
-pub const COMPONENTS: &[&str] = &[
-    "scheduler",
-    "namespace",
-    "replicaset",
-    "deployment",
-    "garbage-collector",
-    "node-lifecycle",
+/// A running component.
+type Component = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// How to start a component.
+type Start = fn(Arc<Api>, &ClusterConfig, CancellationToken) -> Component;
+
+/// The components, by the names `--disable` takes.
+pub const COMPONENTS: &[(&str, Start)] = &[
+    ("scheduler", |api, _, stop| {
+        Box::pin(crate::scheduler::run(api, stop))
+    }),
+    ("namespace", |api, _, stop| {
+        Box::pin(controllers::namespace::run(api, stop))
+    }),
+    ("replicaset", |api, _, stop| {
+        Box::pin(controllers::replica_set::run(api, stop))
+    }),
+    ("deployment", |api, _, stop| {
+        Box::pin(controllers::deployment::run(api, stop))
+    }),
+    ("garbage-collector", |api, _, stop| {
+        Box::pin(controllers::garbage_collector::run(api, stop))
+    }),
+    ("node-lifecycle", |api, config, stop| {
+        Box::pin(controllers::node_lifecycle::run(
+            api,
+            config.node_lifecycle,
+            stop,
+        ))
+    }),
 ];
 
 /// Refuses a `--disable` of something that does not exist (a typo would otherwise run it).
 pub fn check_disabled(disabled: &[String]) -> anyhow::Result<()> {
-    if let Some(unknown) = disabled
-        .iter()
-        .find(|name| !COMPONENTS.contains(&name.as_str()))
-    {
+    let names: Vec<&str> = COMPONENTS.iter().map(|(name, _)| *name).collect();
+    if let Some(unknown) = disabled.iter().find(|name| !names.contains(&name.as_str())) {
         bail!(
             "--disable: unknown component {unknown:?}; expected one of: {}",
-            COMPONENTS.join(", ")
+            names.join(", ")
         );
     }
     Ok(())
 }
 
-/// Starts every component `config` does not disable.
+/// Starts every component `config` does not disable, each supervised (restarted after a
+/// panic).
 pub fn start(
     api: &Arc<Api>,
     config: &ClusterConfig,
     shutdown: &CancellationToken,
 ) -> Vec<JoinHandle<()>> {
-    let enabled = |name: &str| !config.disabled.iter().any(|d| d == name);
-    let (api, stop) = (api.clone(), shutdown.clone());
-    let mut tasks = Vec::new();
-    if enabled("scheduler") {
-        tasks.push(tokio::spawn(crate::scheduler::run(
-            api.clone(),
-            stop.clone(),
-        )));
-    }
-    if enabled("namespace") {
-        tasks.push(tokio::spawn(controllers::namespace::run(
-            api.clone(),
-            stop.clone(),
-        )));
-    }
-    if enabled("replicaset") {
-        tasks.push(tokio::spawn(controllers::replica_set::run(
-            api.clone(),
-            stop.clone(),
-        )));
-    }
-    if enabled("deployment") {
-        tasks.push(tokio::spawn(controllers::deployment::run(
-            api.clone(),
-            stop.clone(),
-        )));
-    }
-    if enabled("garbage-collector") {
-        let gc = controllers::garbage_collector::run(api.clone(), stop.clone());
-        tasks.push(tokio::spawn(gc));
-    }
-    if enabled("node-lifecycle") {
-        let lifecycle = controllers::node_lifecycle::run(api, config.node_lifecycle, stop);
-        tasks.push(tokio::spawn(lifecycle));
-    }
-    tasks
+    COMPONENTS
+        .iter()
+        .filter(|(name, _)| !config.disabled.iter().any(|d| d == name))
+        .map(|&(name, start)| {
+            let (api, config, stop) = (api.clone(), config.clone(), shutdown.clone());
+            tokio::spawn(async move {
+                let run = || start(api.clone(), &config, stop.clone());
+                supervise(name, stop.clone(), run).await;
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -11,3 +11,4 @@ pub mod cache;
 pub mod informer;
 pub mod queue;
 pub mod reconcile;
+pub mod supervisor;

@@ -3,13 +3,18 @@
 //! A reconciler is handed a key, never the reason it ran: it reads the desired and the observed
 //! state (from caches), makes one step towards the first, and says when to look again. So it must
 //! be level-triggered and idempotent: running it twice, or after missed events, is harmless.
+//!
+//! A reconcile that panics is a bug, but one object must not stop a controller: the panic is
+//! caught, logged with its message and reported, and the key is retried with back-off.
 
 use std::fmt::Display;
 use std::future::Future;
 use std::hash::Hash;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::FutureExt;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -39,32 +44,45 @@ impl Action {
 }
 
 /// Runs `workers` workers taking keys from `queue` through `reconcile` until `shutdown`; a
-/// failed key is retried after its back-off. Each run is one `reconcile` span naming the
-/// controller and the key. Returns once every worker has finished its current key.
-pub async fn run_workers<K, E, F, Fut>(
+/// failed key is retried after its back-off. A reconcile that panics counts as failed and is
+/// handed to `report_panic` with the panic's message (to write a Warning event about the
+/// object). Each run is one `reconcile` span naming the controller and the key. Returns once
+/// every worker has finished its current key.
+pub async fn run_workers<K, E, F, Fut, P>(
     controller: &'static str,
     queue: Arc<WorkQueue<K>>,
     workers: usize,
     shutdown: CancellationToken,
     reconcile: F,
+    report_panic: P,
 ) where
     K: Clone + Eq + Hash + Ord + Display + Send + Sync + 'static,
     E: Display,
     F: Fn(K) -> Fut + Clone + Send + 'static,
     Fut: Future<Output = Result<Action, E>> + Send,
+    P: Fn(&K, &str) + Clone + Send + 'static,
 {
     let mut tasks = JoinSet::new();
     for _ in 0..workers.max(1) {
         let (queue, reconcile) = (queue.clone(), reconcile.clone());
+        let report_panic = report_panic.clone();
         tasks.spawn(async move {
             while let Some(key) = queue.next().await {
                 let span = tracing::debug_span!("reconcile", controller, object = %key);
-                let outcome = match reconcile(key.clone()).instrument(span).await {
-                    Ok(Action::Done) => Outcome::Done,
-                    Ok(Action::RequeueAfter(delay)) => Outcome::RequeueAfter(delay),
-                    Err(error) => {
+                let (attempt, object) = (reconcile.clone(), key.clone());
+                let run = AssertUnwindSafe(async move { attempt(object).await });
+                let outcome = match run.catch_unwind().instrument(span).await {
+                    Ok(Ok(Action::Done)) => Outcome::Done,
+                    Ok(Ok(Action::RequeueAfter(delay))) => Outcome::RequeueAfter(delay),
+                    Ok(Err(error)) => {
                         let failures = queue.failures(&key) + 1;
                         tracing::warn!(controller, object = %key, failures, %error, "reconcile failed; backing off");
+                        Outcome::Failed
+                    }
+                    Err(panic) => {
+                        let message = crate::panics::message(&*panic);
+                        tracing::error!(controller, object = %key, panic = %message, "reconcile panicked; backing off");
+                        report_panic(&key, &message);
                         Outcome::Failed
                     }
                 };
@@ -75,6 +93,16 @@ pub async fn run_workers<K, E, F, Fut>(
     shutdown.cancelled().await;
     queue.shut_down();
     while tasks.join_next().await.is_some() {}
+}
+
+/// Runs one synchronous step of a loop, turning a panic into its message so the loop goes on
+/// with its other objects.
+///
+/// # Errors
+/// The panic's message.
+pub fn catch_panic<T>(step: impl FnOnce() -> T) -> Result<T, String> {
+    std::panic::catch_unwind(AssertUnwindSafe(step))
+        .map_err(|panic| crate::panics::message(&*panic))
 }
 
 #[cfg(test)]
@@ -119,10 +147,17 @@ mod tests {
         let probe = Arc::new(Probe::default());
         let shutdown = CancellationToken::new();
         let start = tokio::time::Instant::now();
-        let workers = tokio::spawn(run_workers("test", queue.clone(), 3, shutdown.clone(), {
-            let probe = probe.clone();
-            move |key| reconcile(probe.clone(), key)
-        }));
+        let workers = tokio::spawn(run_workers(
+            "test",
+            queue.clone(),
+            3,
+            shutdown.clone(),
+            {
+                let probe = probe.clone();
+                move |key| reconcile(probe.clone(), key)
+            },
+            |_: &u32, _: &str| {},
+        ));
         tokio::time::sleep(Duration::from_secs(5)).await;
         shutdown.cancel();
         workers.await.unwrap();
@@ -142,6 +177,56 @@ mod tests {
         );
         assert_eq!(times(1), [10, 1020], "looked at again after a second");
         assert_eq!(runs.len(), 13);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_panicking_reconcile_is_reported_released_and_retried_with_back_off() {
+        let backoff = Backoff {
+            initial: Duration::from_millis(100),
+            max: Duration::from_secs(1),
+        };
+        let queue = Arc::new(WorkQueue::new(backoff));
+        queue.add(7u32);
+        queue.add(8u32);
+        let runs = Arc::new(Mutex::new(Vec::new()));
+        let reported = Arc::new(Mutex::new(Vec::new()));
+        let shutdown = CancellationToken::new();
+        let workers = tokio::spawn(run_workers(
+            "test",
+            queue.clone(),
+            1,
+            shutdown.clone(),
+            {
+                let runs = runs.clone();
+                move |key: u32| {
+                    let runs = runs.clone();
+                    async move {
+                        let count = {
+                            let mut runs = runs.lock().unwrap();
+                            runs.push(key);
+                            runs.iter().filter(|k| **k == key).count()
+                        };
+                        if key == 7 && count < 3 {
+                            panic!("overflow in object {key}");
+                        }
+                        Ok::<_, String>(Action::Done)
+                    }
+                }
+            },
+            {
+                let reported = reported.clone();
+                move |key: &u32, message: &str| {
+                    reported.lock().unwrap().push((*key, message.to_string()))
+                }
+            },
+        ));
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        shutdown.cancel();
+        workers.await.unwrap();
+        assert_eq!(*runs.lock().unwrap(), [7, 8, 7, 7], "the other key went on");
+        let reported = reported.lock().unwrap();
+        assert_eq!(reported.len(), 2);
+        assert_eq!(reported[0], (7, "overflow in object 7".to_string()));
     }
 
     #[test]

@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use crate::api::kinds::{LEASES, NODE_LEASE_NAMESPACE, NODES};
 use crate::api::objects::{now, take_items};
 use crate::api::{Api, ApiResult, ListOptions, Part};
+use crate::controller_runtime::reconcile::catch_panic;
 use crate::events::{EventType, Recorder};
 
 /// Timings of the controller (`--node-monitor-grace-period`, `--pod-eviction-timeout`).
@@ -112,8 +113,13 @@ impl Monitor {
                     .unwrap_or_default()
             );
             let silent = self.silence(name, beat) > self.config.grace_period;
-            if let Err(error) = self.check_node(node, silent) {
-                tracing::warn!(%error, node = name, "node lifecycle step failed");
+            match catch_panic(|| self.check_node(node, silent)) {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => tracing::warn!(%error, node = name, "node lifecycle step failed"),
+                Err(message) => {
+                    tracing::error!(panic = %message, node = name, "node lifecycle step panicked");
+                    self.recorder.reconcile_panicked(node, &message);
+                }
             }
         }
         let names: HashSet<&str> = nodes

@@ -83,10 +83,22 @@ pub async fn run(api: Arc<Api>, shutdown: CancellationToken) {
             _ = async { context.replica_sets.wait_synced().await; context.pods.wait_synced().await } => {}
             _ = shutdown.cancelled() => return,
         }
+        let report = context.clone();
         let context = context.clone();
-        run_workers("replicaset", queue, WORKERS, shutdown.clone(), move |key| {
-            reconcile(context.clone(), key)
-        })
+        let reconcile = move |key| reconcile(context.clone(), key);
+        let report_panic = move |key: &ObjectKey, message: &str| {
+            if let Some(replica_set) = report.replica_sets.get(key) {
+                report.recorder.reconcile_panicked(&replica_set, message);
+            }
+        };
+        run_workers(
+            "replicaset",
+            queue,
+            WORKERS,
+            shutdown.clone(),
+            reconcile,
+            report_panic,
+        )
         .await;
     };
     tokio::join!(

@@ -31,7 +31,7 @@ use crate::controller_runtime::cache::{Cache, Change, ObjectKey};
 use crate::controller_runtime::informer::Informer;
 use crate::controller_runtime::queue::{DEFAULT_BACKOFF, WorkQueue};
 use crate::controller_runtime::reconcile::{Action, run_workers};
-use crate::events::{EventType, Recorder};
+use crate::events::{EventType, RECONCILE_PANICKED, Recorder};
 use event_queue::EventQueue;
 use node_info::NodeInfo;
 use pod_info::PodInfo;
@@ -104,8 +104,9 @@ pub async fn run(api: Arc<Api>, shutdown: CancellationToken) {
             _ = shutdown.cancelled() => return,
         }
         let queue = scheduler.queue.clone();
+        let report = scheduler.clone();
         let scheduler = scheduler.clone();
-        run_workers("scheduler", queue, WORKERS, shutdown.clone(), move |key| {
+        let attempt = move |key| {
             let scheduler = scheduler.clone();
             // The attempt writes to the store and waits for it: on a blocking thread, so the
             // informers keep the view current meanwhile.
@@ -114,7 +115,25 @@ pub async fn run(api: Arc<Api>, shutdown: CancellationToken) {
                     .await
                     .unwrap_or_else(|panicked| std::panic::resume_unwind(panicked.into_panic()))
             }
-        })
+        };
+        let report_panic = move |key: &ObjectKey, message: &str| {
+            if let Some(pod) = report.pods.get(key) {
+                let message = format!(
+                    "{SCHEDULER_NAME} failed on this pod: {message}; retrying with back-off"
+                );
+                report
+                    .events
+                    .record(pod, EventType::Warning, RECONCILE_PANICKED, message);
+            }
+        };
+        run_workers(
+            "scheduler",
+            queue,
+            WORKERS,
+            shutdown.clone(),
+            attempt,
+            report_panic,
+        )
         .await;
     };
     tokio::join!(

@@ -41,6 +41,11 @@ impl Strategy for WidgetRules {
         }
         encode(&widget)
     }
+
+    fn schema(&self) -> Value {
+        json!({"type": "object", "properties": {"spec": {"type": "object",
+            "properties": {"size": {"type": "integer"}}}}})
+    }
 }
 
 fn widget_cells(object: &Value, now: Timestamp) -> Vec<String> {

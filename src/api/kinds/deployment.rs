@@ -12,9 +12,9 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::Value;
 
 use super::resource::{Resource, Subresource};
-use super::strategy::{Admission, Strategy, encode};
+use super::strategy::{Admission, Strategy, encode, schema_of};
 use super::{pod, replica_set};
-use crate::api::error::{ApiResult, Cause};
+use crate::api::error::{ApiResult, Bare, Cause};
 use crate::api::printers;
 
 pub static DEPLOYMENTS: Resource = Resource {
@@ -49,6 +49,10 @@ impl Strategy for DeploymentRules {
         }
         validate(&deployment, admission.value, &mut admission.causes);
         encode(&deployment)
+    }
+
+    fn schema(&self) -> Value {
+        schema_of::<Deployment>()
     }
 }
 
@@ -168,7 +172,7 @@ fn checked_value(value: Option<&IntOrString>, field: &str, causes: &mut Vec<Caus
             None => {
                 causes.push(Cause::invalid(
                     field,
-                    format!("{text:?}"),
+                    Bare(format!("{text:?}")),
                     "a valid percent string must be a numeric string followed by an ending '%' \
                      (e.g. '1%',  or '93%', regex used for validation is '[0-9]+%')",
                 ));
@@ -273,7 +277,7 @@ mod tests {
         assert_eq!(
             fields(deployment(zero)),
             [
-                "spec.strategy.rollingUpdate.maxUnavailable: Invalid value: \"0\": may not be 0 when `maxSurge` is 0"
+                "spec.strategy.rollingUpdate.maxUnavailable: Invalid value: 0: may not be 0 when `maxSurge` is 0"
             ]
         );
         let bad =

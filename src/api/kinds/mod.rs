@@ -27,7 +27,9 @@ pub use pod::PODS;
 pub use registry::{Registry, for_manifest, lookup};
 pub use replica_set::REPLICA_SETS;
 pub use resource::{Resource, Subresource, SubresourceInfo, percent_encode};
-pub use strategy::{Admission, Deletion, Strategy, Typed, Write, admit, decode, encode, invalid};
+pub use strategy::{
+    Admission, Deletion, Strategy, Typed, Write, admit, decode, encode, invalid, schema_of,
+};
 
 /// Every kind a server serves from its start.
 pub static BUILT_IN: &[&Resource] = &[

@@ -5,7 +5,7 @@ use k8s_openapi::api::core::v1::{Namespace, NamespaceSpec, NamespaceStatus};
 use serde_json::{Value, json};
 
 use super::resource::{Resource, Subresource};
-use super::strategy::{Admission, Deletion, Strategy, Write, encode, has_entries};
+use super::strategy::{Admission, Deletion, Strategy, Write, encode, has_entries, schema_of};
 use crate::api::error::{ApiError, ApiResult};
 use crate::api::objects::DeleteOptions;
 use crate::api::printers;
@@ -48,6 +48,10 @@ impl Strategy for NamespaceStrategy {
             });
         }
         encode(&namespace)
+    }
+
+    fn schema(&self) -> Value {
+        schema_of::<Namespace>()
     }
 
     fn check_delete(&self, name: &str) -> ApiResult<()> {

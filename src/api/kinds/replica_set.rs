@@ -6,9 +6,9 @@ use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetStatus};
 use serde_json::{Value, json};
 
 use super::resource::{Resource, Subresource};
-use super::strategy::{Admission, Strategy, encode};
+use super::strategy::{Admission, Strategy, encode, schema_of};
 use super::{meta, pod};
-use crate::api::error::{ApiResult, Cause};
+use crate::api::error::{ApiResult, Bare, Cause};
 use crate::api::printers;
 use crate::api::selectors::LabelSelector;
 
@@ -42,6 +42,10 @@ impl Strategy for ReplicaSetStrategy {
         }
         validate(&replica_set, admission.value, &mut admission.causes);
         encode(&replica_set)
+    }
+
+    fn schema(&self) -> Value {
+        schema_of::<ReplicaSet>()
     }
 }
 
@@ -90,7 +94,7 @@ pub fn validate(replica_set: &ReplicaSet, raw: &Value, causes: &mut Vec<Cause>) 
     {
         causes.push(Cause::invalid(
             "spec.template.metadata.labels",
-            go_map(&labels),
+            Bare(go_map(&labels)),
             "`selector` does not match template `labels`",
         ));
     }
@@ -223,7 +227,7 @@ mod tests {
         assert_eq!(
             fields(value),
             [
-                "spec.template.metadata.labels: Invalid value: \"map[string]string{\"app\":\"other\"}\": `selector` does not match template `labels`"
+                "spec.template.metadata.labels: Invalid value: map[string]string{\"app\":\"other\"}: `selector` does not match template `labels`"
             ]
         );
     }

@@ -7,6 +7,7 @@
 
 use std::marker::PhantomData;
 
+use schemars::JsonSchema;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -78,6 +79,9 @@ pub trait Strategy: Send + Sync {
     /// # Errors
     /// `BadRequest` when a field has the wrong type (the message names its path).
     fn admit(&self, admission: &mut Admission<'_>) -> ApiResult<Value>;
+
+    /// The JSON schema of the kind's objects (definitions under `$defs`), for OpenAPI.
+    fn schema(&self) -> Value;
 
     /// Keeps from `current` what a write of `part` may not change (kube-apiserver's
     /// `PrepareForUpdate`): a write of the object keeps the stored status when status is a
@@ -158,10 +162,20 @@ pub fn has_entries(object: &Value, pointer: &str) -> bool {
 /// The strategy of a kind with no rules beyond its type's shape (Node, Event, Lease).
 pub struct Typed<T>(pub PhantomData<fn() -> T>);
 
-impl<T: Serialize + DeserializeOwned> Strategy for Typed<T> {
+impl<T: Serialize + DeserializeOwned + JsonSchema> Strategy for Typed<T> {
     fn admit(&self, admission: &mut Admission<'_>) -> ApiResult<Value> {
         encode(&admission.decode::<T>()?)
     }
+
+    fn schema(&self) -> Value {
+        schema_of::<T>()
+    }
+}
+
+/// The JSON schema of a Kubernetes type, its definitions under `$defs`.
+pub fn schema_of<T: JsonSchema>() -> Value {
+    let schema = schemars::SchemaGenerator::default().into_root_schema_for::<T>();
+    schema.to_value()
 }
 
 /// Validates the metadata, then applies the kind's strategy.

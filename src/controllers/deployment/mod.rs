@@ -97,10 +97,22 @@ pub async fn run(api: Arc<Api>, shutdown: CancellationToken) {
             _ = async { context.deployments.wait_synced().await; context.replica_sets.wait_synced().await } => {}
             _ = shutdown.cancelled() => return,
         }
+        let report = context.clone();
         let context = context.clone();
-        run_workers("deployment", queue, WORKERS, shutdown.clone(), move |key| {
-            reconcile(context.clone(), key)
-        })
+        let reconcile = move |key| reconcile(context.clone(), key);
+        let report_panic = move |key: &ObjectKey, message: &str| {
+            if let Some(deployment) = report.deployments.get(key) {
+                report.recorder.reconcile_panicked(&deployment, message);
+            }
+        };
+        run_workers(
+            "deployment",
+            queue,
+            WORKERS,
+            shutdown.clone(),
+            reconcile,
+            report_panic,
+        )
         .await;
     };
     tokio::join!(

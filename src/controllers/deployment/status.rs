@@ -4,10 +4,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use super::rollout;
+use crate::api::clock;
 
 /// How the `Progressing` condition is treated in this sync.
 pub enum Progress {
@@ -42,7 +43,7 @@ pub fn compute(
             .as_array()
             .cloned()
             .unwrap_or_default(),
-        stamp: now.to_rfc3339_opts(SecondsFormat::Secs, true),
+        stamp: clock::format(now),
     };
     let desired = deployment["spec"]["replicas"].as_i64().unwrap_or(1) as i32;
     let limits = rollout::limits(&deployment["spec"]["strategy"], desired);
@@ -194,8 +195,8 @@ fn time_left(conditions: &[Value], deadline: i64, now: DateTime<Utc>) -> Option<
     ) {
         return None;
     }
-    let since = DateTime::parse_from_rfc3339(current["lastUpdateTime"].as_str()?).ok()?;
-    Some(since.with_timezone(&Utc) + chrono::Duration::seconds(deadline) - now)
+    let since = clock::parse(current["lastUpdateTime"].as_str()?)?;
+    Some(clock::add_seconds(since, deadline) - now)
 }
 
 /// Every desired replica is updated and available, and the status is of the latest spec

@@ -4,6 +4,8 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
+use crate::api::clock;
+
 /// The taint key Kubernetes puts on a node whose agent stopped reporting.
 pub const UNREACHABLE: &str = "node.kubernetes.io/unreachable";
 
@@ -54,8 +56,8 @@ pub fn unreachable_since(node: &Value) -> Option<DateTime<Utc>> {
         .map(|t| {
             t["timeAdded"]
                 .as_str()
-                .and_then(|time| DateTime::parse_from_rfc3339(time).ok())
-                .map_or_else(Utc::now, |time| time.with_timezone(&Utc))
+                .and_then(clock::parse)
+                .unwrap_or_else(Utc::now)
         })
 }
 

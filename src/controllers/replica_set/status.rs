@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use super::pods::{fully_labeled, is_active, ready_condition};
+use crate::api::clock;
 
 /// The observed counts, and how long until a ready pod becomes available (if one is waiting).
 pub fn compute(
@@ -20,7 +21,6 @@ pub fn compute(
         .and_then(Value::as_i64)
         .unwrap_or(0)
         .max(0);
-    let min_ready = chrono::Duration::seconds(min_ready);
     let template_labels = &replica_set["spec"]["template"]["metadata"]["labels"];
     let active: Vec<&Arc<Value>> = owned.iter().filter(|p| is_active(p)).collect();
     let (mut ready, mut available, mut wait) = (0, 0, None::<Duration>);
@@ -31,12 +31,9 @@ pub fn compute(
         ready += 1;
         let since = condition["lastTransitionTime"]
             .as_str()
-            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-            .map(|t| t.with_timezone(&Utc));
-        match since.map(|since| since + min_ready - now) {
-            Some(left)
-                if min_ready > chrono::Duration::zero() && left > chrono::Duration::zero() =>
-            {
+            .and_then(clock::parse);
+        match since.map(|since| clock::add_seconds(since, min_ready) - now) {
+            Some(left) if min_ready > 0 && left > chrono::Duration::zero() => {
                 let left = left.to_std().unwrap_or_default();
                 wait = Some(wait.map_or(left, |w| w.min(left)));
             }

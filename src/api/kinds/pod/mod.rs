@@ -1,5 +1,6 @@
 //! Pod (`v1`): the kind, its graceful deletion, and (in `validation`) its defaults and rules.
 
+mod bounds;
 pub mod validation;
 
 use k8s_openapi::api::core::v1::Pod;
@@ -8,7 +9,7 @@ use serde_json::Value;
 pub use validation::{default_spec, validate_spec};
 
 use super::resource::{Resource, Subresource};
-use super::strategy::{Admission, Deletion, Strategy, encode, has_entries};
+use super::strategy::{Admission, Deletion, Strategy, encode, has_entries, schema_of};
 use crate::api::error::ApiResult;
 use crate::api::objects::DeleteOptions;
 use crate::api::printers;
@@ -53,6 +54,10 @@ impl Strategy for PodStrategy {
         }
         validation::validate(&pod, admission.value, &mut admission.causes);
         encode(&pod)
+    }
+
+    fn schema(&self) -> Value {
+        schema_of::<Pod>()
     }
 
     /// A pod on a node is marked with its grace period, for the node to stop its containers;

@@ -145,6 +145,7 @@ pub fn validate_spec(spec: &PodSpec, raw: &Value, path: &str, causes: &mut Vec<C
             "must be greater than or equal to 0",
         ));
     }
+    super::bounds::validate(spec, path, causes);
     if let Some(node) = spec.node_name.as_deref().filter(|n| !n.is_empty())
         && let Some(error) = crate::api::kinds::meta::dns_subdomain_error(node)
     {

@@ -2,21 +2,20 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::FutureExt;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use serde_json::Value;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, mpsc};
 use tokio_rustls::TlsAcceptor;
-use tokio_rustls::server::TlsStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
@@ -25,14 +24,17 @@ use super::Api;
 use super::error::{ApiError, ApiResult};
 use super::routes;
 
+mod connection;
+pub mod limits;
+
 /// Largest request body accepted, as the Kubernetes API server limits it.
 pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
 /// How much of an oversized body is read and dropped before the connection is cut.
 const DRAIN_LIMIT_BYTES: usize = 64 * 1024 * 1024;
-/// How long a client may take to finish the TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// The first byte of a TLS connection (a handshake record); anything else is not TLS.
-const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+/// Connections served at once; more wait in the listen backlog until one closes.
+const MAX_CONNECTIONS: usize = 4096;
+/// After a failed accept (out of file descriptors), wait before the next, rather than spin.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
 pub type Body = BoxBody<Bytes, Infallible>;
 
@@ -48,12 +50,15 @@ pub struct Context {
     /// Every connection is TLS (DESIGN §8); see `crate::tls`.
     pub tls: TlsAcceptor,
     pub shutdown: CancellationToken,
+    /// The caps on requests being served.
+    pub in_flight: limits::InFlight,
 }
 
 /// Serves the API over TLS on `listener` until `shutdown` fires; open connections then finish
 /// their current request (watches end).
 pub async fn serve(listener: TcpListener, context: Arc<Context>) {
     let connections = TaskTracker::new();
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -63,81 +68,23 @@ pub async fn serve(listener: TcpListener, context: Arc<Context>) {
             Ok(pair) => pair,
             Err(error) => {
                 tracing::warn!(%error, "accept failed");
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
                 continue;
             }
         };
         let _ = stream.set_nodelay(true);
         let context = context.clone();
+        let Ok(permit) = slots.clone().acquire_owned().await else {
+            break;
+        };
         // The handshake runs in the connection's task so a slow or broken client cannot
         // stall the accept loop.
         connections.spawn(async move {
-            if let Some(stream) = handshake(stream, peer, &context.tls).await {
-                serve_connection(stream, context).await;
-            }
+            connection::serve(stream, peer, context).await;
+            drop(permit);
         });
     }
     connections.close();
-}
-
-/// Completes the TLS handshake within `HANDSHAKE_TIMEOUT`. A client speaking plain HTTP
-/// gets a 400 saying so (as Go's servers answer) instead of a dropped connection.
-async fn handshake(
-    stream: TcpStream,
-    peer: SocketAddr,
-    tls: &TlsAcceptor,
-) -> Option<TlsStream<TcpStream>> {
-    let attempt = async {
-        let mut first = [0u8; 1];
-        if stream.peek(&mut first).await.ok()? == 0 {
-            return None;
-        }
-        if first[0] != TLS_HANDSHAKE_RECORD {
-            tracing::debug!(%peer, "plain HTTP on the HTTPS port");
-            refuse_plain_http(stream).await;
-            return None;
-        }
-        tls.accept(stream)
-            .await
-            .inspect_err(|error| tracing::debug!(%peer, %error, "TLS handshake failed"))
-            .ok()
-    };
-    tokio::time::timeout(HANDSHAKE_TIMEOUT, attempt)
-        .await
-        .ok()
-        .flatten()
-}
-
-/// Reads the request head (so closing does not reset the connection before the client has
-/// read the answer) and answers 400.
-async fn refuse_plain_http(mut stream: TcpStream) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut head = Vec::new();
-    let mut buffer = [0u8; 4096];
-    while head.len() < 16 * 1024 && !head.windows(4).any(|w| w == b"\r\n\r\n") {
-        match stream.read(&mut buffer).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => head.extend_from_slice(&buffer[..n]),
-        }
-    }
-    let body = "Client sent an HTTP request to an HTTPS server.\n";
-    let response = format!(
-        "HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    let _ = stream.write_all(response.as_bytes()).await;
-    let _ = stream.shutdown().await;
-}
-
-async fn serve_connection(stream: TlsStream<TcpStream>, context: Arc<Context>) {
-    let service = service_fn(move |request| {
-        let context = context.clone();
-        async move { Ok::<_, Infallible>(handle(request, &context).await) }
-    });
-    let connection =
-        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
-    if let Err(error) = connection.await {
-        tracing::debug!(%error, "connection ended with an error");
-    }
 }
 
 async fn handle(request: Request<Incoming>, context: &Context) -> Response<Body> {
@@ -156,10 +103,28 @@ async fn handle(request: Request<Incoming>, context: &Context) -> Response<Body>
     if !authorized(&request, &context.tokens) {
         return error(&ApiError::Unauthorized);
     }
+    let _slot = match context.in_flight.admit(request.method()) {
+        Ok(slot) => slot,
+        Err(refused) => {
+            let mut response = error(&refused);
+            let retry = HeaderValue::from_static("1");
+            response.headers_mut().insert(header::RETRY_AFTER, retry);
+            return response;
+        }
+    };
     let span = tracing::debug_span!("request", method = %request.method(), path = %path);
-    match routes::route(request, context).instrument(span).await {
-        Ok(response) => response,
-        Err(e) => error(&e),
+    let routed = AssertUnwindSafe(routes::route(request, context)).catch_unwind();
+    match routed.instrument(span).await {
+        Ok(Ok(response)) => response,
+        Ok(Err(e)) => error(&e),
+        // kube-apiserver's panic recovery: the client gets a 500, the server goes on.
+        Err(panic) => {
+            let message = crate::panics::message(&*panic);
+            tracing::error!(%path, panic = %message, "request handler panicked");
+            error(&ApiError::Internal(format!(
+                "the server panicked handling the request: {message}"
+            )))
+        }
     }
 }
 
