@@ -5,7 +5,6 @@ mod components;
 mod tokens;
 
 pub use components::COMPONENTS;
-pub use tokens::write_private;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};

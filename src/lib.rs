@@ -8,6 +8,7 @@
 #![deny(unsafe_code)]
 
 pub mod api;
+pub mod atomic_file;
 pub mod cli;
 pub mod client;
 pub mod cluster;

@@ -276,9 +276,9 @@ fn pem_error(what: &'static str, error: rustls::pki_types::pem::Error) -> TlsErr
 
 fn write(path: &Path, contents: &str, private: bool) -> Result<(), TlsError> {
     let written = if private {
-        crate::cluster::write_private(path, contents)
+        crate::atomic_file::write_private(path, contents.as_bytes())
     } else {
-        std::fs::write(path, contents)
+        crate::atomic_file::write_public(path, contents.as_bytes())
     };
     written.map_err(|source| TlsError::Write {
         path: path.to_path_buf(),

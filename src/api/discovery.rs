@@ -4,6 +4,18 @@ use serde_json::{Value, json};
 
 use super::kinds::Resource;
 
+/// What every served kind allows.
+const VERBS: &[&str] = &[
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
+
 /// The Kubernetes release whose API we follow.
 pub const KUBERNETES_VERSION: (&str, &str) = ("1", "37");
 
@@ -69,12 +81,17 @@ pub fn resource_list(served: &[&Resource], group: &str, version: &str) -> Option
     }
     let mut resources = Vec::new();
     for resource in served {
+        let verbs: Vec<&str> = VERBS
+            .iter()
+            .copied()
+            .filter(|v| *v != "deletecollection" || resource.strategy.deletes_collections())
+            .collect();
         resources.push(json!({
             "name": resource.plural,
             "singularName": resource.singular,
             "namespaced": resource.namespaced,
             "kind": resource.kind,
-            "verbs": ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"],
+            "verbs": verbs,
             "shortNames": resource.short_names,
             "categories": resource.categories,
         }));

@@ -34,6 +34,10 @@ pub use objects::{DeleteOptions, ListOptions, Part};
 pub use crate::store::Revision;
 use crate::store::Store;
 
+/// How often a patch or scale is tried again on a newer version after a conflict
+/// (kube-apiserver's `maxRetryWhenPatchConflicts`).
+const MAX_CONFLICT_RETRIES: u32 = 5;
+
 /// The API server's core, independent of HTTP.
 pub struct Api {
     store: Arc<dyn Store>,
@@ -62,7 +66,9 @@ impl Api {
         self.store.current_revision()
     }
 
-    /// Applies a merge or strategic-merge patch to the stored object and updates it.
+    /// Applies a merge or strategic-merge patch to the stored object and updates it. A
+    /// conflict with a concurrent write is retried on the newer object, as kube-apiserver's
+    /// patcher does, unless the patch names the `resourceVersion` it was made against.
     pub fn patch(
         &self,
         resource: &Resource,
@@ -72,9 +78,39 @@ impl Api {
         patch_type: patch::PatchType,
         part: Part,
     ) -> ApiResult<Value> {
-        let mut object = self.get(resource, namespace, name)?;
-        patch::apply(&mut object, patch_body, patch_type);
-        self.update(resource, namespace, name, object, part)
+        let pinned = patch_body.pointer("/metadata/resourceVersion").is_some();
+        self.update_retrying(resource, namespace, name, part, pinned, |object| {
+            patch::apply(object, patch_body, patch_type);
+            Ok(())
+        })
+    }
+
+    /// Reads the object, changes it with `change` and writes it back; on a conflict with a
+    /// concurrent write, starts over from the newer object (`MAX_CONFLICT_RETRIES` times)
+    /// unless `pinned` (the client asked for its version to be checked).
+    ///
+    /// # Errors
+    /// What `change` or the update answers; `Conflict` once the retries are spent.
+    pub fn update_retrying(
+        &self,
+        resource: &Resource,
+        namespace: Option<&str>,
+        name: &str,
+        part: Part,
+        pinned: bool,
+        mut change: impl FnMut(&mut Value) -> ApiResult<()>,
+    ) -> ApiResult<Value> {
+        let mut attempts = 0;
+        loop {
+            let mut object = self.get(resource, namespace, name)?;
+            change(&mut object)?;
+            match self.update(resource, namespace, name, object, part) {
+                Err(ApiError::Conflict { .. }) if !pinned && attempts < MAX_CONFLICT_RETRIES => {
+                    attempts += 1;
+                }
+                outcome => return outcome,
+            }
+        }
     }
 
     /// Registers the node agent that serves logs of pods bound to `node`.
@@ -111,5 +147,76 @@ impl Api {
         let api = Api::new(Arc::new(store));
         api.bootstrap().expect("the system namespaces");
         (dir, api)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::kinds::REPLICA_SETS;
+    use super::*;
+    use serde_json::json;
+
+    fn replica_set(api: &Api) {
+        let rs = json!({"metadata": {"name": "web"}, "spec": {"replicas": 1,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}},
+                         "spec": {"containers": [{"name": "c", "image": "c.wasm"}]}}}});
+        api.create(&REPLICA_SETS, Some("default"), rs).unwrap();
+    }
+
+    /// A status write lands between the read and the write of a patch, as a controller's do.
+    fn status_write_between(api: &Api) {
+        let mut current = api.get(&REPLICA_SETS, Some("default"), "web").unwrap();
+        current["status"]["replicas"] =
+            json!(current["status"]["replicas"].as_i64().unwrap_or(0) + 1);
+        api.update(&REPLICA_SETS, Some("default"), "web", current, Part::Status)
+            .unwrap();
+    }
+
+    #[test]
+    fn a_patch_racing_a_status_write_is_retried_on_the_newer_object() {
+        let (_dir, api) = Api::scratch();
+        replica_set(&api);
+        let mut raced = false;
+        let patched = api
+            .update_retrying(
+                &REPLICA_SETS,
+                Some("default"),
+                "web",
+                Part::Main,
+                false,
+                |rs| {
+                    if !raced {
+                        raced = true;
+                        status_write_between(&api);
+                    }
+                    rs["spec"]["replicas"] = json!(3);
+                    Ok(())
+                },
+            )
+            .unwrap();
+        assert_eq!(patched["spec"]["replicas"], 3);
+        assert_eq!(patched["status"]["replicas"], 1);
+    }
+
+    #[test]
+    fn a_patch_pinned_to_its_version_reports_the_conflict() {
+        let (_dir, api) = Api::scratch();
+        replica_set(&api);
+        let error = api
+            .update_retrying(
+                &REPLICA_SETS,
+                Some("default"),
+                "web",
+                Part::Main,
+                true,
+                |rs| {
+                    status_write_between(&api);
+                    rs["spec"]["replicas"] = json!(3);
+                    Ok(())
+                },
+            )
+            .unwrap_err();
+        assert_eq!(error.code(), 409);
     }
 }

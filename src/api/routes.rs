@@ -181,6 +181,14 @@ async fn collection(
             let created = context.api.create(resource, namespace, body)?;
             Ok(server::json(StatusCode::CREATED, &created))
         }
+        // Kubernetes deletes a namespaced collection one namespace at a time, and some kinds
+        // (namespaces) never as a collection.
+        Method::DELETE
+            if (resource.namespaced && namespace.is_none())
+                || !resource.strategy.deletes_collections() =>
+        {
+            Err(ApiError::MethodNotAllowed)
+        }
         Method::DELETE => {
             let delete = delete_options(request, query).await?;
             let list = context.api.list(resource, namespace, &options)?;

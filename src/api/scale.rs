@@ -99,21 +99,20 @@ pub fn update(
             )],
         });
     }
-    let mut object = api.get(resource, namespace, name)?;
-    if let Some(expected) = scale.metadata.resource_version.filter(|rv| !rv.is_empty()) {
-        object["metadata"]["resourceVersion"] = json!(expected);
-    }
-    object["spec"]["replicas"] = json!(replicas);
-    Ok(scale_of(&api.update(
-        resource,
-        namespace,
-        name,
-        object,
-        Part::Main,
-    )?))
+    let expected = scale.metadata.resource_version.filter(|rv| !rv.is_empty());
+    let pinned = expected.is_some();
+    let updated = api.update_retrying(resource, namespace, name, Part::Main, pinned, |object| {
+        if let Some(expected) = &expected {
+            object["metadata"]["resourceVersion"] = json!(expected);
+        }
+        object["spec"]["replicas"] = json!(replicas);
+        Ok(())
+    })?;
+    Ok(scale_of(&updated))
 }
 
-/// Applies a merge patch to the Scale, then updates as `update` does.
+/// Applies a merge patch to the Scale, then updates as `update` does (checking the version
+/// only when the patch names one).
 ///
 /// # Errors
 /// As `update`.
@@ -126,6 +125,11 @@ pub fn patch(
     patch_type: PatchType,
 ) -> ApiResult<Value> {
     let mut scale = get(api, resource, namespace, name)?;
+    if body.pointer("/metadata/resourceVersion").is_none() {
+        scale["metadata"]
+            .as_object_mut()
+            .map(|m| m.remove("resourceVersion"));
+    }
     patch::apply(&mut scale, body, patch_type);
     update(api, resource, namespace, name, &scale)
 }

@@ -1,5 +1,6 @@
 //! Watch streams: store events filtered by namespace and selectors, as `ADDED`/`MODIFIED`/`DELETED`.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -124,9 +125,11 @@ impl Api {
     }
 }
 
-/// Calls `handle` for every event of a watch that is re-opened (from the current state) whenever
-/// it ends, until `shutdown`. For in-process components; `handle` must be idempotent, since a
-/// re-opened watch replays the current objects as `ADDED`.
+/// Calls `handle` for every change of `resource`'s objects matching `options`, until
+/// `shutdown`: first `ADDED` for each listed object, then the watch's events. A watch that ends
+/// is resumed from the last revision seen; one whose history is gone (410) is replaced by a new
+/// list, and the objects that vanished meanwhile are reported `DELETED`. For in-process
+/// components; `handle` must be idempotent, since a new list replays objects as `ADDED`.
 pub async fn follow(
     api: &Api,
     resource: &'static Resource,
@@ -134,27 +137,114 @@ pub async fn follow(
     shutdown: &CancellationToken,
     mut handle: impl FnMut(WatchEvent),
 ) {
+    let mut known: HashMap<String, Value> = HashMap::new();
+    let mut from = None;
     while !shutdown.is_cancelled() {
-        let mut events = match api.watch(
-            resource,
-            None,
-            options.clone(),
-            None,
-            shutdown.child_token(),
-        ) {
+        let revision = match from {
+            Some(revision) => revision,
+            None => match relist(api, resource, &options, &mut known, &mut handle) {
+                Ok(revision) => revision,
+                Err(error) => {
+                    tracing::warn!(%error, resource = resource.plural, "list failed; retrying");
+                    if pause(shutdown).await {
+                        return;
+                    }
+                    continue;
+                }
+            },
+        };
+        from = Some(revision);
+        let watching = ListOptions {
+            resource_version: Some(revision),
+            ..options.clone()
+        };
+        let mut events = match api.watch(resource, None, watching, None, shutdown.child_token()) {
             Ok(events) => events,
+            Err(ApiError::Gone { .. }) => {
+                from = None;
+                continue;
+            }
             Err(error) => {
                 tracing::warn!(%error, resource = resource.plural, "watch failed; retrying");
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
-                    _ = shutdown.cancelled() => return,
+                if pause(shutdown).await {
+                    return;
                 }
+                continue;
             }
         };
         while let Some(event) = events.recv().await {
+            if event.kind == "ERROR" {
+                from = None;
+                break;
+            }
+            let key = key_of(&event.object);
+            if let Some(revision) = revision_of(&event.object) {
+                from = Some(revision);
+            }
+            if event.kind == "DELETED" {
+                known.remove(&key);
+            } else {
+                known.insert(key, event.object.clone());
+            }
             handle(event);
         }
     }
+}
+
+/// Lists `resource` afresh: `DELETED` for what `known` had that is gone, `ADDED` for what is
+/// there; returns the list's revision.
+fn relist(
+    api: &Api,
+    resource: &Resource,
+    options: &ListOptions,
+    known: &mut HashMap<String, Value>,
+    handle: &mut impl FnMut(WatchEvent),
+) -> ApiResult<Revision> {
+    let mut list = api.list(resource, None, options)?;
+    let revision = revision_of(&list)
+        .ok_or_else(|| ApiError::Internal("a list without a resourceVersion".into()))?;
+    let items = super::objects::take_items(&mut list);
+    let listed: HashMap<String, Value> = items.into_iter().map(|i| (key_of(&i), i)).collect();
+    for (key, object) in known.drain() {
+        if !listed.contains_key(&key) {
+            handle(WatchEvent {
+                kind: "DELETED",
+                object,
+            });
+        }
+    }
+    for (key, object) in listed {
+        known.insert(key, object.clone());
+        handle(WatchEvent {
+            kind: "ADDED",
+            object,
+        });
+    }
+    Ok(revision)
+}
+
+/// Waits a second before trying again; true when `shutdown` came first.
+async fn pause(shutdown: &CancellationToken) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(Duration::from_secs(1)) => false,
+        _ = shutdown.cancelled() => true,
+    }
+}
+
+fn key_of(object: &Value) -> String {
+    let metadata = &object["metadata"];
+    format!(
+        "{}/{}",
+        metadata["namespace"].as_str().unwrap_or_default(),
+        metadata["name"].as_str().unwrap_or_default()
+    )
+}
+
+fn revision_of(object: &Value) -> Option<Revision> {
+    object
+        .pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+        .and_then(|rv| rv.parse().ok())
 }
 
 /// What a watcher with `options` sees of a change: objects entering the selection are `ADDED`,
@@ -208,5 +298,82 @@ mod tests {
         let delete = translate(&options, EventKind::Delete, bound.clone(), Some(&bound)).unwrap();
         assert_eq!(delete.kind, "DELETED");
         assert!(translate(&options, EventKind::Put, unbound.clone(), None).is_none());
+    }
+
+    fn pod(name: &str) -> Value {
+        json!({"metadata": {"name": name}, "spec": {"containers": [{"name": "c", "image": "c.wasm"}]}})
+    }
+
+    #[test]
+    fn a_relist_reports_what_vanished_since_the_last_one_as_deleted() {
+        let (_dir, api) = Api::scratch();
+        for name in ["a", "b"] {
+            api.create(&PODS, Some("default"), pod(name)).unwrap();
+        }
+        let (mut known, mut seen) = (HashMap::new(), Vec::new());
+        let mut handle = |event: WatchEvent| {
+            let name = event.object["metadata"]["name"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            seen.push((event.kind, name));
+        };
+        relist(
+            &api,
+            &PODS,
+            &ListOptions::default(),
+            &mut known,
+            &mut handle,
+        )
+        .unwrap();
+        api.delete(&PODS, Some("default"), "b", &Default::default())
+            .unwrap();
+        api.create(&PODS, Some("default"), pod("c")).unwrap();
+        relist(
+            &api,
+            &PODS,
+            &ListOptions::default(),
+            &mut known,
+            &mut handle,
+        )
+        .unwrap();
+        seen[..2].sort();
+        seen[3..].sort();
+        assert_eq!(
+            seen,
+            [
+                ("ADDED", "a".to_string()),
+                ("ADDED", "b".to_string()),
+                ("DELETED", "b".to_string()),
+                ("ADDED", "a".to_string()),
+                ("ADDED", "c".to_string()),
+            ]
+        );
+        assert_eq!(known.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn follow_resumes_from_the_last_revision_without_replaying() {
+        let (_dir, api) = Api::scratch();
+        api.create(&PODS, Some("default"), pod("a")).unwrap();
+        let shutdown = CancellationToken::new();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let follower = {
+            let (api, shutdown) = (api.clone(), shutdown.clone());
+            tokio::spawn(async move {
+                follow(&api, &PODS, ListOptions::default(), &shutdown, |event| {
+                    let _ = tx.send((event.kind, event.object["metadata"]["name"].clone()));
+                })
+                .await
+            })
+        };
+        assert_eq!(rx.recv().await.unwrap(), ("ADDED", json!("a")));
+        api.create(&PODS, Some("default"), pod("b")).unwrap();
+        assert_eq!(rx.recv().await.unwrap(), ("ADDED", json!("b")));
+        api.delete(&PODS, Some("default"), "a", &Default::default())
+            .unwrap();
+        assert_eq!(rx.recv().await.unwrap(), ("DELETED", json!("a")));
+        shutdown.cancel();
+        follower.await.unwrap();
     }
 }

@@ -1,7 +1,6 @@
 //! kubectl-compatible kubeconfig files: written by `up`, read by every client command.
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -165,9 +164,11 @@ pub fn write(
         preferences: BTreeMap::new(),
     };
     let text = serde_yaml::to_string(&config).expect("a kubeconfig always serializes");
-    write_private(path, &text).map_err(|source| KubeconfigError::Write {
-        path: path.to_path_buf(),
-        source,
+    crate::atomic_file::write_private(path, text.as_bytes()).map_err(|source| {
+        KubeconfigError::Write {
+            path: path.to_path_buf(),
+            source,
+        }
     })
 }
 
@@ -280,21 +281,6 @@ fn read_token_file(kubeconfig: &Path, file: &str) -> Result<String, KubeconfigEr
     std::fs::read_to_string(&path)
         .map(|t| t.trim().to_string())
         .map_err(|source| KubeconfigError::Read { path, source })
-}
-
-/// Writes `contents` through a private temporary file renamed over `path`.
-fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
-    let directory = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    std::fs::create_dir_all(directory)?;
-    // tempfile creates the file with mode 0600.
-    let mut file = tempfile::NamedTempFile::new_in(directory)?;
-    file.write_all(contents.as_bytes())?;
-    file.as_file().sync_all()?;
-    file.persist(path).map_err(|e| e.error)?;
-    Ok(())
 }
 
 /// Where the CLI finds its kubeconfig: the `--kubeconfig` flag, else the first path of

@@ -4,6 +4,7 @@ use std::path::Path;
 
 use anyhow::Context as _;
 
+use crate::atomic_file::write_private;
 use crate::node::join;
 
 /// The admin bearer token, made on first start and kept (mode 0600) in the data dir.
@@ -16,21 +17,9 @@ pub fn admin_token(data_dir: &Path) -> anyhow::Result<String> {
         }
     }
     let token = hex::encode(rand::random::<[u8; 24]>());
-    write_private(&path, &token).with_context(|| format!("cannot write {}", path.display()))?;
+    write_private(&path, token.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(token)
-}
-
-/// Writes a file only its owner may read.
-pub fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
-    file.write_all(contents.as_bytes())
 }
 
 /// The join token for nodes, kept in `<data-dir>/node-token`; made anew when missing or when
@@ -45,6 +34,7 @@ pub fn node_token(data_dir: &Path, ca_pem: &str) -> anyhow::Result<String> {
         }
     }
     let token = join::node_token(ca_pem, &hex::encode(rand::random::<[u8; 24]>()));
-    write_private(&path, &token).with_context(|| format!("cannot write {}", path.display()))?;
+    write_private(&path, token.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(token)
 }

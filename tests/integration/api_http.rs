@@ -357,3 +357,27 @@ async fn discovery_documents_describe_the_served_resources() {
     }
     cluster.shutdown().await;
 }
+
+#[tokio::test]
+async fn collection_deletes_kubernetes_does_not_serve_are_405_and_delete_nothing() {
+    let cluster = Cluster::start().await.unwrap();
+    let client = cluster.client();
+    let pod = PodBuilder::named("kept").container("c", &["spin"]).build();
+    client.create(PODS, &pod).await.unwrap();
+    for path in ["/api/v1/pods", "/api/v1/namespaces"] {
+        let refused = client
+            .send(Method::DELETE, path, None, Default::default())
+            .await
+            .unwrap_err();
+        assert_eq!(status(refused).code, 405, "{path}");
+    }
+    client.get(&format!("{PODS}/kept")).await.unwrap();
+    client.get("/api/v1/namespaces/default").await.unwrap();
+    let deleted = client
+        .send(Method::DELETE, PODS, None, Default::default())
+        .await
+        .unwrap();
+    let deleted: Value = serde_json::from_slice(&deleted).unwrap();
+    assert_eq!(deleted["items"][0]["metadata"]["name"], "kept");
+    cluster.shutdown().await;
+}

@@ -54,6 +54,10 @@ impl Strategy for NamespaceStrategy {
         schema_of::<Namespace>()
     }
 
+    fn deletes_collections(&self) -> bool {
+        false
+    }
+
     fn check_delete(&self, name: &str) -> ApiResult<()> {
         if SYSTEM_NAMESPACES.contains(&name) {
             return Err(ApiError::Forbidden(format!(

@@ -120,6 +120,12 @@ pub trait Strategy: Send + Sync {
         Ok(())
     }
 
+    /// Whether a collection of the kind may be deleted at once (the `deletecollection` verb;
+    /// Kubernetes serves none for namespaces).
+    fn deletes_collections(&self) -> bool {
+        true
+    }
+
     /// How deleting `object` proceeds: by default at once, unless finalizers or a
     /// propagation policy make it wait for a controller.
     fn deletion(&self, object: &Value, options: &DeleteOptions) -> Deletion {
