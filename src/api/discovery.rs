@@ -1,8 +1,18 @@
 //! Discovery documents (`/api`, `/apis`, `/api/v1`, `/version`) that clients read before anything else.
 
 use serde_json::{Value, json};
+use sha2::Digest as _;
 
 use super::kinds::Resource;
+
+/// kube-apiserver's opaque `storageVersionHash`: the first 8 bytes of the SHA-256 of the
+/// storage group/version/kind, base64-encoded (clients compare it to notice a migration).
+fn storage_version_hash(resource: &Resource) -> String {
+    use base64::Engine as _;
+    let gvk = format!("{}/{}/{}", resource.group, resource.version, resource.kind);
+    let digest = sha2::Sha256::digest(gvk.as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(&digest[..8])
+}
 
 /// What every served kind allows.
 const VERBS: &[&str] = &[
@@ -94,6 +104,7 @@ pub fn resource_list(served: &[&Resource], group: &str, version: &str) -> Option
             "verbs": verbs,
             "shortNames": resource.short_names,
             "categories": resource.categories,
+            "storageVersionHash": storage_version_hash(resource),
         }));
         for subresource in resource.subresources {
             let info = subresource.info();

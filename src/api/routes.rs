@@ -82,6 +82,7 @@ fn resolve(segments: &[&str], context: &Context) -> ApiResult<Target> {
     let served = registry.all();
     let (group, version, rest) = match segments {
         ["version"] => return Ok(Target::Document(discovery::version())),
+        ["openapi", "v2"] => return Ok(Target::Document(openapi::v2_document(&served))),
         ["openapi", "v3"] => return Ok(Target::Document(openapi::index(&served))),
         ["openapi", "v3", rest @ ..] => {
             return openapi::group_version(&served, rest)

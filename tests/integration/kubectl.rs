@@ -233,3 +233,33 @@ async fn kubectl_cordons_drains_with_force_and_uncordons() {
     assert_ne!(unschedulable(&cluster), json!(true));
     cluster.shutdown().await;
 }
+
+#[tokio::test]
+async fn kubectl_explain_shows_a_kinds_fields_from_the_openapi_schemas() {
+    let cluster = Cluster::start().await.unwrap();
+    let explained = kubectl(&cluster, &["explain", "pod.spec.containers"], None).await;
+    assert!(explained.success, "{}", explained.stderr);
+    assert!(
+        explained.stdout.contains("FIELD: containers <[]Container>"),
+        "{}",
+        explained.stdout
+    );
+    assert!(
+        explained.stdout.contains("livenessProbe\t<Probe>"),
+        "{}",
+        explained.stdout
+    );
+    let recursive = kubectl(
+        &cluster,
+        &["explain", "deployment.spec", "--recursive"],
+        None,
+    )
+    .await;
+    assert!(recursive.success, "{}", recursive.stderr);
+    assert!(
+        recursive.stdout.contains("maxSurge"),
+        "{}",
+        recursive.stdout
+    );
+    cluster.shutdown().await;
+}

@@ -49,22 +49,18 @@ fn cells(object: &Value, now: Timestamp) -> Vec<String> {
     ]
 }
 
-/// `Ready`, `NotReady` or `Unknown`, with `,SchedulingDisabled` for a cordoned node.
+/// `Ready`, or `NotReady` for any other Ready condition (`False`, `Unknown`, none), with
+/// `,SchedulingDisabled` for a cordoned node, as kubectl's `printNode` prints it.
 pub fn node_status(node: &Node) -> String {
     let conditions = node
         .status
         .as_ref()
         .and_then(|s| s.conditions.clone())
         .unwrap_or_default();
-    let mut status = match conditions
+    let ready = conditions
         .iter()
-        .find(|c| c.type_ == "Ready")
-        .map(|c| c.status.as_str())
-    {
-        Some("True") => "Ready".to_string(),
-        Some("False") => "NotReady".to_string(),
-        _ => "Unknown".to_string(),
-    };
+        .any(|c| c.type_ == "Ready" && c.status == "True");
+    let mut status = if ready { "Ready" } else { "NotReady" }.to_string();
     if node.spec.as_ref().and_then(|s| s.unschedulable) == Some(true) {
         status.push_str(",SchedulingDisabled");
     }
@@ -112,6 +108,19 @@ mod tests {
                 "2d",
                 "v0.1.0"
             ]
+        );
+    }
+
+    #[test]
+    fn a_node_not_known_to_be_ready_prints_not_ready() {
+        for status in [json!("Unknown"), json!("False")] {
+            let node = json!({"metadata": {"name": "n"},
+                "status": {"conditions": [{"type": "Ready", "status": status}]}});
+            assert_eq!(cells(&node, test_now())[1], "NotReady");
+        }
+        assert_eq!(
+            cells(&json!({"metadata": {"name": "n"}}), test_now())[1],
+            "NotReady"
         );
     }
 }
