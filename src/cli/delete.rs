@@ -52,6 +52,24 @@ pub struct DeleteArgs {
     /// How long to wait for the objects to go (`30s`, `2m`)
     #[arg(long, value_parser = parse_duration, default_value = "60s")]
     pub timeout: Duration,
+    /// What becomes of the dependents: background (deleted after), foreground (deleted
+    /// before) or orphan (left alone)
+    #[arg(long, value_parser = parse_cascade, num_args = 0..=1, default_value = "background",
+          default_missing_value = "background", value_name = "background|foreground|orphan")]
+    pub cascade: &'static str,
+}
+
+/// kubectl's `--cascade`, as the `propagationPolicy` it sends (`true`/`false` are the old
+/// spellings of background and orphan).
+fn parse_cascade(text: &str) -> Result<&'static str, String> {
+    match text {
+        "background" | "true" => Ok("Background"),
+        "foreground" => Ok("Foreground"),
+        "orphan" | "false" => Ok("Orphan"),
+        other => Err(format!(
+            "invalid cascade value ({other}). Must be \"background\", \"foreground\", or \"orphan\"."
+        )),
+    }
 }
 
 /// One object to delete.
@@ -108,7 +126,7 @@ pub async fn run(session: &Session, args: DeleteArgs) -> anyhow::Result<()> {
     let victims = collect(session, &args, &mut failed).await?;
     let params = DeleteParams {
         grace_period_seconds: grace,
-        propagation_policy: Some("Background".into()),
+        propagation_policy: Some(args.cascade.into()),
         ..Default::default()
     };
     let mut pending = Vec::new();
@@ -295,5 +313,18 @@ mod tests {
         };
         assert_eq!(victim.display(), "pod \"x\"");
         assert_eq!(victim.path(), "/api/v1/namespaces/default/pods/x");
+    }
+
+    #[test]
+    fn cascade_takes_kubectls_values_and_old_spellings() {
+        assert_eq!(parse_cascade("orphan"), Ok("Orphan"));
+        assert_eq!(parse_cascade("false"), Ok("Orphan"));
+        assert_eq!(parse_cascade("foreground"), Ok("Foreground"));
+        assert_eq!(parse_cascade("true"), Ok("Background"));
+        assert!(
+            parse_cascade("sideways")
+                .unwrap_err()
+                .contains("\"orphan\"")
+        );
     }
 }

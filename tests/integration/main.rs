@@ -4,6 +4,7 @@ mod api_http;
 mod census;
 mod cli;
 mod cli_nodes;
+mod cli_output;
 mod cli_replica_sets;
 mod cli_workloads;
 mod deployments;

@@ -1,19 +1,21 @@
-//! `get TYPE [NAME...]`: tables, `-o wide|json|yaml|name`, `-w`.
+//! `get TYPE [NAME...]`: tables, `-o wide|json|yaml|name|custom-columns=…|jsonpath=…`,
+//! `--sort-by`, `--no-headers`, `-w`.
 
-use std::str::FromStr;
+mod output;
 
 use anyhow::bail;
 use clap::Args;
 use futures::StreamExt;
 use serde_json::{Value, json};
 
-use super::columns::Columns;
-use super::table::Table;
+use output::{Flags, Printer, sort_by};
+pub use output::{OutputFormat, to_json_pretty};
+
+use super::jsonpath::Template;
 use super::{Reported, Session, Targets, parse_targets, print, report};
 use crate::api::kinds::{EVENTS, Resource};
 use crate::api::objects::take_items;
 use crate::api::printers::event::event_last_seen;
-use crate::api::printers::now;
 use crate::client::{Client, ListParams, WatchEventType};
 
 #[derive(Debug, Args)]
@@ -30,39 +32,21 @@ pub struct GetArgs {
     /// Field selector (`metadata.name=x`, `spec.nodeName=n1`, `status.phase=Running`)
     #[arg(long, value_name = "SELECTOR")]
     pub field_selector: Option<String>,
-    /// Output format: wide, json, yaml or name
+    /// Output format: wide, json, yaml, name, custom-columns=NAME:.path,… or jsonpath=TEMPLATE
     #[arg(short = 'o', long, value_name = "FORMAT")]
     pub output: Option<OutputFormat>,
+    /// Sort by a JSONPath expression (`.metadata.name`, `{.status.startTime}`)
+    #[arg(long, value_name = "JSONPATH", value_parser = parse_sort_key)]
+    pub sort_by: Option<Template>,
+    /// Leave out the header row of tables and custom columns
+    #[arg(long)]
+    pub no_headers: bool,
     /// After listing, watch for changes
     #[arg(short = 'w', long)]
     pub watch: bool,
     /// Show all labels as the last column
     #[arg(long)]
     pub show_labels: bool,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum OutputFormat {
-    Wide,
-    Json,
-    Yaml,
-    Name,
-}
-
-impl FromStr for OutputFormat {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        match text {
-            "wide" => Ok(OutputFormat::Wide),
-            "json" => Ok(OutputFormat::Json),
-            "yaml" => Ok(OutputFormat::Yaml),
-            "name" => Ok(OutputFormat::Name),
-            other => Err(format!(
-                "unable to match a printer suitable for the output format \"{other}\", allowed formats are: json,name,wide,yaml"
-            )),
-        }
-    }
 }
 
 pub async fn run(session: &Session, args: GetArgs) -> anyhow::Result<()> {
@@ -72,7 +56,7 @@ pub async fn run(session: &Session, args: GetArgs) -> anyhow::Result<()> {
     }
     let mut failed = false;
     for (index, group) in groups.iter().enumerate() {
-        if index > 0 && args.output.is_none_or(|o| o == OutputFormat::Wide) {
+        if index > 0 && matches!(args.output, None | Some(OutputFormat::Wide)) {
             print("\n")?;
         }
         failed |= !get_group(session, &args, group).await?;
@@ -111,14 +95,19 @@ async fn get_group(session: &Session, args: &GetArgs, group: &Targets) -> anyhow
         }
         (items, None)
     };
-    if *kind == EVENTS {
-        sort_events(&mut items);
+    match &args.sort_by {
+        Some(key) => sort_by(&mut items, key),
+        None if *kind == EVENTS => sort_events(&mut items),
+        None => {}
     }
     let single = group.names.len() == 1;
-    let mut printer = Printer::new(kind, args, all);
-    let documents = args
-        .output
-        .is_some_and(|o| matches!(o, OutputFormat::Json | OutputFormat::Yaml));
+    let flags = Flags {
+        all_namespaces: all,
+        show_labels: args.show_labels,
+        no_headers: args.no_headers,
+    };
+    let mut printer = Printer::new(kind, args.output.clone(), flags);
+    let documents = args.output.as_ref().is_some_and(OutputFormat::is_document);
     if items.is_empty() && group.names.is_empty() && (args.watch || !documents) {
         eprintln!("{}", no_resources(namespace, kind));
     } else if !items.is_empty() || group.names.is_empty() {
@@ -226,118 +215,15 @@ async fn watch(
     }
 }
 
-/// Renders objects in the chosen output format; tables remember their column widths.
-struct Printer {
-    output: Option<OutputFormat>,
-    columns: Columns,
-    table: Table,
-    headers_printed: bool,
-}
-
-impl Printer {
-    fn new(kind: &'static Resource, args: &GetArgs, all_namespaces: bool) -> Printer {
-        Printer {
-            output: args.output,
-            columns: Columns {
-                kind,
-                wide: args.output == Some(OutputFormat::Wide),
-                namespace: all_namespaces,
-                labels: args.show_labels,
-            },
-            table: Table::new(),
-            headers_printed: false,
-        }
-    }
-
-    /// The objects of one `get`; `single` prints a lone object rather than a List.
-    fn render_list(&mut self, items: &[Value], single: bool) -> anyhow::Result<String> {
-        match self.output {
-            Some(OutputFormat::Json | OutputFormat::Yaml) => {
-                let document = match items {
-                    [item] if single => item.clone(),
-                    _ => {
-                        json!({"apiVersion": "v1", "kind": "List", "items": items, "metadata": {"resourceVersion": ""}})
-                    }
-                };
-                self.render_document(&document)
-            }
-            Some(OutputFormat::Name) => Ok(items.iter().map(|i| self.name_line(i)).collect()),
-            _ => {
-                let now = now();
-                let mut rows = vec![self.columns.headers()];
-                rows.extend(items.iter().map(|item| self.columns.row(item, now)));
-                self.headers_printed = true;
-                Ok(self.table.render(&rows))
-            }
-        }
-    }
-
-    /// One object as a watch prints it.
-    fn render_one(&mut self, object: &Value) -> anyhow::Result<String> {
-        match self.output {
-            Some(OutputFormat::Json | OutputFormat::Yaml) => self.render_document(object),
-            Some(OutputFormat::Name) => Ok(self.name_line(object)),
-            _ => {
-                let mut rows = Vec::new();
-                if !self.headers_printed {
-                    rows.push(self.columns.headers());
-                    self.headers_printed = true;
-                }
-                rows.push(self.columns.row(object, now()));
-                Ok(self.table.render(&rows))
-            }
-        }
-    }
-
-    fn render_document(&mut self, document: &Value) -> anyhow::Result<String> {
-        let text = match self.output {
-            Some(OutputFormat::Yaml) => {
-                let yaml = serde_yaml::to_string(document)?;
-                if self.headers_printed {
-                    format!("---\n{yaml}")
-                } else {
-                    yaml
-                }
-            }
-            _ => format!("{}\n", to_json_pretty(document)),
-        };
-        self.headers_printed = true;
-        Ok(text)
-    }
-
-    fn name_line(&self, object: &Value) -> String {
-        let name = object
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        format!("{}\n", self.columns.kind.object_name(name))
-    }
-}
-
-/// JSON indented by four spaces, as kubectl prints it.
-pub fn to_json_pretty(value: &Value) -> String {
-    use serde::Serialize;
-    let mut out = Vec::new();
-    let formatter = serde_json::ser::PrettyFormatter::with_indent(b"    ");
-    let mut serializer = serde_json::Serializer::with_formatter(&mut out, formatter);
-    value
-        .serialize(&mut serializer)
-        .expect("JSON values always serialize");
-    String::from_utf8(out).expect("serde_json writes UTF-8")
+/// `--sort-by`'s expression.
+fn parse_sort_key(text: &str) -> Result<Template, String> {
+    Template::parse(text).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::api::kinds::{NODES, PODS};
-
-    #[test]
-    fn output_formats_parse_with_kubectls_error() {
-        assert_eq!("wide".parse(), Ok(OutputFormat::Wide));
-        assert_eq!("name".parse(), Ok(OutputFormat::Name));
-        let error = "jsonpath={.x}".parse::<OutputFormat>().unwrap_err();
-        assert!(error.ends_with("allowed formats are: json,name,wide,yaml"));
-    }
 
     #[test]
     fn list_items_get_their_kind_back() {
