@@ -64,7 +64,7 @@ pub fn get(
     namespace: Option<&str>,
     name: &str,
 ) -> ApiResult<Value> {
-    Ok(scale_of(&api.get(resource, namespace, name)?))
+    Ok(scale_of(resource, &api.get(resource, namespace, name)?))
 }
 
 /// Sets `spec.replicas` from a Scale; its `metadata.resourceVersion`, when given, must be the
@@ -101,14 +101,15 @@ pub fn update(
     }
     let expected = scale.metadata.resource_version.filter(|rv| !rv.is_empty());
     let pinned = expected.is_some();
+    let paths = resource.strategy.scale_paths();
     let updated = api.update_retrying(resource, namespace, name, Part::Main, pinned, |object| {
         if let Some(expected) = &expected {
             object["metadata"]["resourceVersion"] = json!(expected);
         }
-        object["spec"]["replicas"] = json!(replicas);
+        set(object, &paths.spec_replicas, json!(replicas));
         Ok(())
     })?;
-    Ok(scale_of(&updated))
+    Ok(scale_of(resource, &updated))
 }
 
 /// Applies a merge patch to the Scale, then updates as `update` does (checking the version
@@ -134,12 +135,33 @@ pub fn patch(
     update(api, resource, namespace, name, &scale)
 }
 
-fn scale_of(object: &Value) -> Value {
-    let selector: K8sLabelSelector =
-        serde_json::from_value(object["spec"]["selector"].clone()).unwrap_or_default();
-    let selector = LabelSelector::from_k8s(&selector)
-        .map(|s| s.to_string())
-        .unwrap_or_default();
+/// Writes `value` at `pointer`, making the objects on the way.
+fn set(object: &mut Value, pointer: &str, value: Value) {
+    let mut slot = object;
+    for key in pointer.trim_start_matches('/').split('/') {
+        if !slot.is_object() {
+            *slot = json!({});
+        }
+        slot = &mut slot[key];
+    }
+    *slot = value;
+}
+
+fn scale_of(resource: &Resource, object: &Value) -> Value {
+    let paths = resource.strategy.scale_paths();
+    let count = |pointer: &str| object.pointer(pointer).and_then(Value::as_i64).unwrap_or(0);
+    let selector = match paths
+        .label_selector
+        .and_then(|p| object.pointer(&p).cloned())
+    {
+        Some(Value::String(text)) => text,
+        Some(selector) => serde_json::from_value::<K8sLabelSelector>(selector)
+            .ok()
+            .and_then(|s| LabelSelector::from_k8s(&s).ok())
+            .map(|s| s.to_string())
+            .unwrap_or_default(),
+        None => String::new(),
+    };
     let metadata = &object["metadata"];
     let mut kept = serde_json::Map::new();
     for field in [
@@ -157,11 +179,8 @@ fn scale_of(object: &Value) -> Value {
         "kind": "Scale",
         "apiVersion": "autoscaling/v1",
         "metadata": kept,
-        "spec": {"replicas": object["spec"]["replicas"].as_i64().unwrap_or(0)},
-        "status": {
-            "replicas": object.pointer("/status/replicas").and_then(Value::as_i64).unwrap_or(0),
-            "selector": selector,
-        },
+        "spec": {"replicas": count(&paths.spec_replicas)},
+        "status": {"replicas": count(&paths.status_replicas), "selector": selector},
     })
 }
 

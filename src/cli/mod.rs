@@ -19,7 +19,6 @@ pub mod describe_replica_set;
 pub mod drain;
 pub mod files;
 pub mod get;
-pub mod jsonpath;
 pub mod logs;
 pub mod merge;
 pub mod pod_template;

@@ -36,6 +36,9 @@ pub const COMPONENTS: &[(&str, Start)] = &[
     ("garbage-collector", |api, _, stop| {
         Box::pin(controllers::garbage_collector::run(api, stop))
     }),
+    ("apiextensions", |api, _, stop| {
+        Box::pin(controllers::custom_resource_definitions::run(api, stop))
+    }),
     ("node-lifecycle", |api, config, stop| {
         Box::pin(controllers::node_lifecycle::run(
             api,

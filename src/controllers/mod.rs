@@ -1,5 +1,6 @@
 //! The controller manager's controllers, each a loop over the shared `controller_runtime`.
 
+pub mod custom_resource_definitions;
 pub mod deployment;
 pub mod garbage_collector;
 pub mod namespace;

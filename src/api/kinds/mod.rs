@@ -6,6 +6,8 @@
 //! kinds at run time); nothing else matches on kind names. Adding a kind is one file here and
 //! one line in [`BUILT_IN`].
 
+pub mod custom_resource;
+mod custom_resource_definition;
 mod deployment;
 mod event;
 mod lease;
@@ -18,6 +20,7 @@ mod replica_set;
 mod resource;
 pub mod strategy;
 
+pub use custom_resource_definition::{CLEANUP_FINALIZER, CUSTOM_RESOURCE_DEFINITIONS};
 pub use deployment::{DEPLOYMENTS, percent};
 pub use event::EVENTS;
 pub use lease::{LEASES, NODE_LEASE_NAMESPACE};
@@ -28,7 +31,8 @@ pub use registry::{Registry, for_manifest, lookup};
 pub use replica_set::REPLICA_SETS;
 pub use resource::{Resource, Subresource, SubresourceInfo, percent_encode};
 pub use strategy::{
-    Admission, Deletion, Strategy, Typed, Write, admit, decode, encode, invalid, schema_of,
+    Admission, Deletion, ScalePaths, Strategy, Typed, Write, admit, decode, encode, invalid,
+    schema_of,
 };
 
 /// Every kind a server serves from its start.
@@ -40,4 +44,5 @@ pub static BUILT_IN: &[&Resource] = &[
     &REPLICA_SETS,
     &DEPLOYMENTS,
     &LEASES,
+    &CUSTOM_RESOURCE_DEFINITIONS,
 ];

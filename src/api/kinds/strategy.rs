@@ -55,6 +55,26 @@ impl Admission<'_> {
     }
 }
 
+/// JSON pointers of the fields a `Scale` shows: desired and current replicas, and the selector
+/// (a label selector object, or its text).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScalePaths {
+    pub spec_replicas: String,
+    pub status_replicas: String,
+    pub label_selector: Option<String>,
+}
+
+impl Default for ScalePaths {
+    /// The ReplicaSet shape.
+    fn default() -> Self {
+        Self {
+            spec_replicas: "/spec/replicas".into(),
+            status_replicas: "/status/replicas".into(),
+            label_selector: Some("/spec/selector".into()),
+        }
+    }
+}
+
 /// How a delete proceeds.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Deletion {
@@ -118,6 +138,11 @@ pub trait Strategy: Send + Sync {
     /// `Forbidden` with the reason.
     fn check_delete(&self, _name: &str) -> ApiResult<()> {
         Ok(())
+    }
+
+    /// Where the `scale` subresource reads and writes (for kinds that serve it).
+    fn scale_paths(&self) -> ScalePaths {
+        ScalePaths::default()
     }
 
     /// Whether a collection of the kind may be deleted at once (the `deletecollection` verb;

@@ -3,7 +3,9 @@
 //! `wasmkube get` alike, so both agree cell for cell.
 
 pub mod age;
+pub mod custom_columns;
 pub mod event;
+pub mod jsonpath;
 pub mod lease;
 pub mod namespace;
 pub mod node;
@@ -96,7 +98,7 @@ fn decode<T: DeserializeOwned + Default>(object: &Value) -> T {
     })
 }
 
-fn text(object: &Value, pointer: &str) -> String {
+pub fn text(object: &Value, pointer: &str) -> String {
     object
         .pointer(pointer)
         .and_then(Value::as_str)

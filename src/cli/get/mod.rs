@@ -11,11 +11,11 @@ use serde_json::{Value, json};
 use output::{Flags, Printer, sort_by};
 pub use output::{OutputFormat, to_json_pretty};
 
-use super::jsonpath::Template;
 use super::{Reported, Session, Targets, parse_targets, print, report};
 use crate::api::kinds::{EVENTS, Resource};
 use crate::api::objects::take_items;
 use crate::api::printers::event::event_last_seen;
+use crate::api::printers::jsonpath::Template;
 use crate::client::{Client, ListParams, WatchEventType};
 
 #[derive(Debug, Args)]

@@ -8,9 +8,9 @@ use std::str::FromStr;
 use serde_json::{Value, json};
 
 use crate::api::kinds::Resource;
+use crate::api::printers::jsonpath::{self, Template};
 use crate::api::printers::now;
 use crate::cli::columns::Columns;
-use crate::cli::jsonpath::{self, Template};
 use crate::cli::table::Table;
 
 #[derive(Clone, Debug)]

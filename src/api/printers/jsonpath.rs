@@ -1,4 +1,5 @@
-//! kubectl's JSONPath templates (`-o jsonpath=…`, `-o custom-columns=…`, `--sort-by`): text
+//! kubectl's JSONPath templates (`-o jsonpath=…`, `-o custom-columns=…`, `--sort-by`, and
+//! CustomResourceDefinitions' printer columns): text
 //! with `{expression}` blocks, `{range expression}…{end}` and `{"literal"}`, the expressions
 //! in kubectl's dialect (`.metadata.labels.app\.kubernetes\.io/name`, `[?(@.type=="Ready")]`)
 //! translated to RFC 9535 queries and run by `serde_json_path`.
