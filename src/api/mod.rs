@@ -14,12 +14,14 @@ pub mod objects;
 pub mod openapi;
 pub mod patch;
 pub mod printers;
+pub mod protobuf;
 pub mod quantity;
 pub mod routes;
 pub mod scale;
 pub mod selectors;
 pub mod server;
 pub mod table;
+pub mod types;
 pub mod watch;
 
 use std::collections::HashMap;

@@ -22,7 +22,7 @@ use tracing::Instrument;
 
 use super::Api;
 use super::error::{ApiError, ApiResult};
-use super::routes;
+use super::{protobuf, routes};
 
 mod connection;
 pub mod limits;
@@ -155,11 +155,9 @@ pub async fn read_object(request: Request<Incoming>) -> ApiResult<Value> {
         .to_string();
     let bytes = read_limited(request.into_body()).await?;
     let media = content_type.split(';').next().unwrap_or("").trim();
-    if media == "application/vnd.kubernetes.protobuf" {
-        // kubectl's typed commands (`create namespace`, `run`) send protobuf.
-        return Err(ApiError::Unsupported(
-            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/toml".into(),
-        ));
+    if media == protobuf::MEDIA_TYPE {
+        // client-go's typed clients (`kubectl create namespace`, `run`, `drain`) send protobuf.
+        return Ok(protobuf::decode(&bytes)?);
     }
     let text = std::str::from_utf8(&bytes)
         .map_err(|_| ApiError::BadRequest("the request body is not UTF-8".into()))?;
