@@ -36,6 +36,8 @@ pub struct DeleteOptions {
     pub precondition_uid: Option<String>,
     pub precondition_resource_version: Option<String>,
     pub propagation_policy: PropagationPolicy,
+    /// `dryRun: ["All"]`: answer what the delete would leave, change nothing.
+    pub dry_run: bool,
 }
 
 /// What happens to an object's dependents when it is deleted (`propagationPolicy`).
@@ -71,6 +73,9 @@ impl DeleteOptions {
             precondition_uid: text("/preconditions/uid").map(str::to_string),
             precondition_resource_version: text("/preconditions/resourceVersion")
                 .map(str::to_string),
+            dry_run: body["dryRun"]
+                .as_array()
+                .is_some_and(|modes| modes.iter().any(|m| m == "All")),
         })
     }
 }
@@ -577,29 +582,14 @@ impl Api {
     }
 
     /// Deletes an object: at once, or by marking it (graceful pod deletion, finalizers,
-    /// namespaces) for the component that finishes the job.
+    /// namespaces) for the component that finishes the job; on a dry run, answers what the
+    /// delete would leave and changes nothing.
     pub fn delete(
         &self,
         resource: &Resource,
         namespace: Option<&str>,
         name: &str,
         options: &DeleteOptions,
-    ) -> ApiResult<Value> {
-        self.delete_with(resource, namespace, name, options, false)
-    }
-
-    /// Deletes an object, or on a `dry_run` answers what the delete would leave without doing
-    /// it.
-    ///
-    /// # Errors
-    /// As [`Api::delete`].
-    pub fn delete_with(
-        &self,
-        resource: &Resource,
-        namespace: Option<&str>,
-        name: &str,
-        options: &DeleteOptions,
-        dry_run: bool,
     ) -> ApiResult<Value> {
         let key = resource.key(namespace, Some(name));
         let current = self.current(resource, &key, name)?;
@@ -621,7 +611,7 @@ impl Api {
         }
         resource.strategy.check_delete(name)?;
         let (marking, finalizer) = match resource.strategy.deletion(object, options) {
-            Deletion::Now if dry_run => return Ok(current.value),
+            Deletion::Now if options.dry_run => return Ok(current.value),
             Deletion::Now => return self.remove(resource, &key, name, current.revision),
             Deletion::Mark { grace, finalizer } => (grace, finalizer),
             Deletion::AlreadyMarked => return Ok(current.value),
@@ -644,7 +634,7 @@ impl Api {
             marked["metadata"]["deletionGracePeriodSeconds"] = json!(grace);
         }
         resource.strategy.mark_for_deletion(&mut marked);
-        if dry_run {
+        if options.dry_run {
             return Ok(marked);
         }
         let entry = self

@@ -192,17 +192,13 @@ async fn collection(
             Err(ApiError::MethodNotAllowed)
         }
         Method::DELETE => {
-            let dry_run = write_options(&request, query, false)?.dry_run;
             let delete = delete_options(request, query).await?;
             let list = context.api.list(resource, namespace, &options)?;
             let mut deleted = Vec::new();
             for item in list["items"].as_array().into_iter().flatten() {
                 let name = item["metadata"]["name"].as_str().unwrap_or_default();
                 let ns = item["metadata"]["namespace"].as_str();
-                match context
-                    .api
-                    .delete_with(resource, ns, name, &delete, dry_run)
-                {
+                match context.api.delete(resource, ns, name, &delete) {
                     Ok(object) => deleted.push(object),
                     Err(ApiError::NotFound { .. }) => {}
                     Err(error) => return Err(error),
@@ -297,11 +293,10 @@ async fn object(
             Ok(server::written(StatusCode::OK, &patched))
         }
         Method::DELETE if part == Part::Main => {
-            let dry_run = write_options(&request, query, false)?.dry_run;
             let options = delete_options(request, query).await?;
             Ok(server::json(
                 StatusCode::OK,
-                &api.delete_with(resource, namespace, name, &options, dry_run)?,
+                &api.delete(resource, namespace, name, &options)?,
             ))
         }
         _ => Err(ApiError::MethodNotAllowed),
@@ -434,6 +429,7 @@ async fn delete_options(
     if let Some(text) = param(query, "propagationPolicy") {
         options.propagation_policy = PropagationPolicy::parse(text)?;
     }
+    options.dry_run |= WriteOptions::parse(param(query, "dryRun"), None, None, false)?.dry_run;
     Ok(options)
 }
 

@@ -141,7 +141,8 @@ fn conflicts(
         .filter(|e| !(e.manager == entry.manager && e.operation == "Apply"))
     {
         for path in entry.paths.iter().filter(|p| other.paths.contains(p)) {
-            let leaf = path.last().is_some_and(|e| e != ".");
+            // A list element both apply is shared; only its fields' values can conflict.
+            let leaf = path.last().is_some_and(|e| !e.starts_with("k:"));
             if leaf && fieldset::value_at(live, path) != fieldset::value_at(applied, path) {
                 found.push((other.label(), path.clone()));
             }
@@ -238,5 +239,155 @@ fn merge_list(slot: &mut Value, items: &[Value], keys: &[&str], message: Option<
             Some(_) => {}
             None => list.push(item.clone()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::kinds::DEPLOYMENTS;
+    use serde_json::json;
+
+    fn deployment(replicas: i64, labels: Value) -> Value {
+        json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "labels": labels},
+            "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": "web"}},
+                "template": {"metadata": {"labels": {"app": "web"}},
+                    "spec": {"containers": [{"name": "web", "image": "web.wasm"}]}}}})
+    }
+
+    fn as_manager(manager: &str, force: bool) -> WriteOptions {
+        WriteOptions {
+            field_manager: Some(manager.into()),
+            force,
+            ..Default::default()
+        }
+    }
+
+    fn apply(api: &Api, body: Value, manager: &str, force: bool) -> ApiResult<Value> {
+        let options = as_manager(manager, force);
+        let written = api.apply(&DEPLOYMENTS, Some("default"), "web", body, &options)?;
+        Ok(written.object)
+    }
+
+    fn managers(object: &Value) -> Vec<(String, String)> {
+        managed::entries(object)
+            .into_iter()
+            .map(|e| (e.manager, e.operation))
+            .collect()
+    }
+
+    #[test]
+    fn apply_creates_then_removes_what_the_manager_stops_applying() {
+        let (_dir, api) = Api::scratch();
+        let created = apply(
+            &api,
+            deployment(2, json!({"a": "1", "b": "2"})),
+            "ci",
+            false,
+        )
+        .unwrap();
+        assert_eq!(created["spec"]["replicas"], 2);
+        assert_eq!(
+            managers(&created),
+            [("ci".to_string(), "Apply".to_string())]
+        );
+        let fields = &created["metadata"]["managedFields"][0]["fieldsV1"];
+        assert_eq!(fields["f:spec"]["f:replicas"], json!({}));
+        assert_eq!(
+            fields["f:spec"]["f:template"]["f:spec"]["f:containers"]["k:{\"name\":\"web\"}"],
+            json!({".": {}, "f:image": {}, "f:name": {}})
+        );
+        let again = apply(&api, deployment(3, json!({"a": "1"})), "ci", false).unwrap();
+        assert_eq!(again["spec"]["replicas"], 3);
+        assert_eq!(
+            again["metadata"]["labels"],
+            json!({"a": "1"}),
+            "b is no longer applied"
+        );
+    }
+
+    #[test]
+    fn a_field_another_manager_set_is_a_conflict_until_forced() {
+        let (_dir, api) = Api::scratch();
+        apply(&api, deployment(2, json!({"a": "1"})), "ci", false).unwrap();
+        let options = as_manager("kubectl-edit", false);
+        let patch = json!({"spec": {"replicas": 5}});
+        let merge = crate::api::patch::PatchType::Merge;
+        api.patch_with(
+            &DEPLOYMENTS,
+            Some("default"),
+            "web",
+            &patch,
+            merge,
+            Part::Main,
+            &options,
+        )
+        .unwrap();
+        let error = apply(&api, deployment(3, json!({"a": "1"})), "ci", false).unwrap_err();
+        assert_eq!(error.code(), 409);
+        assert_eq!(
+            error.to_string(),
+            "Apply failed with 1 conflict: conflict with \"kubectl-edit\" using apps/v1: .spec.replicas"
+        );
+        let status = error.to_status();
+        assert_eq!(
+            status["details"]["causes"][0]["reason"],
+            "FieldManagerConflict"
+        );
+        assert_eq!(status["details"]["causes"][0]["field"], ".spec.replicas");
+
+        let same_value = apply(&api, deployment(5, json!({"a": "1"})), "ci", false).unwrap();
+        assert_eq!(
+            same_value["spec"]["replicas"], 5,
+            "agreeing on a value is no conflict"
+        );
+        let forced = apply(&api, deployment(3, json!({"a": "1"})), "ci", true).unwrap();
+        assert_eq!(forced["spec"]["replicas"], 3);
+        let editor = managed::entries(&forced)
+            .into_iter()
+            .find(|e| e.manager == "kubectl-edit");
+        assert!(
+            editor.is_none(),
+            "the forced field left its old manager: {forced}"
+        );
+    }
+
+    #[test]
+    fn conflicts_with_several_fields_are_listed_by_manager() {
+        let conflicts = vec![
+            (
+                "\"b\"".to_string(),
+                vec!["f:spec".to_string(), "f:replicas".to_string()],
+            ),
+            (
+                "\"a\"".to_string(),
+                vec![
+                    "f:metadata".to_string(),
+                    "f:labels".to_string(),
+                    "f:x".to_string(),
+                ],
+            ),
+        ];
+        assert_eq!(
+            conflict_error(&conflicts).to_string(),
+            "Apply failed with 2 conflicts: conflicts with \"a\":\n- .metadata.labels.x\nconflicts with \"b\":\n- .spec.replicas"
+        );
+    }
+
+    #[test]
+    fn an_apply_without_a_field_manager_is_refused() {
+        let (_dir, api) = Api::scratch();
+        let body = deployment(1, json!({}));
+        let error = api
+            .apply(
+                &DEPLOYMENTS,
+                Some("default"),
+                "web",
+                body,
+                &WriteOptions::default(),
+            )
+            .unwrap_err();
+        assert_eq!(error.code(), 400);
     }
 }
