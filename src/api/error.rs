@@ -151,6 +151,9 @@ pub enum ApiError {
     Unauthorized,
     #[error("{0}")]
     Unsupported(String),
+    /// The client accepts no media type this server answers in.
+    #[error("{0}")]
+    NotAcceptable(String),
     #[error("Too many requests, please try again later.")]
     TooManyRequests,
     #[error("Internal error occurred: {0}")]
@@ -190,6 +193,7 @@ impl ApiError {
             ApiError::Gone { .. } => 410,
             ApiError::Unauthorized => 401,
             ApiError::Unsupported(_) => 415,
+            ApiError::NotAcceptable(_) => 406,
             ApiError::TooManyRequests => 429,
             ApiError::Internal(_) => 500,
             ApiError::Unavailable(_) => 503,
@@ -209,6 +213,7 @@ impl ApiError {
             ApiError::Gone { .. } => "Expired",
             ApiError::Unauthorized => "Unauthorized",
             ApiError::Unsupported(_) => "UnsupportedMediaType",
+            ApiError::NotAcceptable(_) => "NotAcceptable",
             ApiError::TooManyRequests => "TooManyRequests",
             ApiError::Internal(_) => "InternalError",
             ApiError::Unavailable(_) => "ServiceUnavailable",

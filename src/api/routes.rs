@@ -16,7 +16,7 @@ use super::patch::PatchType;
 use super::selectors::{FieldSelector, LabelSelector};
 use super::server::{self, Body, Context};
 use super::write::WriteOptions;
-use super::{binding, discovery, eviction, openapi, scale, table, watch};
+use super::{binding, discovery, eviction, openapi, protobuf, scale, table, watch};
 
 /// What a path names.
 enum Target {
@@ -42,6 +42,13 @@ pub async fn route(request: Request<Incoming>, context: &Context) -> ApiResult<R
         .map(percent_decode)
         .collect();
     let query = parse_query(request.uri().query().unwrap_or(""));
+    let accept = request.headers().get(header::ACCEPT);
+    if !protobuf::accepts_json(accept.and_then(|v| v.to_str().ok())) {
+        // Requests are read in protobuf; answers are JSON only.
+        return Err(ApiError::NotAcceptable(
+            "only the following media types are accepted: application/json".into(),
+        ));
+    }
     let target = resolve(
         &segments.iter().map(String::as_str).collect::<Vec<_>>(),
         context,

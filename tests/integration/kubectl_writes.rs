@@ -18,6 +18,13 @@ fn ok(output: &Output) -> &str {
     output.stdout.trim()
 }
 
+/// `kubectl patch deployment web --type=TYPE -p PATCH`.
+async fn patch_web(cluster: &Cluster, patch_type: &str, patch: &str) -> Output {
+    let patch_type = format!("--type={patch_type}");
+    let args = ["patch", "deployment", "web", &patch_type, "-p", patch];
+    kubectl(cluster, &args, None).await
+}
+
 fn deployment(cluster: &Cluster, name: &str) -> Value {
     cluster
         .api()
@@ -89,53 +96,19 @@ async fn kubectl_patch_takes_json_merge_and_strategic_patches() {
     let created = kubectl(&cluster, &["apply", "-f", "-"], Some(&manifest(1, None))).await;
     ok(&created);
     let json_patch = r#"[{"op":"test","path":"/spec/replicas","value":1},{"op":"replace","path":"/spec/replicas","value":2}]"#;
-    let patched = kubectl(
-        &cluster,
-        &[
-            "patch",
-            "deployment",
-            "web",
-            "--type=json",
-            "-p",
-            json_patch,
-        ],
-        None,
-    )
-    .await;
+    let patched = patch_web(&cluster, "json", json_patch).await;
     assert_eq!(ok(&patched), "deployment.apps/web patched");
     assert_eq!(deployment(&cluster, "web")["spec"]["replicas"], 2);
 
     let failed_test = r#"[{"op":"test","path":"/spec/replicas","value":7}]"#;
-    let refused = kubectl(
-        &cluster,
-        &[
-            "patch",
-            "deployment",
-            "web",
-            "--type=json",
-            "-p",
-            failed_test,
-        ],
-        None,
-    )
-    .await;
+    let refused = patch_web(&cluster, "json", failed_test).await;
     assert!(!refused.success, "{}", refused.stdout);
 
     let merge = r#"{"metadata":{"labels":{"tier":"front"}}}"#;
-    let merged = kubectl(
-        &cluster,
-        &["patch", "deployment", "web", "--type=merge", "-p", merge],
-        None,
-    )
-    .await;
+    let merged = patch_web(&cluster, "merge", merge).await;
     ok(&merged);
     let strategic = r#"{"spec":{"template":{"spec":{"containers":[{"name":"side","image":"registry.example/side:1"}]}}}}"#;
-    let added = kubectl(
-        &cluster,
-        &["patch", "deployment", "web", "-p", strategic],
-        None,
-    )
-    .await;
+    let added = patch_web(&cluster, "strategic", strategic).await;
     ok(&added);
     let web = deployment(&cluster, "web");
     assert_eq!(web["metadata"]["labels"]["tier"], "front");

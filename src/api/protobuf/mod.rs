@@ -48,6 +48,17 @@ impl From<Error> for ApiError {
     }
 }
 
+/// Whether a client that sent `accept` can read the JSON this server answers with: only one
+/// that lists protobuf alone cannot (client-go's typed clients add `*/*` or JSON).
+pub fn accepts_json(accept: Option<&str>) -> bool {
+    accept.is_none_or(|accept| {
+        accept
+            .split(',')
+            .map(|range| range.split(';').next().unwrap_or("").trim())
+            .any(|media| media != MEDIA_TYPE)
+    })
+}
+
 /// Decodes a protobuf body into the object's JSON form, `apiVersion` and `kind` included.
 ///
 /// # Errors
@@ -314,6 +325,21 @@ pub(crate) mod tests {
         };
         let body = envelope("v1", "Namespace", namespace.encode_to_vec());
         assert_eq!(decode(&body).unwrap()["metadata"], json!({"name": "x"}));
+    }
+
+    #[test]
+    fn json_answers_every_client_but_one_that_takes_protobuf_alone() {
+        assert!(accepts_json(None));
+        assert!(accepts_json(Some(
+            "application/vnd.kubernetes.protobuf, */*"
+        )));
+        assert!(accepts_json(Some(
+            "application/json;as=Table;v=v1;g=meta.k8s.io, application/json"
+        )));
+        assert!(!accepts_json(Some("application/vnd.kubernetes.protobuf")));
+        assert!(!accepts_json(Some(
+            "application/vnd.kubernetes.protobuf;stream=watch"
+        )));
     }
 
     #[test]
