@@ -254,3 +254,40 @@ pub fn display(path: &[String]) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn path(elements: &[&str]) -> Path {
+        elements.iter().map(|e| e.to_string()).collect()
+    }
+
+    #[test]
+    fn fields_v1_round_trips_with_dots_for_members_that_have_members() {
+        let element = path(&["f:spec", "f:containers", "k:{\"name\":\"web\"}"]);
+        let image = path(&["f:spec", "f:containers", "k:{\"name\":\"web\"}", "f:image"]);
+        let tree = to_fields_v1(&[element.clone(), image.clone()]);
+        assert_eq!(
+            tree,
+            json!({"f:spec": {"f:containers": {"k:{\"name\":\"web\"}": {".": {}, "f:image": {}}}}})
+        );
+        assert_eq!(from_fields_v1(&tree), [element, image]);
+    }
+
+    #[test]
+    fn paths_find_and_remove_keyed_elements_and_print_as_kubernetes_does() {
+        let mut object =
+            json!({"spec": {"containers": [{"name": "a", "image": "x"}, {"name": "b"}]}});
+        let image = path(&["f:spec", "f:containers", "k:{\"name\":\"a\"}", "f:image"]);
+        assert_eq!(value_at(&object, &image), Some(&json!("x")));
+        assert_eq!(display(&image), ".spec.containers[name=\"a\"].image");
+        remove_at(
+            &mut object,
+            &path(&["f:spec", "f:containers", "k:{\"name\":\"b\"}"]),
+        );
+        remove_at(&mut object, &image);
+        assert_eq!(object, json!({"spec": {"containers": [{"name": "a"}]}}));
+    }
+}
