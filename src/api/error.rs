@@ -119,6 +119,13 @@ pub enum ApiError {
         "Operation cannot be fulfilled on {resource} \"{name}\": the object has been modified; please apply your changes to the latest version and try again"
     )]
     Conflict { resource: String, name: String },
+    /// Server-side apply would change fields other managers own.
+    #[error(
+        "Apply failed with {} conflict{}: {summary}",
+        causes.len(),
+        if causes.len() == 1 { "" } else { "s" }
+    )]
+    ApplyConflict { summary: String, causes: Vec<Cause> },
     #[error("{kind} \"{name}\" is invalid: {}", summary(.causes))]
     Invalid {
         kind: String,
@@ -127,6 +134,9 @@ pub enum ApiError {
     },
     #[error("{0}")]
     BadRequest(String),
+    /// A well-formed patch that does not apply (a JSON patch's failed `test`).
+    #[error("{0}")]
+    UnprocessablePatch(String),
     #[error("{0}")]
     Forbidden(String),
     #[error("{0}")]
@@ -141,6 +151,9 @@ pub enum ApiError {
     Unauthorized,
     #[error("{0}")]
     Unsupported(String),
+    /// The client accepts no media type this server answers in.
+    #[error("{0}")]
+    NotAcceptable(String),
     #[error("Too many requests, please try again later.")]
     TooManyRequests,
     #[error("Internal error occurred: {0}")]
@@ -158,12 +171,21 @@ fn summary(causes: &[Cause]) -> String {
         .join(", ")
 }
 
+fn causes_json(causes: &[Cause]) -> Vec<Value> {
+    causes
+        .iter()
+        .map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field}))
+        .collect()
+}
+
 impl ApiError {
     pub fn code(&self) -> u16 {
         match self {
             ApiError::NotFound { .. } | ApiError::NotFoundPath(_) => 404,
-            ApiError::AlreadyExists { .. } | ApiError::Conflict { .. } => 409,
-            ApiError::Invalid { .. } => 422,
+            ApiError::AlreadyExists { .. }
+            | ApiError::Conflict { .. }
+            | ApiError::ApplyConflict { .. } => 409,
+            ApiError::Invalid { .. } | ApiError::UnprocessablePatch(_) => 422,
             ApiError::BadRequest(_) => 400,
             ApiError::Forbidden(_) => 403,
             ApiError::MethodNotAllowed => 405,
@@ -171,6 +193,7 @@ impl ApiError {
             ApiError::Gone { .. } => 410,
             ApiError::Unauthorized => 401,
             ApiError::Unsupported(_) => 415,
+            ApiError::NotAcceptable(_) => 406,
             ApiError::TooManyRequests => 429,
             ApiError::Internal(_) => 500,
             ApiError::Unavailable(_) => 503,
@@ -181,8 +204,8 @@ impl ApiError {
         match self {
             ApiError::NotFound { .. } | ApiError::NotFoundPath(_) => "NotFound",
             ApiError::AlreadyExists { .. } => "AlreadyExists",
-            ApiError::Conflict { .. } => "Conflict",
-            ApiError::Invalid { .. } => "Invalid",
+            ApiError::Conflict { .. } | ApiError::ApplyConflict { .. } => "Conflict",
+            ApiError::Invalid { .. } | ApiError::UnprocessablePatch(_) => "Invalid",
             ApiError::BadRequest(_) => "BadRequest",
             ApiError::Forbidden(_) => "Forbidden",
             ApiError::MethodNotAllowed => "MethodNotAllowed",
@@ -190,6 +213,7 @@ impl ApiError {
             ApiError::Gone { .. } => "Expired",
             ApiError::Unauthorized => "Unauthorized",
             ApiError::Unsupported(_) => "UnsupportedMediaType",
+            ApiError::NotAcceptable(_) => "NotAcceptable",
             ApiError::TooManyRequests => "TooManyRequests",
             ApiError::Internal(_) => "InternalError",
             ApiError::Unavailable(_) => "ServiceUnavailable",
@@ -216,10 +240,9 @@ impl ApiError {
             ApiError::Invalid { kind, name, causes } => Some(json!({
                 "name": name,
                 "kind": kind,
-                "causes": causes.iter().map(|c| json!({
-                    "reason": c.reason, "message": c.message, "field": c.field,
-                })).collect::<Vec<_>>(),
+                "causes": causes_json(causes),
             })),
+            ApiError::ApplyConflict { causes, .. } => Some(json!({"causes": causes_json(causes)})),
             ApiError::TooManyRequests => Some(json!({"retryAfterSeconds": 1})),
             _ => None,
         };

@@ -3,24 +3,29 @@
 //! `Api` is shared by the HTTP server and in-process components (node agent, controllers):
 //! both go through the same admission and store calls; in-process callers only skip JSON text.
 
+pub mod apply;
 pub mod binding;
 pub mod clock;
 pub mod discovery;
 pub mod error;
 pub mod eviction;
+pub mod field_validation;
 pub mod kinds;
 pub mod logs;
 pub mod objects;
 pub mod openapi;
 pub mod patch;
 pub mod printers;
+pub mod protobuf;
 pub mod quantity;
 pub mod routes;
 pub mod scale;
 pub mod selectors;
 pub mod server;
 pub mod table;
+pub mod types;
 pub mod watch;
+pub mod write;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -30,6 +35,7 @@ use serde_json::Value;
 pub use error::{ApiError, ApiResult, Cause};
 pub use kinds::Resource;
 pub use objects::{DeleteOptions, ListOptions, Part};
+pub use write::{WriteOptions, Written};
 
 pub use crate::store::Revision;
 use crate::store::Store;
@@ -66,7 +72,7 @@ impl Api {
         self.store.current_revision()
     }
 
-    /// Applies a merge or strategic-merge patch to the stored object and updates it. A
+    /// Applies a JSON, merge or strategic-merge patch to the stored object and updates it. A
     /// conflict with a concurrent write is retried on the newer object, as kube-apiserver's
     /// patcher does, unless the patch names the `resourceVersion` it was made against.
     pub fn patch(
@@ -78,10 +84,33 @@ impl Api {
         patch_type: patch::PatchType,
         part: Part,
     ) -> ApiResult<Value> {
+        let options = WriteOptions::default();
+        let written = self.patch_with(
+            resource, namespace, name, patch_body, patch_type, part, &options,
+        )?;
+        Ok(written.object)
+    }
+
+    /// [`Api::patch`] as a client asked (see [`Api::create_with`]).
+    ///
+    /// # Errors
+    /// As [`Api::patch`]; 400 for unknown fields in the patched object under Strict validation.
+    #[allow(clippy::too_many_arguments)] // the object's address, the patch, and the options
+    pub fn patch_with(
+        &self,
+        resource: &Resource,
+        namespace: Option<&str>,
+        name: &str,
+        patch_body: &Value,
+        patch_type: patch::PatchType,
+        part: Part,
+        options: &WriteOptions,
+    ) -> ApiResult<Written> {
         let pinned = patch_body.pointer("/metadata/resourceVersion").is_some();
-        self.update_retrying(resource, namespace, name, part, pinned, |object| {
-            patch::apply(object, patch_body, patch_type);
-            Ok(())
+        let message = apply::managed::message_of(resource);
+        let target = (resource, namespace, name, part);
+        self.update_retrying(target, pinned, options, |object| {
+            patch::apply(object, patch_body, patch_type, message)
         })
     }
 
@@ -93,18 +122,16 @@ impl Api {
     /// What `change` or the update answers; `Conflict` once the retries are spent.
     pub fn update_retrying(
         &self,
-        resource: &Resource,
-        namespace: Option<&str>,
-        name: &str,
-        part: Part,
+        (resource, namespace, name, part): (&Resource, Option<&str>, &str, Part),
         pinned: bool,
+        options: &WriteOptions,
         mut change: impl FnMut(&mut Value) -> ApiResult<()>,
-    ) -> ApiResult<Value> {
+    ) -> ApiResult<Written> {
         let mut attempts = 0;
         loop {
             let mut object = self.get(resource, namespace, name)?;
             change(&mut object)?;
-            match self.update(resource, namespace, name, object, part) {
+            match self.update_with(resource, namespace, name, object, part, options) {
                 Err(ApiError::Conflict { .. }) if !pinned && attempts < MAX_CONFLICT_RETRIES => {
                     attempts += 1;
                 }
@@ -180,11 +207,9 @@ mod tests {
         let mut raced = false;
         let patched = api
             .update_retrying(
-                &REPLICA_SETS,
-                Some("default"),
-                "web",
-                Part::Main,
+                (&REPLICA_SETS, Some("default"), "web", Part::Main),
                 false,
+                &WriteOptions::default(),
                 |rs| {
                     if !raced {
                         raced = true;
@@ -194,7 +219,8 @@ mod tests {
                     Ok(())
                 },
             )
-            .unwrap();
+            .unwrap()
+            .object;
         assert_eq!(patched["spec"]["replicas"], 3);
         assert_eq!(patched["status"]["replicas"], 1);
     }
@@ -205,11 +231,9 @@ mod tests {
         replica_set(&api);
         let error = api
             .update_retrying(
-                &REPLICA_SETS,
-                Some("default"),
-                "web",
-                Part::Main,
+                (&REPLICA_SETS, Some("default"), "web", Part::Main),
                 true,
+                &WriteOptions::default(),
                 |rs| {
                     status_write_between(&api);
                     rs["spec"]["replicas"] = json!(3);

@@ -6,9 +6,11 @@ use chrono::Utc;
 use rand::Rng;
 use serde_json::{Value, json};
 
+use super::apply::managed;
 use super::error::{ApiError, ApiResult};
 use super::kinds::{self, Deletion, NAMESPACES, Resource, SYSTEM_NAMESPACES, Write};
 use super::selectors::{FieldSelector, LabelSelector};
+use super::write::{WriteOptions, Written};
 use super::{Api, clock};
 use crate::store::{self, Revision};
 
@@ -34,6 +36,8 @@ pub struct DeleteOptions {
     pub precondition_uid: Option<String>,
     pub precondition_resource_version: Option<String>,
     pub propagation_policy: PropagationPolicy,
+    /// `dryRun: ["All"]`: answer what the delete would leave, change nothing.
+    pub dry_run: bool,
 }
 
 /// What happens to an object's dependents when it is deleted (`propagationPolicy`).
@@ -69,6 +73,9 @@ impl DeleteOptions {
             precondition_uid: text("/preconditions/uid").map(str::to_string),
             precondition_resource_version: text("/preconditions/resourceVersion")
                 .map(str::to_string),
+            dry_run: body["dryRun"]
+                .as_array()
+                .is_some_and(|modes| modes.iter().any(|m| m == "All")),
         })
     }
 }
@@ -249,13 +256,42 @@ impl Api {
         namespace: Option<&str>,
         value: Value,
     ) -> ApiResult<Value> {
-        let (key, value) = self.admit_new(resource, namespace, value)?;
+        let written = self.create_with(resource, namespace, value, &WriteOptions::default())?;
+        Ok(written.object)
+    }
+
+    /// Creates an object as a client asked: validating its fields, recording its field
+    /// manager, storing it unless this is a dry run.
+    ///
+    /// # Errors
+    /// As [`Api::create`]; 400 for unknown fields under Strict validation.
+    pub fn create_with(
+        &self,
+        resource: &Resource,
+        namespace: Option<&str>,
+        value: Value,
+        options: &WriteOptions,
+    ) -> ApiResult<Written> {
+        let warnings = options.check_fields(resource, &value)?;
+        let (key, mut value) = self.admit_new(resource, namespace, value)?;
+        if let Some(manager) = &options.field_manager {
+            managed::record_update(resource, None, &mut value, manager, Part::Main);
+        }
         let name = name_of(&value).to_string();
+        if options.dry_run {
+            return Ok(Written {
+                object: value,
+                warnings,
+            });
+        }
         let entry = self
             .store
             .create(&key, value)
             .map_err(Self::store_error(resource, &name))?;
-        Ok(entry.value)
+        Ok(Written {
+            object: entry.value,
+            warnings,
+        })
     }
 
     /// Creates several objects of one kind in one namespace with one write to disk: for
@@ -412,23 +448,49 @@ impl Api {
         value: Value,
         part: Part,
     ) -> ApiResult<Value> {
-        let (key, value, current) =
-            match self.admit_update(resource, namespace, name, value, part)? {
-                Admitted::Unchanged(current) => return Ok(current),
-                Admitted::Finalized(key, current) => {
-                    return self.remove(resource, &key, name, current.revision);
-                }
-                Admitted::Changed {
-                    key,
-                    value,
-                    current,
-                } => (key, value, current),
-            };
+        let options = WriteOptions::default();
+        let written = self.update_with(resource, namespace, name, value, part, &options)?;
+        Ok(written.object)
+    }
+
+    /// Replaces an object as a client asked (see [`Api::create_with`]).
+    ///
+    /// # Errors
+    /// As [`Api::update`]; 400 for unknown fields under Strict validation.
+    pub fn update_with(
+        &self,
+        resource: &Resource,
+        namespace: Option<&str>,
+        name: &str,
+        value: Value,
+        part: Part,
+        options: &WriteOptions,
+    ) -> ApiResult<Written> {
+        let warnings = options.check_fields(resource, &value)?;
+        let written = |object| Written { object, warnings };
+        let admitted = self.admit_update(resource, namespace, name, value, part, options)?;
+        let (key, value, current) = match admitted {
+            Admitted::Unchanged(current) => return Ok(written(current)),
+            Admitted::Finalized(_, current) if options.dry_run => {
+                return Ok(written(current.value));
+            }
+            Admitted::Finalized(key, current) => {
+                return self
+                    .remove(resource, &key, name, current.revision)
+                    .map(written);
+            }
+            Admitted::Changed { value, .. } if options.dry_run => return Ok(written(value)),
+            Admitted::Changed {
+                key,
+                value,
+                current,
+            } => (key, value, current),
+        };
         let entry = self
             .store
             .update(&key, value, current.revision)
             .map_err(Self::store_error(resource, name))?;
-        Ok(entry.value)
+        Ok(written(entry.value))
     }
 
     /// Updates several objects of one kind in one namespace with one write to disk (a node's
@@ -448,7 +510,8 @@ impl Api {
         let mut writes = Vec::new();
         let mut names = Vec::new();
         for (name, value) in objects {
-            match self.admit_update(resource, namespace, &name, value, part) {
+            let options = WriteOptions::default();
+            match self.admit_update(resource, namespace, &name, value, part, &options) {
                 Ok(Admitted::Changed {
                     key,
                     value,
@@ -477,6 +540,7 @@ impl Api {
         name: &str,
         mut value: Value,
         part: Part,
+        options: &WriteOptions,
     ) -> ApiResult<Admitted> {
         Self::check_identity(resource, namespace, &mut value)?;
         if name_of(&value) != name {
@@ -494,13 +558,16 @@ impl Api {
             });
         }
         let value = merge_for_update(resource, &current.value, value, part);
-        let value = kinds::admit(
+        let mut value = kinds::admit(
             resource,
             value,
             Write::Update {
                 old: &current.value,
             },
         )?;
+        if let Some(manager) = &options.field_manager {
+            managed::record_update(resource, Some(&current.value), &mut value, manager, part);
+        }
         if without_revision(&value) == without_revision(&current.value) {
             return Ok(Admitted::Unchanged(current.value));
         }
@@ -515,7 +582,8 @@ impl Api {
     }
 
     /// Deletes an object: at once, or by marking it (graceful pod deletion, finalizers,
-    /// namespaces) for the component that finishes the job.
+    /// namespaces) for the component that finishes the job; on a dry run, answers what the
+    /// delete would leave and changes nothing.
     pub fn delete(
         &self,
         resource: &Resource,
@@ -543,6 +611,7 @@ impl Api {
         }
         resource.strategy.check_delete(name)?;
         let (marking, finalizer) = match resource.strategy.deletion(object, options) {
+            Deletion::Now if options.dry_run => return Ok(current.value),
             Deletion::Now => return self.remove(resource, &key, name, current.revision),
             Deletion::Mark { grace, finalizer } => (grace, finalizer),
             Deletion::AlreadyMarked => return Ok(current.value),
@@ -565,6 +634,9 @@ impl Api {
             marked["metadata"]["deletionGracePeriodSeconds"] = json!(grace);
         }
         resource.strategy.mark_for_deletion(&mut marked);
+        if options.dry_run {
+            return Ok(marked);
+        }
         let entry = self
             .store
             .update(&key, marked, current.revision)
@@ -632,6 +704,12 @@ fn merge_for_update(resource: &Resource, current: &Value, mut value: Value, part
                 }
             }
         }
+    }
+    // A write that leaves out managedFields keeps them, as in Kubernetes.
+    if value.pointer("/metadata/managedFields").is_none()
+        && let Some(kept) = current.pointer("/metadata/managedFields")
+    {
+        value["metadata"]["managedFields"] = kept.clone();
     }
     resource
         .strategy

@@ -15,7 +15,8 @@ use super::objects::{DeleteOptions, ListOptions, Part, PropagationPolicy};
 use super::patch::PatchType;
 use super::selectors::{FieldSelector, LabelSelector};
 use super::server::{self, Body, Context};
-use super::{binding, discovery, eviction, openapi, scale, table, watch};
+use super::write::WriteOptions;
+use super::{binding, discovery, eviction, openapi, protobuf, scale, table, watch};
 
 /// What a path names.
 enum Target {
@@ -41,7 +42,13 @@ pub async fn route(request: Request<Incoming>, context: &Context) -> ApiResult<R
         .map(percent_decode)
         .collect();
     let query = parse_query(request.uri().query().unwrap_or(""));
-    openapi::check_field_validation(param(&query, "fieldValidation"))?;
+    let accept = request.headers().get(header::ACCEPT);
+    if !protobuf::accepts_json(accept.and_then(|v| v.to_str().ok())) {
+        // Requests are read in protobuf; answers are JSON only.
+        return Err(ApiError::NotAcceptable(
+            "only the following media types are accepted: application/json".into(),
+        ));
+    }
     let target = resolve(
         &segments.iter().map(String::as_str).collect::<Vec<_>>(),
         context,
@@ -178,9 +185,11 @@ async fn collection(
             Ok(server::json(StatusCode::OK, &list))
         }
         Method::POST => {
-            let body = server::read_object(request).await?;
-            let created = context.api.create(resource, namespace, body)?;
-            Ok(server::json(StatusCode::CREATED, &created))
+            let (body, options) = read_write(request, query, false).await?;
+            let created = context
+                .api
+                .create_with(resource, namespace, body, &options)?;
+            Ok(server::written(StatusCode::CREATED, &created))
         }
         // Kubernetes deletes a namespaced collection one namespace at a time, and some kinds
         // (namespaces) never as a collection.
@@ -267,30 +276,29 @@ async fn object(
             Ok(server::json(StatusCode::OK, &object))
         }
         Method::PUT => {
-            let body = server::read_object(request).await?;
-            Ok(server::json(
-                StatusCode::OK,
-                &api.update(resource, namespace, name, body, part)?,
-            ))
+            let (body, options) = read_write(request, query, false).await?;
+            let updated = api.update_with(resource, namespace, name, body, part, &options)?;
+            Ok(server::written(StatusCode::OK, &updated))
         }
         Method::PATCH => {
             let content_type = request
                 .headers()
                 .get(header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
-                .unwrap_or("")
-                .to_string();
-            let patch_type = PatchType::from_content_type(&content_type)?;
-            let mut request = request;
-            request.headers_mut().insert(
-                header::CONTENT_TYPE,
-                "application/json".parse().expect("static"),
-            );
-            let body = server::read_object(request).await?;
-            Ok(server::json(
-                StatusCode::OK,
-                &api.patch(resource, namespace, name, &body, patch_type, part)?,
-            ))
+                .unwrap_or("");
+            let patch_type = PatchType::from_content_type(content_type)?;
+            let (body, options) =
+                read_write(request, query, patch_type == PatchType::Apply).await?;
+            let patched = match (patch_type, part) {
+                (PatchType::Apply, Part::Main) => {
+                    api.apply(resource, namespace, name, body, &options)?
+                }
+                (PatchType::Apply, Part::Status) => return Err(ApiError::MethodNotAllowed),
+                _ => {
+                    api.patch_with(resource, namespace, name, &body, patch_type, part, &options)?
+                }
+            };
+            Ok(server::written(StatusCode::OK, &patched))
         }
         Method::DELETE if part == Part::Main => {
             let options = delete_options(request, query).await?;
@@ -301,6 +309,42 @@ async fn object(
         }
         _ => Err(ApiError::MethodNotAllowed),
     }
+}
+
+/// The body of a create, update or patch and the options its query asks for.
+async fn read_write(
+    request: Request<Incoming>,
+    query: &[(String, String)],
+    apply: bool,
+) -> ApiResult<(Value, WriteOptions)> {
+    let mut options = write_options(&request, query, apply)?;
+    let (body, duplicates) = server::read_checked(request).await?;
+    options.duplicate_fields = duplicates;
+    Ok((body, options))
+}
+
+/// The write options of the query. A write that names no field manager is recorded under its
+/// client's name (the User-Agent up to `/`), as kube-apiserver does; an apply must name one.
+fn write_options(
+    request: &Request<Incoming>,
+    query: &[(String, String)],
+    apply: bool,
+) -> ApiResult<WriteOptions> {
+    let agent = request
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|agent| agent.split('/').next())
+        .map(|name| name.chars().take(128).collect::<String>());
+    let manager = param(query, "fieldManager")
+        .map(str::to_string)
+        .or(agent.filter(|_| !apply));
+    WriteOptions::parse(
+        param(query, "dryRun"),
+        manager.as_deref(),
+        param(query, "fieldValidation"),
+        flag(query, "force"),
+    )
 }
 
 /// Whether the client asked for a `Table` (as `kubectl get` does).
@@ -393,6 +437,7 @@ async fn delete_options(
     if let Some(text) = param(query, "propagationPolicy") {
         options.propagation_policy = PropagationPolicy::parse(text)?;
     }
+    options.dry_run |= WriteOptions::parse(param(query, "dryRun"), None, None, false)?.dry_run;
     Ok(options)
 }
 

@@ -14,6 +14,8 @@ use super::objects::Part;
 use super::patch::{self, PatchType};
 use super::selectors::LabelSelector;
 use super::server::{self, Body, Context};
+use super::types::Types;
+use super::write::WriteOptions;
 
 /// `GET`, `PUT` and `PATCH` of `{resource}/{name}/scale`, for the kinds that serve it (their
 /// `spec.replicas`, `spec.selector` and `status.replicas` have the ReplicaSet shape).
@@ -102,14 +104,15 @@ pub fn update(
     let expected = scale.metadata.resource_version.filter(|rv| !rv.is_empty());
     let pinned = expected.is_some();
     let paths = resource.strategy.scale_paths();
-    let updated = api.update_retrying(resource, namespace, name, Part::Main, pinned, |object| {
+    let target = (resource, namespace, name, Part::Main);
+    let updated = api.update_retrying(target, pinned, &WriteOptions::default(), |object| {
         if let Some(expected) = &expected {
             object["metadata"]["resourceVersion"] = json!(expected);
         }
         set(object, &paths.spec_replicas, json!(replicas));
         Ok(())
     })?;
-    Ok(scale_of(resource, &updated))
+    Ok(scale_of(resource, &updated.object))
 }
 
 /// Applies a merge patch to the Scale, then updates as `update` does (checking the version
@@ -131,7 +134,8 @@ pub fn patch(
             .as_object_mut()
             .map(|m| m.remove("resourceVersion"));
     }
-    patch::apply(&mut scale, body, patch_type);
+    let message = Types::get().message("k8s.io.api.autoscaling.v1.Scale");
+    patch::apply(&mut scale, body, patch_type, message)?;
     update(api, resource, namespace, name, &scale)
 }
 

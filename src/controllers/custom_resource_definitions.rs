@@ -15,7 +15,7 @@ use crate::api::kinds::custom_resource::served_kinds;
 use crate::api::kinds::{CLEANUP_FINALIZER, CUSTOM_RESOURCE_DEFINITIONS, Resource};
 use crate::api::objects::{now, take_items};
 use crate::api::watch::{WatchEvent, follow};
-use crate::api::{Api, ApiError, DeleteOptions, ListOptions, Part};
+use crate::api::{Api, ApiError, DeleteOptions, ListOptions, Part, WriteOptions};
 
 /// How often a deleted definition's remaining custom resources are looked at again.
 const RECHECK: Duration = Duration::from_millis(500);
@@ -134,21 +134,15 @@ fn write_status(api: &Api, name: &str, crd: &CustomResourceDefinition, refused: 
             ),
         ],
     };
-    let result = api.update_retrying(
-        &CUSTOM_RESOURCE_DEFINITIONS,
-        None,
-        name,
-        Part::Status,
-        false,
-        |stored| {
-            if refused.is_none() {
-                stored["status"]["acceptedNames"] =
-                    serde_json::to_value(&crd.spec.names).unwrap_or_default();
-            }
-            stored["status"]["conditions"] = json!(conditions);
-            Ok(())
-        },
-    );
+    let target = (&CUSTOM_RESOURCE_DEFINITIONS, None, name, Part::Status);
+    let result = api.update_retrying(target, false, &WriteOptions::default(), |stored| {
+        if refused.is_none() {
+            stored["status"]["acceptedNames"] =
+                serde_json::to_value(&crd.spec.names).unwrap_or_default();
+        }
+        stored["status"]["conditions"] = json!(conditions);
+        Ok(())
+    });
     if let Err(error) = result {
         tracing::warn!(%error, crd = name, "cannot write the definition's status");
     }
@@ -174,19 +168,18 @@ async fn finalize(
         }
     }
     withdraw(&api, &kinds);
-    let result = api.update_retrying(
+    let target = (
         &CUSTOM_RESOURCE_DEFINITIONS,
         None,
-        &name,
+        name.as_str(),
         Part::Main,
-        false,
-        |crd| {
-            if let Some(finalizers) = crd["metadata"]["finalizers"].as_array_mut() {
-                finalizers.retain(|f| f != CLEANUP_FINALIZER);
-            }
-            Ok(())
-        },
     );
+    let result = api.update_retrying(target, false, &WriteOptions::default(), |crd| {
+        if let Some(finalizers) = crd["metadata"]["finalizers"].as_array_mut() {
+            finalizers.retain(|f| f != CLEANUP_FINALIZER);
+        }
+        Ok(())
+    });
     match result {
         Ok(_) | Err(ApiError::NotFound { .. }) => {}
         Err(error) => tracing::warn!(%error, crd = name, "cannot release the definition"),

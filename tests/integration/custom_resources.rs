@@ -68,7 +68,19 @@ async fn a_crd_applied_with_kubectl_serves_validates_prints_and_goes_with_its_ob
     .await;
 
     let widget = "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w1}\nspec: {size: 3, bogus: 1}\n";
-    let created = kubectl(&cluster, &["apply", "-f", "-"], Some(widget)).await;
+    let strict = kubectl(&cluster, &["apply", "-f", "-"], Some(widget)).await;
+    assert!(!strict.success);
+    assert!(
+        strict.stderr.contains(r#"unknown field "spec.bogus""#),
+        "{}",
+        strict.stderr
+    );
+    let created = kubectl(
+        &cluster,
+        &["apply", "--validate=false", "-f", "-"],
+        Some(widget),
+    )
+    .await;
     assert!(created.success, "{}", created.stderr);
     let stored = client.get(&format!("{WIDGETS}/w1")).await.unwrap();
     assert_eq!(

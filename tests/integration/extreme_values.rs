@@ -40,6 +40,10 @@ fn sample(resource: &Resource) -> Value {
             return json!({"involvedObject": {"kind": "Pod", "name": "p", "namespace": NAMESPACE},
                           "reason": "Test", "message": "m", "type": "Normal"});
         }
+        "CustomResourceDefinition" => json!({"group": "example.com", "scope": "Namespaced",
+            "names": {"plural": "gadgets", "kind": "Gadget"},
+            "versions": [{"name": "v1", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {"type": "object"}}}]}),
         other => panic!("no sample for kind {other}: add one to extreme_values.rs"),
     };
     json!({"spec": spec})

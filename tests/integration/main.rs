@@ -15,6 +15,7 @@ mod extreme_values;
 mod garbage_collection;
 mod kinds;
 mod kubectl;
+mod kubectl_writes;
 mod multi_node;
 mod namespaces;
 mod pods;

@@ -2,11 +2,14 @@
 //! registered kind's own) as OpenAPI definitions: `$defs` become `components/schemas` (v3) or
 //! `definitions` (v2), a `$ref` with siblings becomes `allOf` as kube-apiserver writes it, and
 //! each kind's schema carries `x-kubernetes-group-version-kind`, which `kubectl explain` looks
-//! kinds up by.
+//! kinds up by. Fields get the merge extensions (`x-kubernetes-patch-merge-key`,
+//! `x-kubernetes-list-type`, ...) from the type table: kubectl's client-side apply computes
+//! its strategic merge patch from them.
 
 use serde_json::{Map, Value, json};
 
 use crate::api::kinds::Resource;
+use crate::api::types::Types;
 
 /// Which document the definitions go in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,9 +48,10 @@ pub fn definitions(resources: &[&Resource], version: Version) -> Map<String, Val
         let name = definition_name(resource, &schema);
         if let Some(Value::Object(defs)) = schema.as_object_mut().and_then(|s| s.remove("$defs")) {
             for (def_name, def) in defs {
-                definitions
-                    .entry(def_name)
-                    .or_insert_with(|| convert(def, version));
+                if !definitions.contains_key(&def_name) {
+                    let def = with_merge_extensions(&def_name, convert(def, version));
+                    definitions.insert(def_name, def);
+                }
             }
         }
         if let Some(root) = schema.as_object_mut() {
@@ -58,9 +62,58 @@ pub fn definitions(resources: &[&Resource], version: Version) -> Map<String, Val
                 json!([{"group": resource.group, "version": resource.version, "kind": resource.kind}]),
             );
         }
-        definitions.insert(name, convert(schema, version));
+        let schema = with_merge_extensions(&name, convert(schema, version));
+        definitions.insert(name, schema);
     }
     definitions
+}
+
+/// `definition` (named `io.k8s.api.core.v1.PodSpec`) with the merge extensions of its fields
+/// as kube-apiserver publishes them.
+fn with_merge_extensions(name: &str, mut definition: Value) -> Value {
+    let message_name = format!("k8s.io.{}", name.trim_start_matches("io.k8s."));
+    let Some(message) = Types::get().message(&message_name) else {
+        return definition;
+    };
+    if message.atomic {
+        definition["x-kubernetes-map-type"] = json!("atomic");
+    }
+    let Some(properties) = definition["properties"].as_object_mut() else {
+        return definition;
+    };
+    for (property, schema) in properties.iter_mut() {
+        let Some(field) = message.field(property) else {
+            continue;
+        };
+        let extensions = [
+            (
+                "x-kubernetes-patch-strategy",
+                field.patch_strategy.clone().map(Value::from),
+            ),
+            (
+                "x-kubernetes-patch-merge-key",
+                field.patch_merge_key.clone().map(Value::from),
+            ),
+            (
+                "x-kubernetes-list-type",
+                field.list_type.clone().map(Value::from),
+            ),
+            (
+                "x-kubernetes-list-map-keys",
+                (!field.list_map_keys.is_empty()).then(|| json!(field.list_map_keys)),
+            ),
+            (
+                "x-kubernetes-map-type",
+                field.map_type.clone().map(Value::from),
+            ),
+        ];
+        for (extension, value) in extensions {
+            if let (Some(value), Some(schema)) = (value, schema.as_object_mut()) {
+                schema.insert(extension.into(), value);
+            }
+        }
+    }
+    definition
 }
 
 /// Rewrites references for `version` throughout `schema`.
@@ -117,6 +170,10 @@ mod tests {
         );
         assert!(pod["properties"]["spec"]["description"].is_string());
         assert!(definitions.contains_key("io.k8s.api.core.v1.Container"));
+        let containers = &definitions["io.k8s.api.core.v1.PodSpec"]["properties"]["containers"];
+        assert_eq!(containers["x-kubernetes-patch-merge-key"], "name");
+        assert_eq!(containers["x-kubernetes-patch-strategy"], "merge");
+        assert_eq!(containers["x-kubernetes-list-type"], "map");
         assert!(definitions.contains_key("io.k8s.api.apps.v1.Deployment"));
         let text = Value::Object(definitions).to_string();
         assert!(!text.contains("#/$defs/"), "every reference is rewritten");

@@ -22,7 +22,8 @@ use tracing::Instrument;
 
 use super::Api;
 use super::error::{ApiError, ApiResult};
-use super::routes;
+use super::write::Written;
+use super::{field_validation, protobuf, routes};
 
 mod connection;
 pub mod limits;
@@ -145,8 +146,14 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Reads the body (refusing more than `MAX_BODY_BYTES`) and decodes JSON, YAML or TOML.
+/// Reads the body (refusing more than `MAX_BODY_BYTES`) and decodes JSON, YAML, TOML or
+/// Kubernetes protobuf.
 pub async fn read_object(request: Request<Incoming>) -> ApiResult<Value> {
+    Ok(read_checked(request).await?.0)
+}
+
+/// As [`read_object`], with the fields a JSON body repeats (`duplicate field "path"`).
+pub async fn read_checked(request: Request<Incoming>) -> ApiResult<(Value, Vec<String>)> {
     let content_type = request
         .headers()
         .get(header::CONTENT_TYPE)
@@ -155,24 +162,26 @@ pub async fn read_object(request: Request<Incoming>) -> ApiResult<Value> {
         .to_string();
     let bytes = read_limited(request.into_body()).await?;
     let media = content_type.split(';').next().unwrap_or("").trim();
-    if media == "application/vnd.kubernetes.protobuf" {
-        // kubectl's typed commands (`create namespace`, `run`) send protobuf.
-        return Err(ApiError::Unsupported(
-            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/toml".into(),
-        ));
+    if media == protobuf::MEDIA_TYPE {
+        // client-go's typed clients (`kubectl create namespace`, `run`, `drain`) send protobuf.
+        return Ok((protobuf::decode(&bytes)?, Vec::new()));
     }
     let text = std::str::from_utf8(&bytes)
         .map_err(|_| ApiError::BadRequest("the request body is not UTF-8".into()))?;
-    let decoded = match media {
-        "application/yaml" | "application/x-yaml" | "text/yaml" => serde_yaml::from_str(text)
+    match media {
+        // Apply patches are YAML (or JSON, which is YAML).
+        "application/yaml"
+        | "application/x-yaml"
+        | "text/yaml"
+        | "application/apply-patch+yaml" => serde_yaml::from_str(text)
+            .map(|v| (v, Vec::new()))
             .map_err(|e| ApiError::BadRequest(format!("invalid YAML: {e}"))),
-        "application/toml" => {
-            toml::from_str(text).map_err(|e| ApiError::BadRequest(format!("invalid TOML: {e}")))
-        }
-        _ => serde_json::from_str(text)
+        "application/toml" => toml::from_str(text)
+            .map(|v| (v, Vec::new()))
+            .map_err(|e| ApiError::BadRequest(format!("invalid TOML: {e}"))),
+        _ => field_validation::parse_json(text)
             .map_err(|e| ApiError::BadRequest(format!("invalid JSON: {e}"))),
-    }?;
-    Ok(decoded)
+    }
 }
 
 /// Reads a body of at most `MAX_BODY_BYTES`. A larger one is read on (and dropped) up to
@@ -209,6 +218,18 @@ pub fn json(status: StatusCode, value: &Value) -> Response<Body> {
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
+    response
+}
+
+/// The object of a write, with a `Warning` header per warning (kubectl prints them).
+pub fn written(status: StatusCode, written: &Written) -> Response<Body> {
+    let mut response = json(status, &written.object);
+    for warning in &written.warnings {
+        let quoted = warning.replace('\\', "\\\\").replace('"', "\\\"");
+        if let Ok(value) = HeaderValue::from_str(&format!("299 - \"{quoted}\"")) {
+            response.headers_mut().append(header::WARNING, value);
+        }
+    }
     response
 }
 
