@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use chrono::{SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 use futures::StreamExt;
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -205,9 +205,7 @@ impl PodLogs for Agent {
         } else {
             pair.current
         };
-        let since = options
-            .since_seconds
-            .map(|s| Utc::now() - chrono::Duration::seconds(s));
+        let since = options.since_seconds.and_then(|s| since(Utc::now(), s));
         let (lines, mut cursor) = log.snapshot(options.tail_lines, since);
         let (tx, rx) = mpsc::channel(64);
         let (follow, timestamps) = (options.follow, options.timestamps);
@@ -233,6 +231,14 @@ impl PodLogs for Agent {
     }
 }
 
+/// The oldest time `sinceSeconds` lets through, `now` minus `seconds`; `None` (no bound) when
+/// that lies before any time a clock can show, so a huge value means "everything", never a
+/// panic. A negative value counts as zero.
+fn since(now: DateTime<Utc>, seconds: i64) -> Option<DateTime<Utc>> {
+    let back = chrono::TimeDelta::try_seconds(seconds.max(0))?;
+    now.checked_sub_signed(back)
+}
+
 fn render(lines: &[LogLine], timestamps: bool) -> Bytes {
     let mut out = String::new();
     for line in lines {
@@ -244,4 +250,18 @@ fn render(lines: &[LogLine], timestamps: bool) -> Bytes {
         out.push('\n');
     }
     Bytes::from(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_seconds_beyond_any_clock_means_every_line_instead_of_a_panic() {
+        let now = Utc::now();
+        assert_eq!(since(now, i64::MAX), None);
+        assert_eq!(since(now, i64::MAX / 1000), None);
+        assert_eq!(since(now, 10), Some(now - chrono::TimeDelta::seconds(10)));
+        assert_eq!(since(now, -5), Some(now));
+    }
 }

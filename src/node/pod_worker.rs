@@ -169,9 +169,14 @@ fn carry_over(stored: Option<&Value>, container: &Container) -> ContainerRecord 
         container.image.as_deref().unwrap_or_default(),
     );
     let Some(stored) = stored else { return record };
-    record.restart_count = stored["restartCount"].as_i64().unwrap_or(0) as i32;
+    // The stored count is whatever the API holds: clamp it rather than wrap or overflow.
+    let stored_count = stored["restartCount"]
+        .as_i64()
+        .unwrap_or(0)
+        .clamp(0, i32::MAX.into());
+    record.restart_count = i32::try_from(stored_count).unwrap_or(i32::MAX);
     if let Some(started_at) = stored["state"]["running"]["startedAt"].as_str() {
-        record.restart_count += 1;
+        record.restart_count = record.restart_count.saturating_add(1);
         record.last_termination = Some(Termination {
             exit_code: 255,
             reason: "Unknown".into(),
@@ -393,7 +398,7 @@ impl Worker {
         let Some(loaded) = self.load(container, Slot::Init(index), cancel).await else {
             return false;
         };
-        let mut failures = 0;
+        let mut failures: u32 = 0;
         loop {
             let Some(termination) = self
                 .run_once(container, Slot::Init(index), &loaded, cancel)
@@ -421,7 +426,7 @@ impl Worker {
             {
                 return false;
             }
-            failures += 1;
+            failures = failures.saturating_add(1);
         }
     }
 
@@ -429,7 +434,7 @@ impl Worker {
         let Some(loaded) = self.load(container, Slot::App(index), cancel).await else {
             return;
         };
-        let mut failures = 0;
+        let mut failures: u32 = 0;
         loop {
             let started = Instant::now();
             let Some(termination) = self
@@ -458,7 +463,7 @@ impl Worker {
             {
                 return;
             }
-            failures += 1;
+            failures = failures.saturating_add(1);
         }
     }
 
@@ -476,7 +481,7 @@ impl Worker {
         self.update(|r| {
             let record = slot.get(r);
             record.last_termination = Some(last.clone());
-            record.restart_count += 1;
+            record.restart_count = record.restart_count.saturating_add(1);
             record.state = if delay.is_zero() {
                 ContainerState::Terminated(last)
             } else {
@@ -515,7 +520,7 @@ impl Worker {
     ) -> Option<Loaded> {
         let image = container.image.clone().unwrap_or_default();
         let path = image_path(&image);
-        let mut failures = 0;
+        let mut failures: u32 = 0;
         loop {
             let attempt = tokio::select! {
                 loaded = self.node.runtime.load(&path) => loaded,
@@ -553,8 +558,8 @@ impl Worker {
                     self.update(|r| {
                         slot.get(r).state = ContainerState::waiting(reason, Some(message))
                     });
-                    let delay = self.node.config.backoff.delay(failures + 1);
-                    failures += 1;
+                    let delay = self.node.config.backoff.delay(failures.saturating_add(1));
+                    failures = failures.saturating_add(1);
                     tokio::select! {
                         _ = tokio::time::sleep(delay) => {}
                         _ = cancel.cancelled() => return None,
@@ -678,5 +683,26 @@ impl Slot {
 impl PodRecord {
     fn restart_count_of(&mut self, slot: Slot) -> i32 {
         slot.get(self).restart_count
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_stored_restart_count_out_of_range_is_clamped_instead_of_wrapping_or_overflowing() {
+        let container = Container {
+            name: "c".into(),
+            ..Container::default()
+        };
+        let running = json!({"restartCount": i64::MAX, "state": {"running": {"startedAt": "x"}}});
+        assert_eq!(
+            carry_over(Some(&running), &container).restart_count,
+            i32::MAX
+        );
+        let negative = json!({"restartCount": -7});
+        assert_eq!(carry_over(Some(&negative), &container).restart_count, 0);
     }
 }
