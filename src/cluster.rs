@@ -116,11 +116,12 @@ impl Cluster {
     /// names an unknown component.
     pub async fn start(config: ClusterConfig) -> anyhow::Result<Cluster> {
         components::check_disabled(&config.disabled)?;
-        std::fs::create_dir_all(&config.data_dir)
+        crate::node::disk::create_private_dir(&config.data_dir)
             .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
-        let store =
-            SqliteStore::open_with_history(&config.data_dir.join("store.db"), config.watch_history)
-                .context("cannot open the store")?;
+        let store_path = config.data_dir.join("store.db");
+        private_store_files(&store_path)?;
+        let store = SqliteStore::open_with_history(&store_path, config.watch_history)
+            .context("cannot open the store")?;
         let api = Api::new(Arc::new(store));
         api.bootstrap()
             .context("cannot create the system namespaces")?;
@@ -225,6 +226,23 @@ impl Cluster {
             let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
         }
     }
+}
+
+/// The store's database is its owner's alone: created 0600 before SQLite opens it (SQLite
+/// gives its journal files the database's mode), and tightened if an older run left it looser.
+fn private_store_files(store_path: &Path) -> anyhow::Result<()> {
+    crate::node::disk::ensure_private_file(store_path)
+        .with_context(|| format!("cannot create {}", store_path.display()))?;
+    for suffix in ["-wal", "-shm"] {
+        let mut journal = store_path.as_os_str().to_owned();
+        journal.push(suffix);
+        let journal = PathBuf::from(journal);
+        if journal.exists() {
+            crate::node::disk::ensure_private_file(&journal)
+                .with_context(|| format!("cannot restrict {}", journal.display()))?;
+        }
+    }
+    Ok(())
 }
 
 /// The node agent of `up`, talking to the API in process.

@@ -63,7 +63,7 @@ pub async fn run(global: &GlobalArgs, args: AgentArgs) -> anyhow::Result<()> {
         .data_dir
         .clone()
         .unwrap_or_else(|| default_agent_dir(&name));
-    std::fs::create_dir_all(&data_dir)
+    crate::node::disk::create_private_dir(&data_dir)
         .with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
     let shutdown = CancellationToken::new();
     let client = tokio::select! {

@@ -5,6 +5,7 @@
 
 pub mod agent;
 pub mod container_spec;
+pub mod disk;
 pub mod heartbeat;
 pub mod join;
 pub mod limits;

@@ -162,7 +162,8 @@ impl Runtime {
     /// [`Error::Engine`] if wasmtime rejects the configuration or the cache
     /// directory cannot be created.
     pub fn new(config: RuntimeConfig) -> Result<Runtime, Error> {
-        std::fs::create_dir_all(&config.cache_dir)
+        // Artifacts are native code `deserialize` trusts: nobody else may write there.
+        super::disk::create_private_dir(&config.cache_dir)
             .map_err(|e| Error::Engine(format!("cache dir {}: {e}", config.cache_dir.display())))?;
         let engine = new_engine()?;
         let mut linker = Linker::new(&engine);

@@ -19,3 +19,4 @@ mod processes;
 mod replica_sets;
 mod scheduling;
 mod support;
+mod volumes;

@@ -97,6 +97,25 @@ pub async fn wait_for_pod(
     .await
 }
 
+/// Everything container `container` of pod `namespace/name` has logged so far.
+pub async fn pod_logs(
+    cluster: &wasmkube::testing::Cluster,
+    namespace: &str,
+    name: &str,
+    container: &str,
+) -> String {
+    let options = wasmkube::api::logs::LogOptions {
+        container: Some(container.into()),
+        ..Default::default()
+    };
+    let mut chunks = cluster.api().pod_logs(namespace, name, &options).unwrap();
+    let mut text = String::new();
+    while let Some(chunk) = chunks.recv().await {
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    text
+}
+
 /// The state of container `name` (`{"running": ..}` etc.).
 pub fn container_status<'a>(pod: &'a Value, name: &str) -> &'a Value {
     pod["status"]["containerStatuses"]

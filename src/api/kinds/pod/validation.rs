@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 
-use k8s_openapi::api::core::v1::{Container, Pod, PodSpec, PodStatus, Volume};
+use k8s_openapi::api::core::v1::{Container, Pod, PodSpec, PodStatus, Volume, VolumeMount};
 use serde_json::Value;
 
 use crate::api::error::Cause;
@@ -274,8 +274,39 @@ fn validate_container(
                 "must be unique",
             ));
         }
+        validate_sub_path(&field, mount, causes);
     }
     validate_resources(path, container, causes);
+}
+
+/// `subPath` and `subPathExpr` name a directory inside the volume: relative, without `..`,
+/// and not both.
+fn validate_sub_path(field: &str, mount: &VolumeMount, causes: &mut Vec<Cause>) {
+    let sub_path = mount.sub_path.as_deref().filter(|p| !p.is_empty());
+    let expr = mount.sub_path_expr.as_deref().filter(|p| !p.is_empty());
+    if let (Some(_), Some(expr)) = (sub_path, expr) {
+        causes.push(Cause::invalid(
+            format!("{field}.subPathExpr"),
+            expr,
+            "subPathExpr and subPath are mutually exclusive",
+        ));
+    }
+    for (name, path) in [("subPath", sub_path), ("subPathExpr", expr)] {
+        let Some(path) = path else { continue };
+        if path.starts_with('/') {
+            causes.push(Cause::invalid(
+                format!("{field}.{name}"),
+                path,
+                "must be a relative path",
+            ));
+        } else if path.split('/').any(|part| part == "..") {
+            causes.push(Cause::invalid(
+                format!("{field}.{name}"),
+                path,
+                "must not contain '..'",
+            ));
+        }
+    }
 }
 
 fn validate_resources(path: &str, container: &Container, causes: &mut Vec<Cause>) {
@@ -413,6 +444,38 @@ mod tests {
                 "spec.containers[0].volumeMounts[0].name",
                 "spec.containers[0].volumeMounts[0].mountPath",
                 "spec.containers[0].resources.limits[memory]",
+            ]
+        );
+    }
+
+    #[test]
+    fn sub_paths_must_stay_inside_their_volume_and_not_come_twice() {
+        let mount = |extra: Value| {
+            let mut m = json!({"name": "data", "mountPath": "/data"});
+            m.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            pod(json!({"volumes": [{"name": "data", "emptyDir": {}}],
+                "containers": [{"name": "a", "image": "a.wasm", "volumeMounts": [m]}]}))
+        };
+        assert!(check(mount(json!({"subPath": "a/b"}))).is_empty());
+        assert!(check(mount(json!({"subPathExpr": "$(POD)/logs"}))).is_empty());
+        assert_eq!(
+            check(mount(json!({"subPath": "/etc"}))),
+            [
+                "spec.containers[0].volumeMounts[0].subPath: Invalid value: \"/etc\": must be a relative path"
+            ]
+        );
+        assert_eq!(
+            check(mount(json!({"subPathExpr": "a/../../b"}))),
+            [
+                "spec.containers[0].volumeMounts[0].subPathExpr: Invalid value: \"a/../../b\": must not contain '..'"
+            ]
+        );
+        assert_eq!(
+            check(mount(json!({"subPath": "a", "subPathExpr": "b"}))),
+            [
+                "spec.containers[0].volumeMounts[0].subPathExpr: Invalid value: \"b\": subPathExpr and subPath are mutually exclusive"
             ]
         );
     }
