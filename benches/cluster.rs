@@ -166,6 +166,7 @@ async fn measure_cpu_isolation(
         mounts: vec![],
         memory_limit: None,
         cpu_limit_millicores: cpu,
+        pod: wasmkube::node::limits::PodShare::new(1024),
         log: ContainerLog::new(1 << 16, None),
     };
     let time_work = || async {

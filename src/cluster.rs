@@ -24,7 +24,8 @@ use crate::controller_runtime::backoff::Backoff;
 use crate::controllers::node_lifecycle::NodeLifecycleConfig;
 use crate::events::Recorder;
 use crate::node::agent::Agent;
-use crate::node::runtime::{Runtime, RuntimeConfig};
+use crate::node::allocatable::NodeLimits;
+use crate::node::runtime::Runtime;
 use crate::node::status_batch::StatusBatch;
 use crate::node::{NodeConfig, NodeContext};
 use crate::store::SqliteStore;
@@ -46,6 +47,8 @@ pub struct ClusterConfig {
     pub heartbeat_interval: Duration,
     /// Revisions of history kept for watches; older ones answer 410 Gone.
     pub watch_history: u64,
+    /// What the embedded node keeps for itself and lets its pods use.
+    pub node_limits: NodeLimits,
 }
 
 impl Default for ClusterConfig {
@@ -60,6 +63,7 @@ impl Default for ClusterConfig {
             backoff: Backoff::default(),
             heartbeat_interval: Duration::from_secs(10),
             watch_history: crate::store::DEFAULT_HISTORY,
+            node_limits: NodeLimits::default(),
         }
     }
 }
@@ -251,15 +255,14 @@ async fn start_embedded_node(
     config: &ClusterConfig,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
-    let runtime = Runtime::new(RuntimeConfig {
-        cache_dir: config.data_dir.join("cache"),
-        ..RuntimeConfig::default()
-    })
-    .context("cannot start the wasmtime runtime")?;
     let mut node_config = NodeConfig::new(&config.node_name, config.data_dir.clone());
     node_config.backoff = config.backoff;
     node_config.heartbeat_interval = config.heartbeat_interval;
     node_config.control_plane = true;
+    node_config.limits = config.node_limits.clone();
+    let guest_open_files = crate::node::allocatable::raise_open_file_limit();
+    let runtime = Runtime::new(node_config.runtime_config(guest_open_files))
+        .context("cannot start the wasmtime runtime")?;
     let node = Arc::new(NodeContext {
         recorder: Recorder::new(api.clone(), "kubelet", &config.node_name),
         plane: ControlPlane::InProcess(api.clone()),

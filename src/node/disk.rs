@@ -4,6 +4,10 @@
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use tokio::sync::Notify;
 
 /// Mode of the data dir, pod dirs and everything the node creates under them: the store,
 /// tokens, compiled code and pods' files are the user's alone.
@@ -90,6 +94,111 @@ pub fn fs_stats(path: &Path) -> io::Result<FsStats> {
     })
 }
 
+/// How much guests may still write on the data dir's filesystem before they reach the space
+/// kept for the store: set from the filesystem's free space by the node's disk monitor, drawn
+/// down by every guest write in between. A write that would go past it is refused, so the
+/// store's commits never meet a full disk because of a pod.
+#[derive(Debug)]
+pub struct DiskRoom {
+    room: AtomicI64,
+    /// Wakes the monitor early: a pod wrote much since it was last measured.
+    wake: Notify,
+}
+
+impl DiskRoom {
+    /// Unbounded until first measured.
+    pub fn new() -> Arc<DiskRoom> {
+        Arc::new(DiskRoom {
+            room: AtomicI64::new(i64::MAX),
+            wake: Notify::new(),
+        })
+    }
+
+    /// The filesystem has `available` bytes free, of which `reserved` are kept for the store.
+    pub fn measured(&self, available: u64, reserved: u64) {
+        let room = i128::from(available) - i128::from(reserved);
+        let room = i64::try_from(room.max(0)).unwrap_or(i64::MAX);
+        self.room.store(room, Ordering::Release);
+    }
+
+    /// Bytes guests may still write.
+    pub fn room(&self) -> u64 {
+        self.room.load(Ordering::Acquire).max(0) as u64
+    }
+
+    /// Takes `bytes` for a write; false (and nothing taken) when there is not that much room.
+    pub fn take(&self, bytes: u64) -> bool {
+        let bytes = i64::try_from(bytes).unwrap_or(i64::MAX);
+        self.room
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |room| {
+                room.checked_sub(bytes).filter(|left| *left >= 0)
+            })
+            .is_ok()
+    }
+
+    /// Asks the monitor to measure now.
+    pub fn wake_monitor(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Waits for [`wake_monitor`](Self::wake_monitor).
+    pub async fn woken(&self) {
+        self.wake.notified().await;
+    }
+}
+
+/// Bytes one pod's guests wrote since the node last measured its disk usage: past
+/// `measure_after` the monitor is woken, so a pod racing past its limit is caught between the
+/// monitor's rounds.
+#[derive(Debug)]
+pub struct DiskWrites {
+    since_measured: AtomicU64,
+    measure_after: AtomicU64,
+}
+
+impl DiskWrites {
+    pub fn new() -> Arc<DiskWrites> {
+        Arc::new(DiskWrites {
+            since_measured: AtomicU64::new(0),
+            measure_after: AtomicU64::new(u64::MAX),
+        })
+    }
+
+    /// Books a write of `bytes`; true when it carries the pod past `measure_after`.
+    pub fn add(&self, bytes: u64) -> bool {
+        let before = self.since_measured.fetch_add(bytes, Ordering::AcqRel);
+        let after = self.measure_after.load(Ordering::Acquire);
+        before < after && before.saturating_add(bytes) >= after
+    }
+
+    /// The pod was just measured: count again from zero, and wake the monitor once it has
+    /// written `measure_after` more bytes.
+    pub fn measured(&self, measure_after: u64) {
+        self.since_measured.store(0, Ordering::Release);
+        self.measure_after.store(measure_after, Ordering::Release);
+    }
+}
+
+/// Where one container's writes are booked: the node's room, and its pod's count.
+#[derive(Clone, Debug)]
+pub struct GuestDisk {
+    pub room: Arc<DiskRoom>,
+    pub pod: Arc<DiskWrites>,
+}
+
+impl GuestDisk {
+    /// Books a guest write of `bytes`; false when the disk has no room for it.
+    pub fn write(&self, bytes: u64) -> bool {
+        if !self.room.take(bytes) {
+            return false;
+        }
+        if self.pod.add(bytes) {
+            self.room.wake_monitor();
+        }
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,5 +251,32 @@ mod tests {
         let stats = fs_stats(root.path()).unwrap();
         assert!(stats.capacity_bytes > 0);
         assert!(stats.available_bytes <= stats.capacity_bytes);
+    }
+
+    #[test]
+    fn guest_writes_stop_at_the_room_left_above_the_stores_reserve() {
+        let disk = GuestDisk {
+            room: DiskRoom::new(),
+            pod: DiskWrites::new(),
+        };
+        assert!(disk.write(1 << 40), "unbounded until measured");
+        disk.room.measured(10_000, 4_000);
+        assert!(disk.write(5_000));
+        assert!(!disk.write(2_000));
+        assert!(disk.write(1_000));
+        assert_eq!(disk.room.room(), 0);
+        disk.room.measured(1_000, 4_000);
+        assert_eq!(disk.room.room(), 0, "below the reserve there is no room");
+    }
+
+    #[test]
+    fn a_pod_writing_past_its_mark_wakes_the_monitor_once() {
+        let writes = DiskWrites::new();
+        writes.measured(100);
+        assert!(!writes.add(60));
+        assert!(writes.add(60));
+        assert!(!writes.add(60));
+        writes.measured(100);
+        assert!(writes.add(100));
     }
 }

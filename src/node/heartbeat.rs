@@ -140,15 +140,18 @@ fn node_status(config: &NodeConfig) -> Value {
         json!({"type": kind, "status": status, "reason": reason, "message": message,
                "lastHeartbeatTime": heartbeat, "lastTransitionTime": config.started_at})
     };
-    let resources = json!({
-        "cpu": format!("{}", config.capacity_cpu),
-        "memory": format!("{}Ki", config.capacity_memory_bytes / 1024),
-        "pods": format!("{}", config.capacity_pods),
-    });
+    let resources = |memory: u64| {
+        json!({
+            "cpu": format!("{}", config.capacity_cpu),
+            "memory": format!("{}Ki", memory / 1024),
+            "pods": format!("{}", config.capacity_pods),
+        })
+    };
     let (major, minor) = KUBERNETES_VERSION;
     json!({
-        "capacity": resources,
-        "allocatable": resources,
+        "capacity": resources(config.capacity_memory_bytes),
+        // What pods may use: the guests' memory is capped at this, below the machine's.
+        "allocatable": resources(config.allocatable_memory()),
         "conditions": [
             condition("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
             condition("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),

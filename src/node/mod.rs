@@ -4,6 +4,7 @@
 //! `sandbox` wrap wasmtime, `logs` keeps bounded container output.
 
 pub mod agent;
+pub mod allocatable;
 pub mod container_spec;
 pub mod disk;
 pub mod heartbeat;
@@ -46,6 +47,8 @@ pub struct NodeConfig {
     pub capacity_cpu: u64,
     pub capacity_memory_bytes: u64,
     pub capacity_pods: u64,
+    /// What the node keeps for itself and lets its pods use.
+    pub limits: allocatable::NodeLimits,
     pub started_at: String,
 }
 
@@ -64,8 +67,27 @@ impl NodeConfig {
             capacity_cpu: std::thread::available_parallelism().map_or(1, |n| n.get() as u64),
             capacity_memory_bytes: total_memory_bytes(),
             capacity_pods: 1000,
+            limits: allocatable::NodeLimits::default(),
             started_at: crate::api::objects::now(),
         }
+    }
+}
+
+impl NodeConfig {
+    /// The node's runtime settings: its compile cache under the data dir, its guests' memory
+    /// bounded by the node's allocatable memory, and `guest_open_files` shared by all pods.
+    pub fn runtime_config(&self, guest_open_files: usize) -> runtime::RuntimeConfig {
+        runtime::RuntimeConfig {
+            cache_dir: self.data_dir.join("cache"),
+            guest_memory_bytes: Some(self.allocatable_memory()),
+            guest_open_files,
+            ..runtime::RuntimeConfig::default()
+        }
+    }
+
+    /// Memory the node's pods may use together.
+    pub fn allocatable_memory(&self) -> u64 {
+        self.limits.allocatable_memory(self.capacity_memory_bytes)
     }
 }
 

@@ -12,6 +12,7 @@ use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::NodeContext;
+use super::limits::PodShare;
 use super::logs::ContainerLog;
 use super::pod_status::{self, ContainerRecord, PodRecord, Termination};
 use super::status_batch::Written;
@@ -52,6 +53,8 @@ const STATUS_RETRY: Duration = Duration::from_secs(1);
 
 struct PodShared {
     record: Mutex<PodRecord>,
+    /// What the pod's containers draw from together.
+    share: Arc<PodShare>,
     logs: Mutex<HashMap<String, LogPair>>,
     changed: Notify,
     /// The status last accepted by the API.
@@ -131,6 +134,7 @@ pub fn spawn(node: Arc<NodeContext>, raw: Value) -> Result<PodHandle, ApiError> 
     };
     let shared = Arc::new(PodShared {
         record: Mutex::new(record),
+        share: PodShare::new(node.config.limits.pod_max_open_files),
         logs: Mutex::new(HashMap::new()),
         changed: Notify::new(),
         written: Mutex::new(None),

@@ -18,8 +18,9 @@ use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Strategy};
 use wasmtime_wasi::p2::bindings::CommandPre;
 
-use super::limits::EPOCH_TICK;
-use super::sandbox::InstanceState;
+use super::disk::DiskRoom;
+use super::limits::{Budget, EPOCH_TICK};
+use super::sandbox::{InstanceState, add_metered_filesystem};
 
 /// How a [`Runtime`] finds, bounds and caches components.
 #[derive(Clone, Debug)]
@@ -30,6 +31,12 @@ pub struct RuntimeConfig {
     pub compile_timeout: Duration,
     /// Largest component file accepted, in bytes.
     pub max_component_bytes: u64,
+    /// Linear memory all guests may hold together (the node's allocatable memory); `None`:
+    /// only each container's own limit applies.
+    pub guest_memory_bytes: Option<u64>,
+    /// Files all guests may hold open together: what the process's own limit leaves after
+    /// the descriptors the process keeps for itself.
+    pub guest_open_files: usize,
 }
 
 impl Default for RuntimeConfig {
@@ -38,8 +45,21 @@ impl Default for RuntimeConfig {
             cache_dir: PathBuf::from("./cache"),
             compile_timeout: Duration::from_secs(60),
             max_component_bytes: 64 * 1024 * 1024,
+            guest_memory_bytes: None,
+            guest_open_files: usize::MAX,
         }
     }
+}
+
+/// What every guest of the node draws from together.
+#[derive(Debug)]
+pub struct NodeBudgets {
+    /// The node's memory for pods (its allocatable memory).
+    pub memory: Option<Arc<Budget>>,
+    /// Files all pods may hold open together.
+    pub files: Arc<Budget>,
+    /// Room on the data dir's disk above the store's reserve; the node's disk monitor sets it.
+    pub disk: Arc<DiskRoom>,
 }
 
 /// Why a component could not be loaded.
@@ -126,6 +146,7 @@ struct Inner {
     engine: Engine,
     linker: Linker<InstanceState>,
     config: RuntimeConfig,
+    budgets: NodeBudgets,
     prepared: Mutex<HashMap<String, Arc<OnceCell<Arc<PreparedComponent>>>>>,
     /// The digest of each image file last read, with the file's stamp then: a pod of an
     /// unchanged file is started without reading and hashing it again.
@@ -171,12 +192,19 @@ impl Runtime {
         // status (`exit 3`), not only success or failure.
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| Error::Engine(format!("{e:#}")))?;
+        add_metered_filesystem(&mut linker).map_err(|e| Error::Engine(format!("{e:#}")))?;
         let ticker = EpochTicker::start(engine.clone())?;
+        let budgets = NodeBudgets {
+            memory: config.guest_memory_bytes.map(Budget::new),
+            files: Budget::new(config.guest_open_files as u64),
+            disk: DiskRoom::new(),
+        };
         Ok(Runtime {
             inner: Arc::new(Inner {
                 engine,
                 linker,
                 config,
+                budgets,
                 prepared: Mutex::new(HashMap::new()),
                 digests: Mutex::new(HashMap::new()),
                 _ticker: ticker,
@@ -190,6 +218,10 @@ impl Runtime {
 
     pub fn config(&self) -> &RuntimeConfig {
         &self.inner.config
+    }
+
+    pub fn budgets(&self) -> &NodeBudgets {
+        &self.inner.budgets
     }
 
     /// Loads the component at `image`, compiling it only if neither memory

@@ -280,6 +280,7 @@ impl Worker {
         let host_ip = self.node.config.host_ip.clone();
         let env = environment(&self.pod, container, &host_ip, &host_ip);
         let (memory_limit, cpu_limit_millicores) = limits(container);
+        let memory_limit = memory_limit.or(self.node.config.limits.default_container_memory);
         let mounts = {
             let (pod_dir, container, env) = (self.pod_dir(), container.clone(), env.clone());
             tokio::task::spawn_blocking(move || mounts(&pod_dir, &container, &env))
@@ -297,6 +298,7 @@ impl Worker {
             mounts,
             memory_limit,
             cpu_limit_millicores,
+            pod: self.shared.share.clone(),
             log: log.clone(),
         };
         let started_at = now();
