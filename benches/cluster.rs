@@ -167,7 +167,7 @@ async fn measure_cpu_isolation(
         memory_limit: None,
         cpu_limit_millicores: cpu,
         pod: wasmkube::node::limits::PodShare::new(1024),
-        log: ContainerLog::new(1 << 16, None),
+        log: ContainerLog::new(1 << 16),
     };
     let time_work = || async {
         let mut times = Vec::new();

@@ -263,13 +263,16 @@ async fn start_embedded_node(
     let guest_open_files = crate::node::allocatable::raise_open_file_limit();
     let runtime = Runtime::new(node_config.runtime_config(guest_open_files))
         .context("cannot start the wasmtime runtime")?;
-    let node = Arc::new(NodeContext {
-        recorder: Recorder::new(api.clone(), "kubelet", &config.node_name),
-        plane: ControlPlane::InProcess(api.clone()),
-        runtime,
-        config: node_config,
-        status_batch: Some(StatusBatch::start(api.clone())),
-    });
+    let node = Arc::new(
+        NodeContext::new(
+            ControlPlane::InProcess(api.clone()),
+            runtime,
+            Recorder::new(api.clone(), "kubelet", &config.node_name),
+            node_config,
+            Some(StatusBatch::start(api.clone())),
+        )
+        .context("cannot start the node's log writer")?,
+    );
     Agent::start(node, shutdown.clone())
         .await
         .context("cannot register the node")?;

@@ -81,13 +81,11 @@ pub async fn run(global: &GlobalArgs, args: AgentArgs) -> anyhow::Result<()> {
     let runtime = Runtime::new(config.runtime_config(guest_open_files))
         .context("cannot start the wasmtime runtime")?;
     let plane = ControlPlane::Remote(Box::new(client));
-    let node = Arc::new(NodeContext {
-        recorder: Recorder::new(plane.clone(), "kubelet", &name),
-        plane,
-        runtime,
-        config,
-        status_batch: None,
-    });
+    let recorder = Recorder::new(plane.clone(), "kubelet", &name);
+    let node = Arc::new(
+        NodeContext::new(plane, runtime, recorder, config, None)
+            .context("cannot start the node's log writer")?,
+    );
     tokio::select! {
         started = register_when_reachable(node, &shutdown) => started?,
         signal = shutdown_signal() => bail!("{signal} received before the node registered"),

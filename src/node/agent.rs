@@ -11,6 +11,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::eviction::{self, NodePods, PodOnDisk};
 use super::logs::LogLine;
 use super::pod_worker::{self, PodHandle, Stop};
 use super::{NodeContext, heartbeat};
@@ -46,6 +47,8 @@ impl Agent {
             api.register_log_source(&agent.node.config.node_name, agent.clone());
         }
         tokio::spawn(heartbeat::run(agent.node.clone(), shutdown.clone()));
+        let pods: Arc<dyn NodePods> = agent.clone();
+        tokio::spawn(eviction::run(agent.node.clone(), pods, shutdown.clone()));
         tokio::spawn(agent.clone().sync_pods(shutdown));
         Ok(agent)
     }
@@ -172,6 +175,30 @@ impl Agent {
             node.remove_pod(namespace.as_deref(), &name, &uid, true)
                 .await
         });
+    }
+}
+
+impl NodePods for Agent {
+    fn on_disk(&self) -> Vec<PodOnDisk> {
+        let pods = self.pods.lock().unwrap_or_else(|p| p.into_inner());
+        pods.iter()
+            .filter_map(|(uid, handle)| {
+                let (pod, share) = handle.disk_view()?;
+                Some(PodOnDisk {
+                    uid: uid.clone(),
+                    pod,
+                    share,
+                })
+            })
+            .collect()
+    }
+
+    fn evict(&self, uid: &str, message: String) {
+        let pods = self.pods.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(handle) = pods.get(uid) {
+            tracing::info!(pod = uid, %message, "evicting pod");
+            handle.evict(message);
+        }
     }
 }
 

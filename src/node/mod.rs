@@ -7,6 +7,7 @@ pub mod agent;
 pub mod allocatable;
 pub mod container_spec;
 pub mod disk;
+pub mod eviction;
 pub mod heartbeat;
 pub mod join;
 pub mod limits;
@@ -110,9 +111,40 @@ pub struct NodeContext {
     pub config: NodeConfig,
     /// Batched status writes, for a node in the API server's process.
     pub status_batch: Option<status_batch::StatusBatch>,
+    /// Writes the containers' logs to their files.
+    pub log_writer: logs::LogWriter,
+    /// Whether the node's disk is under pressure, as its housekeeping last found it.
+    pub disk_pressure: eviction::DiskPressure,
 }
 
 impl NodeContext {
+    /// A node's shared context; starts its log writer.
+    ///
+    /// # Errors
+    /// When the log writer's thread cannot start.
+    pub fn new(
+        plane: ControlPlane,
+        runtime: runtime::Runtime,
+        recorder: Recorder,
+        config: NodeConfig,
+        status_batch: Option<status_batch::StatusBatch>,
+    ) -> std::io::Result<NodeContext> {
+        Ok(NodeContext {
+            plane,
+            runtime,
+            recorder,
+            config,
+            status_batch,
+            log_writer: logs::LogWriter::start()?,
+            disk_pressure: eviction::DiskPressure::default(),
+        })
+    }
+
+    /// Where the node keeps one container's log files, over all its restarts.
+    pub fn log_dir(&self, uid: &str, container: &str) -> PathBuf {
+        self.pod_dir(uid).join("logs").join(container)
+    }
+
     /// Where the node keeps one pod's volumes and logs.
     pub fn pod_dir(&self, uid: &str) -> PathBuf {
         self.config.data_dir.join("pods").join(uid)

@@ -53,8 +53,12 @@ const STATUS_RETRY: Duration = Duration::from_secs(1);
 
 struct PodShared {
     record: Mutex<PodRecord>,
+    /// The pod as it was bound here.
+    pod: Arc<Pod>,
     /// What the pod's containers draw from together.
     share: Arc<PodShare>,
+    /// Stops the pod's containers: on a stop, or when the node evicts the pod.
+    containers: CancellationToken,
     logs: Mutex<HashMap<String, LogPair>>,
     changed: Notify,
     /// The status last accepted by the API.
@@ -86,6 +90,26 @@ impl PodHandle {
             drop(written);
             self.shared.changed.notify_one();
         }
+    }
+
+    /// Evicts the pod (its disk usage): its containers stop, it fails with reason `Evicted` and
+    /// `message`, and its volumes go. The object stays for its owner to see and replace.
+    pub fn evict(&self, message: String) {
+        let mut record = self.shared.record.lock().unwrap_or_else(|p| p.into_inner());
+        if record.eviction.is_some() {
+            return;
+        }
+        record.eviction = Some(message);
+        drop(record);
+        self.shared.containers.cancel();
+        self.shared.changed.notify_one();
+    }
+
+    /// What the node's disk housekeeping needs of a pod still running here; `None` once it
+    /// has stopped, finished or been evicted.
+    pub fn disk_view(&self) -> Option<(Arc<Pod>, Arc<PodShare>)> {
+        let live = !self.finished.is_cancelled() && !self.shared.containers.is_cancelled();
+        live.then(|| (self.shared.pod.clone(), self.shared.share.clone()))
     }
 
     pub fn logs(&self, container: &str) -> Option<LogPair> {
@@ -131,9 +155,18 @@ pub fn spawn(node: Arc<NodeContext>, raw: Value) -> Result<PodHandle, ApiError> 
         host_ip: node.config.host_ip.clone(),
         pod_ip: node.config.host_ip.clone(),
         terminating: false,
+        // A pod this node evicted before it restarted stays evicted.
+        eviction: (raw["status"]["reason"] == "Evicted").then(|| {
+            raw["status"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        }),
     };
     let shared = Arc::new(PodShared {
         record: Mutex::new(record),
+        pod: Arc::new(pod.clone()),
+        containers: CancellationToken::new(),
         share: PodShare::new(node.config.limits.pod_max_open_files),
         logs: Mutex::new(HashMap::new()),
         changed: Notify::new(),
@@ -229,19 +262,23 @@ impl Worker {
 
     async fn run(self, mut stop: watch::Receiver<Option<Stop>>) {
         let this = Arc::new(self);
-        let containers_stop = CancellationToken::new();
+        let containers_stop = this.shared.containers.clone();
         let status_done = CancellationToken::new();
-        let status_writer = tokio::spawn(this.clone().write_status(status_done.clone()));
+        // A pod that finished before this worker started keeps the status it ended with:
+        // nothing here runs that could change it.
         let already_finished = matches!(
             this.raw["status"]["phase"].as_str(),
             Some("Succeeded" | "Failed")
         );
+        let status_writer = (!already_finished)
+            .then(|| tokio::spawn(this.clone().write_status(status_done.clone())));
         let lifecycle = {
             let this = this.clone();
             let cancel = containers_stop.clone();
             tokio::spawn(async move {
                 if !already_finished {
                     this.run_containers(cancel).await;
+                    this.after_eviction().await;
                 }
             })
         };
@@ -257,9 +294,31 @@ impl Worker {
         containers_stop.cancel();
         let _ = lifecycle.await;
         status_done.cancel();
-        let _ = status_writer.await;
+        if let Some(status_writer) = status_writer {
+            let _ = status_writer.await;
+        }
         if reason != Stop::Shutdown {
             this.remove(reason).await;
+        }
+    }
+
+    /// Once an evicted pod's containers have stopped: says why in an event, and removes its
+    /// volumes, which is what the eviction was for (its logs stay for `kubectl logs`).
+    async fn after_eviction(&self) {
+        let eviction = self
+            .shared
+            .record
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .eviction
+            .clone();
+        let Some(message) = eviction else { return };
+        self.event(None, EventType::Warning, "Evicted", &message);
+        let volumes = self.pod_dir().join("volumes");
+        if let Err(error) = tokio::fs::remove_dir_all(&volumes).await
+            && error.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(%error, pod = self.name(), "could not remove an evicted pod's volumes");
         }
     }
 

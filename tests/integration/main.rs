@@ -14,6 +14,7 @@ mod kinds;
 mod kubectl;
 mod multi_node;
 mod namespaces;
+mod node_disk;
 mod pods;
 mod processes;
 mod replica_sets;

@@ -68,11 +68,16 @@ impl PodBuilder {
         self
     }
 
-    pub fn empty_dir(mut self, name: &str) -> Self {
+    pub fn empty_dir(self, name: &str) -> Self {
+        self.volume(json!({"name": name, "emptyDir": {}}))
+    }
+
+    /// Adds a volume as written (`{"name": .., "emptyDir": {"sizeLimit": ..}}`).
+    pub fn volume(mut self, volume: Value) -> Self {
         self.pod["spec"]["volumes"]
             .as_array_mut()
             .unwrap()
-            .push(json!({"name": name, "emptyDir": {}}));
+            .push(volume);
         self
     }
 

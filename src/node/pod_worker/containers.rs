@@ -1,7 +1,6 @@
 //! A pod's containers on this node: init containers in order, then app containers, each
 //! loaded, run, and restarted with back-off as the restart policy says.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -13,7 +12,7 @@ use super::{LogPair, Worker};
 use crate::api::objects::now;
 use crate::events::EventType;
 use crate::node::container_spec::{self, arguments, environment, image_path, limits, mounts};
-use crate::node::logs::ContainerLog;
+use crate::node::logs::{ContainerLog, LogFiles, Rotation};
 use crate::node::pod_status::{
     ContainerRecord, ContainerState, PodRecord, Termination, should_restart,
 };
@@ -256,16 +255,7 @@ impl Worker {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .restart_count_of(slot);
-        let log_file = self
-            .pod_dir()
-            .join("logs")
-            .join(format!("{}-{restart}.log", container.name));
-        if let Some(parent) = log_file.parent().map(PathBuf::from) {
-            let _ =
-                tokio::task::spawn_blocking(move || crate::node::disk::create_private_dir(&parent))
-                    .await;
-        }
-        let log = ContainerLog::new(self.node.config.log_capacity, Some(log_file));
+        let log = self.open_log(container, restart).await;
         {
             let mut logs = self.shared.logs.lock().unwrap_or_else(|p| p.into_inner());
             let previous = logs.get(&container.name).map(|pair| pair.current.clone());
@@ -349,6 +339,25 @@ impl Worker {
 }
 
 impl Worker {
+    /// A fresh log for run number `restart` of `container`, written to its rotated files.
+    async fn open_log(&self, container: &Container, restart: i32) -> Arc<ContainerLog> {
+        let config = &self.node.config;
+        let files = LogFiles {
+            dir: self.node.log_dir(&self.uid, &container.name),
+            restart,
+            rotation: Rotation {
+                max_size: config.limits.container_log_max_size,
+                max_files: config.limits.container_log_max_files,
+            },
+            room: Some(self.node.runtime.budgets().disk.clone()),
+        };
+        let (capacity, writer) = (config.log_capacity, self.node.log_writer.clone());
+        let opened = tokio::task::spawn_blocking(move || {
+            ContainerLog::with_files(capacity, Some((files, writer)))
+        });
+        opened.await.unwrap_or_else(|_| ContainerLog::new(capacity))
+    }
+
     /// A container that could not be set up (a bad sub path): it ends at once with the
     /// kubelet's start-failure code and says why, and the restart policy decides what next.
     fn start_failed(

@@ -66,7 +66,7 @@ impl RunBuilder {
                 memory_limit: None,
                 cpu_limit_millicores: None,
                 pod: PodShare::new(1024),
-                log: ContainerLog::new(DEFAULT_CAPACITY_BYTES, None),
+                log: ContainerLog::new(DEFAULT_CAPACITY_BYTES),
             },
         }
     }
@@ -101,7 +101,7 @@ impl RunBuilder {
     }
 
     fn log_capacity(mut self, bytes: usize) -> Self {
-        self.run.log = ContainerLog::new(bytes, None);
+        self.run.log = ContainerLog::new(bytes);
         self
     }
 

@@ -21,6 +21,8 @@ const ENV_FIELD_PATHS: &[&str] = &[
     "status.podIP",
     "status.hostIP",
 ];
+/// Resources a container may request and be limited in.
+const RESOURCE_NAMES: &[&str] = &["cpu", "memory", "ephemeral-storage"];
 /// Volume sources a wasmkube node can provide.
 const SUPPORTED_VOLUMES: &[&str] = &["emptyDir"];
 
@@ -173,6 +175,18 @@ fn validate_volumes<'a>(
             .and_then(Value::as_object)
             .map(|o| o.keys().filter(|k| *k != "name").collect())
             .unwrap_or_default();
+        if let Some(limit) = volume
+            .empty_dir
+            .as_ref()
+            .and_then(|e| e.size_limit.as_ref())
+            && quantity::bytes(&limit.0).is_none()
+        {
+            causes.push(Cause::invalid(
+                format!("{path}.emptyDir.sizeLimit"),
+                &limit.0,
+                "must be a valid quantity, e.g. 10Mi",
+            ));
+        }
         match sources.as_slice() {
             [] => causes.push(Cause::required(format!(
                 "{path}: must specify a volume type"
@@ -320,10 +334,10 @@ fn validate_resources(path: &str, container: &Container, causes: &mut Vec<Cause>
         for (name, value) in map.iter().flatten() {
             let field = format!("{path}.resources.{kind}[{name}]");
             let parsed = match name.as_str() {
-                "memory" => quantity::bytes(&value.0),
+                "memory" | "ephemeral-storage" => quantity::bytes(&value.0),
                 "cpu" => quantity::millicores(&value.0),
                 _ => {
-                    causes.push(Cause::unsupported(field, name, &["cpu", "memory"]));
+                    causes.push(Cause::unsupported(field, name, RESOURCE_NAMES));
                     continue;
                 }
             };
@@ -336,7 +350,7 @@ fn validate_resources(path: &str, container: &Container, causes: &mut Vec<Cause>
             }
         }
     }
-    for name in ["cpu", "memory"] {
+    for name in RESOURCE_NAMES.iter().copied() {
         let parse = |q: &k8s_openapi::apimachinery::pkg::api::resource::Quantity| {
             if name == "cpu" {
                 quantity::millicores(&q.0)
@@ -444,6 +458,23 @@ mod tests {
                 "spec.containers[0].volumeMounts[0].name",
                 "spec.containers[0].volumeMounts[0].mountPath",
                 "spec.containers[0].resources.limits[memory]",
+            ]
+        );
+    }
+
+    #[test]
+    fn ephemeral_storage_and_size_limits_are_quantities() {
+        let raw = pod(json!({
+            "volumes": [{"name": "data", "emptyDir": {"sizeLimit": "10Mi"}},
+                        {"name": "junk", "emptyDir": {"sizeLimit": "lots"}}],
+            "containers": [{"name": "a", "image": "a.wasm", "resources": {
+                "requests": {"ephemeral-storage": "2Mi"}, "limits": {"ephemeral-storage": "1Mi"}}}]
+        }));
+        assert_eq!(
+            check(raw),
+            [
+                "spec.volumes[1].emptyDir.sizeLimit: Invalid value: \"lots\": must be a valid quantity, e.g. 10Mi",
+                "spec.containers[0].resources.requests[ephemeral-storage]: Invalid value: \"2097152\": must be less than or equal to ephemeral-storage limit of 1048576",
             ]
         );
     }
