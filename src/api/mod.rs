@@ -8,6 +8,7 @@ pub mod discovery;
 pub mod error;
 pub mod eviction;
 pub mod kinds;
+mod limit_ranger;
 pub mod logs;
 pub mod objects;
 pub mod openapi;

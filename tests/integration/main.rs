@@ -10,6 +10,7 @@ mod deployments;
 mod durability;
 mod eviction;
 mod garbage_collection;
+mod guest_limits;
 mod kinds;
 mod kubectl;
 mod multi_node;

@@ -9,6 +9,7 @@
 mod deployment;
 mod event;
 mod lease;
+mod limit_range;
 pub mod meta;
 mod namespace;
 mod node;
@@ -21,6 +22,7 @@ pub mod strategy;
 pub use deployment::{DEPLOYMENTS, percent};
 pub use event::EVENTS;
 pub use lease::{LEASES, NODE_LEASE_NAMESPACE};
+pub use limit_range::LIMIT_RANGES;
 pub use namespace::{NAMESPACES, SYSTEM_NAMESPACES};
 pub use node::NODES;
 pub use pod::PODS;
@@ -38,4 +40,5 @@ pub static BUILT_IN: &[&Resource] = &[
     &REPLICA_SETS,
     &DEPLOYMENTS,
     &LEASES,
+    &LIMIT_RANGES,
 ];

@@ -5,6 +5,7 @@
 pub mod age;
 pub mod event;
 pub mod lease;
+pub mod limit_range;
 pub mod namespace;
 pub mod node;
 pub mod pod;
