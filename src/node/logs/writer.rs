@@ -6,7 +6,9 @@ use std::sync::Weak;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use super::ContainerLog;
+use std::sync::atomic::Ordering;
+
+use super::{ContainerLog, MAX_PENDING_BYTES, State};
 
 /// How long buffered records may wait for their file.
 pub const FLUSH_INTERVAL: Duration = Duration::from_millis(250);
@@ -81,4 +83,68 @@ fn flush_all(logs: &mut Vec<Weak<ContainerLog>>) {
         }
         None => false,
     });
+}
+
+/// The log's side of the writer: asking for flushes, doing them, and holding back a guest
+/// whose records wait for the disk.
+impl ContainerLog {
+    /// Asks the writer for a flush once `threshold` bytes of records wait (one request at a
+    /// time; the timed flush takes the rest).
+    pub(super) fn request_flush(&self, state: &mut State, threshold: usize) {
+        let Some(files) = &self.files else { return };
+        if state.pending.len() >= threshold && !state.flush_requested {
+            state.flush_requested = true;
+            files.writer.flush(self.this.clone());
+        }
+    }
+
+    /// Writes the waiting records to the file (on the writer thread): the log's lock is held
+    /// only to take them.
+    fn flush_to_file(&self) {
+        let Some(files) = &self.files else { return };
+        let started = Instant::now();
+        let records = {
+            let mut state = self.lock();
+            state.flush_requested = false;
+            std::mem::take(&mut state.pending)
+        };
+        if !records.is_empty() {
+            let mut file = files.file.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(open) = file.as_mut()
+                && let Err(error) = open.append(&records)
+            {
+                tracing::warn!(%error, "container log file write failed; keeping logs in memory only");
+                *file = None;
+            }
+        }
+        files.drained.notify_waiters();
+        let spent = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.host_nanos.fetch_add(spent, Ordering::Relaxed);
+    }
+
+    /// Whether the guest may write more now: not while a full buffer of records waits for
+    /// the disk.
+    pub(super) fn has_room(&self) -> bool {
+        self.files.is_none() || self.lock().pending.len() < MAX_PENDING_BYTES
+    }
+
+    /// Waits until [`has_room`](Self::has_room) (or the log is closed).
+    pub(super) async fn room(&self) {
+        let Some(files) = &self.files else { return };
+        loop {
+            let drained = files.drained.notified();
+            tokio::pin!(drained);
+            drained.as_mut().enable();
+            if self.has_room() || self.is_closed() {
+                return;
+            }
+            drained.await;
+        }
+    }
+
+    /// Time spent writing this log's files since last asked: host work the guest caused,
+    /// charged to its CPU.
+    pub fn take_host_time(&self) -> std::time::Duration {
+        std::time::Duration::from_nanos(self.host_nanos.swap(0, Ordering::Relaxed))
+    }
 }

@@ -3,6 +3,8 @@
 use std::path::Path;
 use std::time::Duration;
 
+use sha2::{Digest, Sha256};
+
 use super::*;
 use crate::node::sandbox::tests::exerciser;
 
