@@ -100,32 +100,19 @@ fn validate_item(path: &str, item: &LimitRangeItem, causes: &mut Vec<Cause>) {
         }
     }
     for (name, request) in item.default_request.iter().flatten() {
-        let limit = item.default.as_ref().and_then(|d| d.get(name));
-        if let (Some(request), Some(limit)) =
-            (parse(name, request), limit.and_then(|l| parse(name, l)))
-            && request > limit
+        let Some(limit) = item.default.as_ref().and_then(|d| d.get(name)) else {
+            continue;
+        };
+        if let (Some(requested), Some(limited)) = (parse(name, request), parse(name, limit))
+            && requested > limited
         {
             causes.push(Cause::invalid(
                 format!("{path}.defaultRequest[{name}]"),
-                &item
-                    .default_request
-                    .as_ref()
-                    .and_then(|d| d.get(name))
-                    .map_or("", |q| &q.0),
-                &format!(
-                    "must be less than or equal to default value {}",
-                    limit_text(item, name)
-                ),
+                &request.0,
+                &format!("must be less than or equal to default value {}", limit.0),
             ));
         }
     }
-}
-
-fn limit_text<'a>(item: &'a LimitRangeItem, name: &str) -> &'a str {
-    item.default
-        .as_ref()
-        .and_then(|d| d.get(name))
-        .map_or("", |q| q.0.as_str())
 }
 
 /// A quantity of a known resource, in millicores for cpu and bytes otherwise.
