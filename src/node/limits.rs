@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-pub use cpu::{CpuThrottle, EPOCH_TICK};
+pub use cpu::{BusyClock, CpuThrottle, EPOCH_TICK, Metered};
 pub use files::{GuestFiles, LimitExceeded};
 pub use memory::{MemoryCap, MemoryLimiter};
 

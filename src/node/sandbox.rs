@@ -10,7 +10,9 @@ use wasmtime::{Store, Trap};
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::disk::GuestDisk;
-use super::limits::{CpuThrottle, GuestFiles, LimitExceeded, MemoryCap, MemoryLimiter, PodShare};
+use super::limits::{
+    BusyClock, CpuThrottle, GuestFiles, LimitExceeded, MemoryCap, MemoryLimiter, PodShare,
+};
 use super::logs::ContainerLog;
 use super::runtime::{PreparedComponent, Runtime};
 
@@ -131,6 +133,8 @@ pub struct InstanceState {
     cpu: CpuThrottle,
     files: GuestFiles,
     disk: GuestDisk,
+    /// The guest's log, whose writing to disk it is charged for.
+    log: Arc<ContainerLog>,
 }
 
 impl WasiView for InstanceState {
@@ -159,17 +163,23 @@ impl Runtime {
         cancel: CancellationToken,
     ) -> Exit {
         let log = Arc::clone(&run.log);
+        let clock = BusyClock::new();
         let exit = tokio::select! {
             biased;
             () = cancel.cancelled() => Exit::killed(),
-            exit = self.run_instance(component, run) => exit,
+            exit = clock.meter(self.run_instance(component, run, &clock)) => exit,
         };
         log.close();
         exit
     }
 
-    async fn run_instance(&self, component: &PreparedComponent, run: ContainerRun) -> Exit {
-        let mut store = match self.new_store(run) {
+    async fn run_instance(
+        &self,
+        component: &PreparedComponent,
+        run: ContainerRun,
+        clock: &Arc<BusyClock>,
+    ) -> Exit {
+        let mut store = match self.new_store(run, clock) {
             Ok(store) => store,
             Err(message) => return Exit::start_failed(message),
         };
@@ -192,7 +202,11 @@ impl Runtime {
         exit
     }
 
-    fn new_store(&self, run: ContainerRun) -> Result<Store<InstanceState>, String> {
+    fn new_store(
+        &self,
+        run: ContainerRun,
+        clock: &Arc<BusyClock>,
+    ) -> Result<Store<InstanceState>, String> {
         let mut wasi = WasiCtxBuilder::new();
         wasi.arg(&run.name)
             .args(&run.args)
@@ -227,7 +241,8 @@ impl Runtime {
             wasi: wasi.build(),
             table,
             memory: MemoryLimiter::new(run.memory_limit, budgets.memory.clone()),
-            cpu: CpuThrottle::new(run.cpu_limit_millicores),
+            cpu: CpuThrottle::new(run.cpu_limit_millicores, Arc::clone(clock)),
+            log: Arc::clone(&run.log),
             files: GuestFiles::new(run.pod.files.clone(), budgets.files.clone()),
             disk: GuestDisk {
                 room: budgets.disk.clone(),
@@ -237,7 +252,11 @@ impl Runtime {
         let mut store = Store::new(self.engine(), state);
         store.limiter(|state| &mut state.memory);
         store.set_epoch_deadline(store.data().cpu.slice_ticks());
-        store.epoch_deadline_callback(|mut store| Ok(store.data_mut().cpu.on_deadline()));
+        store.epoch_deadline_callback(|mut store| {
+            let state = store.data_mut();
+            let host_time = state.log.take_host_time();
+            Ok(state.cpu.on_deadline(host_time))
+        });
         Ok(store)
     }
 }
