@@ -76,13 +76,7 @@ impl Worker {
                 return false;
             };
             let code = termination.exit_code;
-            let policy = self
-                .shared
-                .record
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .restart_policy
-                .clone();
+            let policy = self.restart_policy();
             if code == 0 {
                 return true;
             }
@@ -112,13 +106,7 @@ impl Worker {
             else {
                 return;
             };
-            let policy = self
-                .shared
-                .record
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .restart_policy
-                .clone();
+            let policy = self.restart_policy();
             if !should_restart(&policy, termination.exit_code) {
                 return;
             }
@@ -339,6 +327,11 @@ impl Worker {
 }
 
 impl Worker {
+    fn restart_policy(&self) -> String {
+        let record = self.shared.record.lock().unwrap_or_else(|p| p.into_inner());
+        record.restart_policy.clone()
+    }
+
     /// A fresh log for run number `restart` of `container`, written to its rotated files.
     async fn open_log(&self, container: &Container, restart: i32) -> Arc<ContainerLog> {
         let config = &self.node.config;
