@@ -166,7 +166,8 @@ async fn measure_cpu_isolation(
         mounts: vec![],
         memory_limit: None,
         cpu_limit_millicores: cpu,
-        log: ContainerLog::new(1 << 16, None),
+        pod: wasmkube::node::limits::PodShare::new(1024),
+        log: ContainerLog::new(1 << 16),
     };
     let time_work = || async {
         let mut times = Vec::new();

@@ -23,7 +23,8 @@ use crate::controller_runtime::backoff::Backoff;
 use crate::controllers::node_lifecycle::NodeLifecycleConfig;
 use crate::events::Recorder;
 use crate::node::agent::Agent;
-use crate::node::runtime::{Runtime, RuntimeConfig};
+use crate::node::allocatable::NodeLimits;
+use crate::node::runtime::Runtime;
 use crate::node::status_batch::StatusBatch;
 use crate::node::{NodeConfig, NodeContext};
 use crate::store::SqliteStore;
@@ -45,6 +46,8 @@ pub struct ClusterConfig {
     pub heartbeat_interval: Duration,
     /// Revisions of history kept for watches; older ones answer 410 Gone.
     pub watch_history: u64,
+    /// What the embedded node keeps for itself and lets its pods use.
+    pub node_limits: NodeLimits,
 }
 
 impl Default for ClusterConfig {
@@ -59,6 +62,7 @@ impl Default for ClusterConfig {
             backoff: Backoff::default(),
             heartbeat_interval: Duration::from_secs(10),
             watch_history: crate::store::DEFAULT_HISTORY,
+            node_limits: NodeLimits::default(),
         }
     }
 }
@@ -115,11 +119,12 @@ impl Cluster {
     /// names an unknown component.
     pub async fn start(config: ClusterConfig) -> anyhow::Result<Cluster> {
         components::check_disabled(&config.disabled)?;
-        std::fs::create_dir_all(&config.data_dir)
+        crate::node::disk::create_private_dir(&config.data_dir)
             .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
-        let store =
-            SqliteStore::open_with_history(&config.data_dir.join("store.db"), config.watch_history)
-                .context("cannot open the store")?;
+        let store_path = config.data_dir.join("store.db");
+        private_store_files(&store_path)?;
+        let store = SqliteStore::open_with_history(&store_path, config.watch_history)
+            .context("cannot open the store")?;
         let api = Api::new(Arc::new(store));
         api.bootstrap()
             .context("cannot create the system namespaces")?;
@@ -227,28 +232,47 @@ impl Cluster {
     }
 }
 
+/// The store's database is its owner's alone: created 0600 before SQLite opens it (SQLite
+/// gives its journal files the database's mode), and tightened if an older run left it looser.
+fn private_store_files(store_path: &Path) -> anyhow::Result<()> {
+    crate::node::disk::ensure_private_file(store_path)
+        .with_context(|| format!("cannot create {}", store_path.display()))?;
+    for suffix in ["-wal", "-shm"] {
+        let mut journal = store_path.as_os_str().to_owned();
+        journal.push(suffix);
+        let journal = PathBuf::from(journal);
+        if journal.exists() {
+            crate::node::disk::ensure_private_file(&journal)
+                .with_context(|| format!("cannot restrict {}", journal.display()))?;
+        }
+    }
+    Ok(())
+}
+
 /// The node agent of `up`, talking to the API in process.
 async fn start_embedded_node(
     api: &Arc<Api>,
     config: &ClusterConfig,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
-    let runtime = Runtime::new(RuntimeConfig {
-        cache_dir: config.data_dir.join("cache"),
-        ..RuntimeConfig::default()
-    })
-    .context("cannot start the wasmtime runtime")?;
     let mut node_config = NodeConfig::new(&config.node_name, config.data_dir.clone());
     node_config.backoff = config.backoff;
     node_config.heartbeat_interval = config.heartbeat_interval;
     node_config.control_plane = true;
-    let node = Arc::new(NodeContext {
-        recorder: Recorder::new(api.clone(), "kubelet", &config.node_name),
-        plane: ControlPlane::InProcess(api.clone()),
-        runtime,
-        config: node_config,
-        status_batch: Some(StatusBatch::start(api.clone())),
-    });
+    node_config.limits = config.node_limits.clone();
+    let guest_open_files = crate::node::allocatable::raise_open_file_limit();
+    let runtime = Runtime::new(node_config.runtime_config(guest_open_files))
+        .context("cannot start the wasmtime runtime")?;
+    let node = Arc::new(
+        NodeContext::new(
+            ControlPlane::InProcess(api.clone()),
+            runtime,
+            Recorder::new(api.clone(), "kubelet", &config.node_name),
+            node_config,
+            Some(StatusBatch::start(api.clone())),
+        )
+        .context("cannot start the node's log writer")?,
+    );
     Agent::start(node, shutdown.clone())
         .await
         .context("cannot register the node")?;

@@ -11,6 +11,7 @@ pub mod error;
 pub mod eviction;
 pub mod field_validation;
 pub mod kinds;
+mod limit_ranger;
 pub mod logs;
 pub mod objects;
 pub mod openapi;

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use super::apply::managed;
 use super::error::{ApiError, ApiResult};
-use super::kinds::{self, Deletion, NAMESPACES, Resource, SYSTEM_NAMESPACES, Write};
+use super::kinds::{self, Deletion, NAMESPACES, PODS, Resource, SYSTEM_NAMESPACES, Write};
 use super::selectors::{FieldSelector, LabelSelector};
 use super::write::{WriteOptions, Written};
 use super::{Api, clock};
@@ -383,6 +383,11 @@ impl Api {
         object.insert("uid".into(), Value::String(random_uid()));
         object.insert("creationTimestamp".into(), Value::String(now()));
         object.insert("generation".into(), json!(1));
+        if *resource == PODS
+            && let Some(ns) = namespace
+        {
+            self.apply_limit_ranges(ns, &mut value)?;
+        }
         let value = kinds::admit(resource, value, Write::Create)?;
         self.check_namespace_open(resource, namespace)?;
         let key = resource.key(namespace, Some(name_of(&value)));

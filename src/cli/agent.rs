@@ -10,6 +10,7 @@ use anyhow::{Context as _, bail};
 use clap::Args;
 use tokio_util::sync::CancellationToken;
 
+use super::node_args::NodeArgs;
 use super::up::shutdown_signal;
 use super::{GlobalArgs, print};
 use crate::api::ApiError;
@@ -17,7 +18,7 @@ use crate::client::control_plane::ControlPlane;
 use crate::events::Recorder;
 use crate::node::agent::Agent;
 use crate::node::join::{self, JoinError};
-use crate::node::runtime::{Runtime, RuntimeConfig};
+use crate::node::runtime::Runtime;
 use crate::node::{NodeConfig, NodeContext};
 
 /// How long to wait before trying an unreachable server again.
@@ -45,6 +46,8 @@ pub struct AgentArgs {
     /// The address other nodes and the API server reach this node at
     #[arg(long, default_value = "127.0.0.1", value_name = "IP")]
     pub address: std::net::IpAddr,
+    #[command(flatten)]
+    pub node: NodeArgs,
 }
 
 fn parse_label(text: &str) -> Result<(String, String), String> {
@@ -63,29 +66,26 @@ pub async fn run(global: &GlobalArgs, args: AgentArgs) -> anyhow::Result<()> {
         .data_dir
         .clone()
         .unwrap_or_else(|| default_agent_dir(&name));
-    std::fs::create_dir_all(&data_dir)
+    crate::node::disk::create_private_dir(&data_dir)
         .with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
     let shutdown = CancellationToken::new();
     let client = tokio::select! {
         client = join_when_reachable(&args.server, &args.token) => client?,
         signal = shutdown_signal() => bail!("{signal} received before the node joined"),
     };
-    let runtime = Runtime::new(RuntimeConfig {
-        cache_dir: data_dir.join("cache"),
-        ..RuntimeConfig::default()
-    })
-    .context("cannot start the wasmtime runtime")?;
     let mut config = NodeConfig::new(&name, data_dir);
     config.labels = args.labels.iter().cloned().collect::<BTreeMap<_, _>>();
     config.host_ip = args.address.to_string();
+    config.limits = args.node.limits();
+    let guest_open_files = crate::node::allocatable::raise_open_file_limit();
+    let runtime = Runtime::new(config.runtime_config(guest_open_files))
+        .context("cannot start the wasmtime runtime")?;
     let plane = ControlPlane::Remote(Box::new(client));
-    let node = Arc::new(NodeContext {
-        recorder: Recorder::new(plane.clone(), "kubelet", &name),
-        plane,
-        runtime,
-        config,
-        status_batch: None,
-    });
+    let recorder = Recorder::new(plane.clone(), "kubelet", &name);
+    let node = Arc::new(
+        NodeContext::new(plane, runtime, recorder, config, None)
+            .context("cannot start the node's log writer")?,
+    );
     tokio::select! {
         started = register_when_reachable(node, &shutdown) => started?,
         signal = shutdown_signal() => bail!("{signal} received before the node registered"),

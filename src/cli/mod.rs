@@ -21,6 +21,7 @@ pub mod files;
 pub mod get;
 pub mod logs;
 pub mod merge;
+pub mod node_args;
 pub mod pod_template;
 pub mod rollout;
 pub mod scale;

@@ -14,6 +14,7 @@ use tokio::time::Instant;
 use super::columns::Columns;
 use super::get::items_of;
 use super::logs::{LogRequest, print_logs};
+use super::node_args::NodeArgs;
 use super::server::ControlPlaneArgs;
 use super::table::Table;
 use super::{GlobalArgs, Session, apply, demo, files, print, report};
@@ -41,6 +42,8 @@ pub struct UpArgs {
     pub demo: bool,
     #[command(flatten)]
     pub control_plane: ControlPlaneArgs,
+    #[command(flatten)]
+    pub node: NodeArgs,
 }
 
 pub async fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<()> {
@@ -55,6 +58,7 @@ pub async fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<()> {
         config.node_name = node_name;
     }
     args.control_plane.configure(&mut config);
+    config.node_limits = args.node.limits();
     let started = Instant::now();
     let cluster = Cluster::start(config)
         .await

@@ -5,12 +5,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use chrono::{SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 use futures::StreamExt;
 use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::eviction::{self, NodePods, PodOnDisk};
 use super::logs::LogLine;
 use super::pod_worker::{self, PodHandle, Stop};
 use super::{NodeContext, heartbeat};
@@ -46,6 +47,8 @@ impl Agent {
             api.register_log_source(&agent.node.config.node_name, agent.clone());
         }
         tokio::spawn(heartbeat::run(agent.node.clone(), shutdown.clone()));
+        let pods: Arc<dyn NodePods> = agent.clone();
+        tokio::spawn(eviction::run(agent.node.clone(), pods, shutdown.clone()));
         tokio::spawn(agent.clone().sync_pods(shutdown));
         Ok(agent)
     }
@@ -175,6 +178,30 @@ impl Agent {
     }
 }
 
+impl NodePods for Agent {
+    fn on_disk(&self) -> Vec<PodOnDisk> {
+        let pods = self.pods.lock().unwrap_or_else(|p| p.into_inner());
+        pods.iter()
+            .filter_map(|(uid, handle)| {
+                let (pod, share) = handle.disk_view()?;
+                Some(PodOnDisk {
+                    uid: uid.clone(),
+                    pod,
+                    share,
+                })
+            })
+            .collect()
+    }
+
+    fn evict(&self, uid: &str, message: String) {
+        let pods = self.pods.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(handle) = pods.get(uid) {
+            tracing::info!(pod = uid, %message, "evicting pod");
+            handle.evict(message);
+        }
+    }
+}
+
 impl PodLogs for Agent {
     fn open(
         &self,
@@ -205,9 +232,7 @@ impl PodLogs for Agent {
         } else {
             pair.current
         };
-        let since = options
-            .since_seconds
-            .map(|s| Utc::now() - chrono::Duration::seconds(s));
+        let since = options.since_seconds.and_then(|s| since(Utc::now(), s));
         let (lines, mut cursor) = log.snapshot(options.tail_lines, since);
         let (tx, rx) = mpsc::channel(64);
         let (follow, timestamps) = (options.follow, options.timestamps);
@@ -233,6 +258,14 @@ impl PodLogs for Agent {
     }
 }
 
+/// The oldest time `sinceSeconds` lets through, `now` minus `seconds`; `None` (no bound) when
+/// that lies before any time a clock can show, so a huge value means "everything", never a
+/// panic. A negative value counts as zero.
+fn since(now: DateTime<Utc>, seconds: i64) -> Option<DateTime<Utc>> {
+    let back = chrono::TimeDelta::try_seconds(seconds.max(0))?;
+    now.checked_sub_signed(back)
+}
+
 fn render(lines: &[LogLine], timestamps: bool) -> Bytes {
     let mut out = String::new();
     for line in lines {
@@ -244,4 +277,18 @@ fn render(lines: &[LogLine], timestamps: bool) -> Bytes {
         out.push('\n');
     }
     Bytes::from(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_seconds_beyond_any_clock_means_every_line_instead_of_a_panic() {
+        let now = Utc::now();
+        assert_eq!(since(now, i64::MAX), None);
+        assert_eq!(since(now, i64::MAX / 1000), None);
+        assert_eq!(since(now, 10), Some(now - chrono::TimeDelta::seconds(10)));
+        assert_eq!(since(now, -5), Some(now));
+    }
 }

@@ -97,18 +97,78 @@ fn expand(text: &str, vars: &HashMap<&str, &str>) -> String {
     out
 }
 
-/// The container's `volumeMounts` as host directories.
-pub fn mounts(pod_dir: &Path, container: &Container) -> Vec<Mount> {
-    container
-        .volume_mounts
-        .iter()
-        .flatten()
-        .map(|m| Mount {
-            host_path: volume_dir(pod_dir, &m.name),
-            guest_path: m.mount_path.clone(),
-            read_only: m.read_only.unwrap_or(false),
-        })
-        .collect()
+/// The container's `volumeMounts` as host directories: the volume's directory, or the
+/// directory `subPath` (or `subPathExpr` with `$(VAR)` expanded from `env`) names inside it,
+/// created if missing as the kubelet does. Blocking: it touches the disk.
+///
+/// # Errors
+/// Kubernetes' message when a sub path is absolute, climbs out with `..`, or passes through a
+/// symlink (a guest of the pod could have planted one pointing anywhere on the host).
+pub fn mounts(
+    pod_dir: &Path,
+    container: &Container,
+    env: &[(String, String)],
+) -> Result<Vec<Mount>, String> {
+    let known: HashMap<&str, &str> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let mut mounts = Vec::new();
+    for mount in container.volume_mounts.iter().flatten() {
+        let volume = volume_dir(pod_dir, &mount.name);
+        let sub_path = match (&mount.sub_path, &mount.sub_path_expr) {
+            (Some(path), _) if !path.is_empty() => Some(path.clone()),
+            (_, Some(expr)) if !expr.is_empty() => Some(expand(expr, &known)),
+            _ => None,
+        };
+        let host_path = match sub_path {
+            Some(sub_path) => sub_path_dir(&volume, &sub_path).map_err(|reason| {
+                format!(
+                    "failed to prepare subPath for volumeMount \"{}\" of container \"{}\": {reason}",
+                    mount.name, container.name
+                )
+            })?,
+            None => volume,
+        };
+        mounts.push(Mount {
+            host_path,
+            guest_path: mount.mount_path.clone(),
+            read_only: mount.read_only.unwrap_or(false),
+        });
+    }
+    Ok(mounts)
+}
+
+/// The directory `sub_path` names under `volume`, created component by component; no
+/// component may be `..`, absolute, or a symlink, and the result must still lie in `volume`.
+fn sub_path_dir(volume: &Path, sub_path: &str) -> Result<PathBuf, String> {
+    if sub_path.starts_with('/') {
+        return Err(format!("subPath {sub_path:?} must be a relative path"));
+    }
+    let mut dir = volume.to_path_buf();
+    for part in sub_path.split('/').filter(|p| !p.is_empty() && *p != ".") {
+        if part == ".." {
+            return Err(format!("subPath {sub_path:?} must not contain '..'"));
+        }
+        dir.push(part);
+        match std::fs::symlink_metadata(&dir) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                return Err(format!("subPath {sub_path:?} passes through a symlink"));
+            }
+            Ok(meta) if !meta.is_dir() => {
+                return Err(format!("subPath {sub_path:?} is not a directory"));
+            }
+            Ok(_) => {}
+            Err(_) => super::disk::create_private_dir(&dir)
+                .map_err(|e| format!("cannot create subPath {sub_path:?}: {e}"))?,
+        }
+    }
+    let inside = dir
+        .canonicalize()
+        .ok()
+        .zip(volume.canonicalize().ok())
+        .is_some_and(|(dir, volume)| dir.starts_with(volume));
+    if !inside {
+        return Err(format!("subPath {sub_path:?} leads out of its volume"));
+    }
+    Ok(dir)
 }
 
 /// `resources.limits.memory` in bytes and `resources.limits.cpu` in millicores.
@@ -126,7 +186,7 @@ pub fn limits(container: &Container) -> (Option<u64>, Option<u64>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     #[test]
     fn field_refs_resolve_and_references_expand() {
@@ -145,6 +205,56 @@ mod tests {
         assert_eq!(env[0], ("POD".into(), "web".into()));
         assert_eq!(env[1].1, "hi web in $(MISSING) $(POD)");
         assert_eq!(arguments(container, &env), ["serve", "--name=web"]);
+    }
+
+    fn container_mounting(sub_path: Value) -> Container {
+        let mut mount = json!({"name": "data", "mountPath": "/data"});
+        mount
+            .as_object_mut()
+            .unwrap()
+            .extend(sub_path.as_object().unwrap().clone());
+        serde_json::from_value(json!({"name": "c", "volumeMounts": [mount]})).unwrap()
+    }
+
+    #[test]
+    fn a_sub_path_mounts_a_directory_inside_the_volume_created_on_demand() {
+        let pod_dir = tempfile::tempdir().unwrap();
+        let container = container_mounting(json!({"subPath": "a/b"}));
+        let mounts = mounts(pod_dir.path(), &container, &[]).unwrap();
+        let expected = volume_dir(pod_dir.path(), "data").join("a/b");
+        assert_eq!(mounts[0].host_path, expected);
+        assert!(expected.is_dir());
+    }
+
+    #[test]
+    fn a_sub_path_expr_expands_the_containers_environment() {
+        let pod_dir = tempfile::tempdir().unwrap();
+        let container = container_mounting(json!({"subPathExpr": "logs/$(POD)"}));
+        let env = [("POD".to_string(), "web-1".to_string())];
+        let mounts = mounts(pod_dir.path(), &container, &env).unwrap();
+        assert!(mounts[0].host_path.ends_with("volumes/data/logs/web-1"));
+    }
+
+    #[test]
+    fn sub_paths_that_leave_the_volume_are_refused() {
+        let pod_dir = tempfile::tempdir().unwrap();
+        let volume = volume_dir(pod_dir.path(), "data");
+        std::fs::create_dir_all(&volume).unwrap();
+        std::os::unix::fs::symlink("/", volume.join("escape")).unwrap();
+        let env = [("UP".to_string(), "..".to_string())];
+        for (sub_path, why) in [
+            (json!({"subPath": "/etc"}), "must be a relative path"),
+            (json!({"subPath": "a/../../x"}), "must not contain '..'"),
+            (json!({"subPathExpr": "$(UP)/x"}), "must not contain '..'"),
+            (json!({"subPath": "escape/etc"}), "passes through a symlink"),
+        ] {
+            let error = mounts(pod_dir.path(), &container_mounting(sub_path), &env).unwrap_err();
+            assert!(error.contains(why), "{error}");
+            assert!(
+                error.contains("volumeMount \"data\" of container \"c\""),
+                "{error}"
+            );
+        }
     }
 
     #[test]

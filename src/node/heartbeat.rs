@@ -6,6 +6,7 @@ use chrono::{SecondsFormat, Utc};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
+use super::disk::FsStats;
 use super::{NodeConfig, NodeContext};
 use crate::api::discovery::KUBERNETES_VERSION;
 use crate::api::kinds::{LEASES, NODE_LEASE_NAMESPACE, NODES};
@@ -38,6 +39,8 @@ pub async fn run(node: Arc<NodeContext>, shutdown: CancellationToken) {
         let result = tokio::select! {
             _ = lease.tick() => renew_lease(&node).await,
             _ = status.tick() => post_status(&node).await,
+            // A turn of DiskPressure is news for the scheduler now, not at the next heartbeat.
+            _ = node.disk_pressure.changed() => post_status(&node).await,
             _ = shutdown.cancelled() => return,
         };
         match result {
@@ -68,7 +71,12 @@ pub async fn run(node: Arc<NodeContext>, shutdown: CancellationToken) {
 async fn post_status(node: &NodeContext) -> ApiResult<()> {
     let name = &node.config.node_name;
     let mut object = node.plane.get(&NODES, None, name).await?;
-    object["status"] = node_status(&node.config);
+    let data_dir = node.config.data_dir.clone();
+    let disk = tokio::task::spawn_blocking(move || super::disk::fs_stats(&data_dir).ok())
+        .await
+        .ok()
+        .flatten();
+    object["status"] = node_status(&node.config, disk, node.disk_pressure.condition());
     node.plane
         .update(&NODES, None, name, object, Part::Status)
         .await
@@ -134,24 +142,57 @@ fn node_object(config: &NodeConfig) -> Value {
     })
 }
 
-fn node_status(config: &NodeConfig) -> Value {
+/// The Node's status: `disk` is the data dir's filesystem (its ephemeral storage), `pressure`
+/// the DiskPressure the housekeeping last found, with when it turned.
+fn node_status(
+    config: &NodeConfig,
+    disk: Option<FsStats>,
+    pressure: Option<(bool, String)>,
+) -> Value {
     let heartbeat = Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true);
     let condition = |kind: &str, status: &str, reason: &str, message: &str| {
         json!({"type": kind, "status": status, "reason": reason, "message": message,
                "lastHeartbeatTime": heartbeat, "lastTransitionTime": config.started_at})
     };
-    let resources = json!({
-        "cpu": format!("{}", config.capacity_cpu),
-        "memory": format!("{}Ki", config.capacity_memory_bytes / 1024),
-        "pods": format!("{}", config.capacity_pods),
-    });
+    let resources = |memory: u64, storage: Option<u64>| {
+        let mut list = json!({
+            "cpu": format!("{}", config.capacity_cpu),
+            "memory": format!("{}Ki", memory / 1024),
+            "pods": format!("{}", config.capacity_pods),
+        });
+        if let Some(storage) = storage {
+            list["ephemeral-storage"] = json!(format!("{}Ki", storage / 1024));
+        }
+        list
+    };
+    let storage = disk.map(|d| d.capacity_bytes);
+    let allocatable_storage = storage.map(|s| s.saturating_sub(config.limits.reserved_storage));
+    let mut disk_pressure = match pressure {
+        Some((true, _)) => condition(
+            "DiskPressure",
+            "True",
+            "KubeletHasDiskPressure",
+            "kubelet has disk pressure",
+        ),
+        _ => condition(
+            "DiskPressure",
+            "False",
+            "KubeletHasNoDiskPressure",
+            "kubelet has no disk pressure",
+        ),
+    };
+    if let Some((_, since)) = pressure {
+        disk_pressure["lastTransitionTime"] = json!(since);
+    }
     let (major, minor) = KUBERNETES_VERSION;
     json!({
-        "capacity": resources,
-        "allocatable": resources,
+        "capacity": resources(config.capacity_memory_bytes, storage),
+        // What pods may use: the guests' memory is capped at this, below the machine's, and
+        // their writes stop above the disk space kept for the store.
+        "allocatable": resources(config.allocatable_memory(), allocatable_storage),
         "conditions": [
             condition("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
-            condition("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+            disk_pressure,
             condition("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
             condition("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
         ],
@@ -172,6 +213,42 @@ fn node_status(config: &NodeConfig) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_status_reports_allocatable_below_capacity_and_disk_pressure_as_found() {
+        let config = NodeConfig::new("n1", "/tmp/x".into());
+        let disk = FsStats {
+            capacity_bytes: 100 << 30,
+            available_bytes: 5 << 30,
+        };
+        let status = node_status(
+            &config,
+            Some(disk),
+            Some((true, "2024-01-01T00:00:00Z".into())),
+        );
+        let ki = |list: &str, name: &str| {
+            let text = status[list][name]
+                .as_str()
+                .unwrap()
+                .trim_end_matches("Ki")
+                .to_string();
+            text.parse::<u64>().unwrap() * 1024
+        };
+        assert!(ki("allocatable", "memory") < ki("capacity", "memory"));
+        assert_eq!(ki("capacity", "ephemeral-storage"), 100 << 30);
+        assert_eq!(
+            ki("allocatable", "ephemeral-storage"),
+            (100 << 30) - config.limits.reserved_storage
+        );
+        let pressure = status["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == "DiskPressure")
+            .unwrap();
+        assert_eq!(pressure["status"], "True");
+        assert_eq!(pressure["lastTransitionTime"], "2024-01-01T00:00:00Z");
+    }
 
     #[test]
     fn only_the_control_plane_node_carries_the_control_plane_role() {

@@ -1,34 +1,31 @@
 //! Bounded per-container log buffers: guest stdout/stderr as timestamped lines.
 //!
 //! A [`ContainerLog`] keeps the newest lines up to a byte budget in memory and
-//! optionally mirrors them, in the CRI log format, to a size-capped file. Every
-//! line gets a sequence number so followers (`kubectl logs -f`) resume exactly
+//! optionally mirrors them, in the CRI log format, to rotated files (`file`): records
+//! gather in a buffer the node's [`LogWriter`] thread writes out by size and by time, and
+//! a guest that outruns the disk waits for it (its stream offers no room until the buffer
+//! drains). Every line gets a sequence number so followers (`kubectl logs -f`) resume exactly
 //! where they stopped: [`ContainerLog::lines_after`] returns everything still
 //! buffered from a cursor on, and [`ContainerLog::wait_for_more`] sleeps until
 //! the cursor is stale or the log is closed.
 
 use std::collections::VecDeque;
-use std::path::PathBuf;
-use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll};
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
-use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use tokio::sync::watch;
-use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
-use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
+use tokio::sync::{Notify, watch};
 
 /// Default in-memory budget of one container's log.
 pub const DEFAULT_CAPACITY_BYTES: usize = 1024 * 1024;
 /// Lines longer than this are split (the tail continues on the next line).
 pub const MAX_LINE_BYTES: usize = 16 * 1024;
-/// The mirror file is truncated and restarted once it would exceed this.
-pub const MAX_FILE_BYTES: u64 = 10 * 1024 * 1024;
 /// Bookkeeping charged per line so a flood of empty lines is bounded too.
 const LINE_OVERHEAD_BYTES: usize = 48;
-/// Largest write a guest may make in one go (the WASI permit).
-const WRITE_PERMIT_BYTES: usize = 64 * 1024;
+/// Records gathered for the file before the writer is asked to write them at once.
+const FLUSH_BYTES: usize = 64 * 1024;
+/// Records waiting for the file past which the guest's stream offers no room.
+const MAX_PENDING_BYTES: usize = 1024 * 1024;
 
 /// Which guest stream a line came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -70,14 +67,25 @@ struct State {
     next_seq: u64,
     partial: [Vec<u8>; 2],
     closed: bool,
-    mirror: Option<Mirror>,
+    /// CRI records not yet in the file (only when there is a file).
+    pending: Vec<u8>,
+    flush_requested: bool,
+}
+
+/// The file side of a log: where records go, and who writes them.
+struct Files {
+    file: Mutex<Option<LogFile>>,
+    writer: LogWriter,
+    /// Wakes guests waiting for the pending records to drain.
+    drained: Notify,
 }
 
 /// A bounded, followable log of one container run.
 ///
 /// # Guarantees
-/// - Memory stays under `capacity_bytes` (plus one partial line per stream);
-///   the mirror file stays under [`MAX_FILE_BYTES`].
+/// - Memory stays under `capacity_bytes` (plus one partial line per stream and
+///   about [`MAX_PENDING_BYTES`] of records on their way to the file); the files
+///   stay within their [`Rotation`].
 /// - Sequence numbers are dense and increasing; a follower that passes the
 ///   cursor it was given never sees a line twice and misses only lines that
 ///   were already evicted.
@@ -86,20 +94,37 @@ pub struct ContainerLog {
     state: Mutex<State>,
     /// `(next_seq, closed)`, published under the state lock so it never goes back.
     progress: watch::Sender<(u64, bool)>,
+    files: Option<Files>,
+    this: Weak<ContainerLog>,
+    /// Time the writer thread spent on this log's files, not yet charged to the guest's CPU.
+    host_nanos: AtomicU64,
 }
 
 impl ContainerLog {
-    /// A new, empty log. `file`, when given, is appended to (created if
-    /// missing); if it cannot be opened the log works in memory only.
-    pub fn new(capacity_bytes: usize, file: Option<PathBuf>) -> Arc<Self> {
-        let mirror = file.and_then(|path| match Mirror::open(&path) {
-            Ok(mirror) => Some(mirror),
-            Err(error) => {
-                tracing::warn!(path = %path.display(), %error, "container log file unavailable");
-                None
+    /// A new, empty log kept in memory only.
+    pub fn new(capacity_bytes: usize) -> Arc<Self> {
+        Self::with_files(capacity_bytes, None)
+    }
+
+    /// A new, empty log also written to `files` by `writer`. Blocking: it opens the file and
+    /// removes the container's oldest; if the file cannot be opened the log works in memory
+    /// only.
+    pub fn with_files(capacity_bytes: usize, files: Option<(LogFiles, LogWriter)>) -> Arc<Self> {
+        let files = files.and_then(|(files, writer)| {
+            let dir = files.dir.clone();
+            match LogFile::open(files) {
+                Ok(file) => Some(Files {
+                    file: Mutex::new(Some(file)),
+                    writer,
+                    drained: Notify::new(),
+                }),
+                Err(error) => {
+                    tracing::warn!(dir = %dir.display(), %error, "container log file unavailable");
+                    None
+                }
             }
         });
-        Arc::new(ContainerLog {
+        let log = Arc::new_cyclic(|this| ContainerLog {
             capacity: capacity_bytes.max(1),
             state: Mutex::new(State {
                 lines: VecDeque::new(),
@@ -107,10 +132,18 @@ impl ContainerLog {
                 next_seq: 0,
                 partial: [Vec::new(), Vec::new()],
                 closed: false,
-                mirror,
+                pending: Vec::new(),
+                flush_requested: false,
             }),
             progress: watch::Sender::new((0, false)),
-        })
+            files,
+            this: this.clone(),
+            host_nanos: AtomicU64::new(0),
+        });
+        if let Some(files) = &log.files {
+            files.writer.register(Arc::downgrade(&log));
+        }
+        log
     }
 
     /// A WASI stdout that appends to this log.
@@ -164,6 +197,7 @@ impl ContainerLog {
         if state.next_seq != before {
             self.publish(&state);
         }
+        self.request_flush(&mut state, FLUSH_BYTES);
     }
 
     /// Ends the log: partial lines are flushed, later writes are dropped and
@@ -180,9 +214,7 @@ impl ContainerLog {
             }
         }
         state.closed = true;
-        if let Some(mirror) = state.mirror.as_mut() {
-            mirror.flush();
-        }
+        self.request_flush(&mut state, 1);
         self.publish(&state);
     }
 
@@ -256,10 +288,8 @@ impl ContainerLog {
             stream,
             text: String::from_utf8_lossy(&text).into_owned(),
         };
-        if let Some(mirror) = state.mirror.as_mut()
-            && !mirror.append(&line)
-        {
-            state.mirror = None;
+        if self.files.is_some() {
+            file::record(&line, &mut state.pending);
         }
         state.bytes += cost(&line);
         state.lines.push_back(Stored {
@@ -313,73 +343,14 @@ fn utf8_boundary(bytes: &[u8]) -> usize {
     }
 }
 
-/// One guest stream writing into a [`ContainerLog`]; give it to
-/// `WasiCtxBuilder::stdout` / `stderr`. Writes never block the guest.
-#[derive(Clone)]
-pub struct LogStream {
-    log: Arc<ContainerLog>,
-    stream: Stream,
-}
-
-impl IsTerminal for LogStream {
-    fn is_terminal(&self) -> bool {
-        false
-    }
-}
-
-impl StdoutStream for LogStream {
-    fn p2_stream(&self) -> Box<dyn OutputStream> {
-        Box::new(self.clone())
-    }
-
-    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
-        Box::new(self.clone())
-    }
-}
-
-impl OutputStream for LogStream {
-    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
-        self.log.write(self.stream, &bytes);
-        Ok(())
-    }
-
-    fn flush(&mut self) -> StreamResult<()> {
-        Ok(())
-    }
-
-    fn check_write(&mut self) -> StreamResult<usize> {
-        Ok(WRITE_PERMIT_BYTES)
-    }
-}
-
-#[wasmtime_wasi::async_trait]
-impl Pollable for LogStream {
-    async fn ready(&mut self) {}
-}
-
-impl tokio::io::AsyncWrite for LogStream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        self.log.write(self.stream, buf);
-        Poll::Ready(Ok(buf.len()))
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-}
-
 mod file;
+mod stream;
+mod writer;
 
-use file::Mirror;
-pub use file::read_log_file;
+use file::LogFile;
+pub use file::{LogFiles, Rotation, read_log_file};
+pub use stream::LogStream;
+pub use writer::LogWriter;
 
 #[cfg(test)]
 mod tests;

@@ -4,7 +4,10 @@
 //! `sandbox` wrap wasmtime, `logs` keeps bounded container output.
 
 pub mod agent;
+pub mod allocatable;
 pub mod container_spec;
+pub mod disk;
+pub mod eviction;
 pub mod heartbeat;
 pub mod join;
 pub mod limits;
@@ -45,6 +48,8 @@ pub struct NodeConfig {
     pub capacity_cpu: u64,
     pub capacity_memory_bytes: u64,
     pub capacity_pods: u64,
+    /// What the node keeps for itself and lets its pods use.
+    pub limits: allocatable::NodeLimits,
     pub started_at: String,
 }
 
@@ -63,8 +68,27 @@ impl NodeConfig {
             capacity_cpu: std::thread::available_parallelism().map_or(1, |n| n.get() as u64),
             capacity_memory_bytes: total_memory_bytes(),
             capacity_pods: 1000,
+            limits: allocatable::NodeLimits::default(),
             started_at: crate::api::objects::now(),
         }
+    }
+}
+
+impl NodeConfig {
+    /// The node's runtime settings: its compile cache under the data dir, its guests' memory
+    /// bounded by the node's allocatable memory, and `guest_open_files` shared by all pods.
+    pub fn runtime_config(&self, guest_open_files: usize) -> runtime::RuntimeConfig {
+        runtime::RuntimeConfig {
+            cache_dir: self.data_dir.join("cache"),
+            guest_memory_bytes: Some(self.allocatable_memory()),
+            guest_open_files,
+            ..runtime::RuntimeConfig::default()
+        }
+    }
+
+    /// Memory the node's pods may use together.
+    pub fn allocatable_memory(&self) -> u64 {
+        self.limits.allocatable_memory(self.capacity_memory_bytes)
     }
 }
 
@@ -87,9 +111,40 @@ pub struct NodeContext {
     pub config: NodeConfig,
     /// Batched status writes, for a node in the API server's process.
     pub status_batch: Option<status_batch::StatusBatch>,
+    /// Writes the containers' logs to their files.
+    pub log_writer: logs::LogWriter,
+    /// Whether the node's disk is under pressure, as its housekeeping last found it.
+    pub disk_pressure: eviction::DiskPressure,
 }
 
 impl NodeContext {
+    /// A node's shared context; starts its log writer.
+    ///
+    /// # Errors
+    /// When the log writer's thread cannot start.
+    pub fn new(
+        plane: ControlPlane,
+        runtime: runtime::Runtime,
+        recorder: Recorder,
+        config: NodeConfig,
+        status_batch: Option<status_batch::StatusBatch>,
+    ) -> std::io::Result<NodeContext> {
+        Ok(NodeContext {
+            plane,
+            runtime,
+            recorder,
+            config,
+            status_batch,
+            log_writer: logs::LogWriter::start()?,
+            disk_pressure: eviction::DiskPressure::default(),
+        })
+    }
+
+    /// Where the node keeps one container's log files, over all its restarts.
+    pub fn log_dir(&self, uid: &str, container: &str) -> PathBuf {
+        self.pod_dir(uid).join("logs").join(container)
+    }
+
     /// Where the node keeps one pod's volumes and logs.
     pub fn pod_dir(&self, uid: &str) -> PathBuf {
         self.config.data_dir.join("pods").join(uid)

@@ -100,10 +100,15 @@ pub struct PodRecord {
     pub host_ip: String,
     pub pod_ip: String,
     pub terminating: bool,
+    /// Why the node evicted the pod (its disk usage), if it did: the pod has failed for good.
+    pub eviction: Option<String>,
 }
 
 /// Kubernetes' pod phase, from the containers' states and the restart policy.
 pub fn phase(pod: &PodRecord) -> &'static str {
+    if pod.eviction.is_some() {
+        return "Failed";
+    }
     if !pod.initialized {
         let init_failed = pod.init.iter().any(|c| {
             matches!(&c.state, ContainerState::Terminated(t) if t.exit_code != 0)
@@ -169,6 +174,15 @@ pub fn status_json(pod: &PodRecord) -> Value {
     if !pod.init.is_empty() {
         status["initContainerStatuses"] = pod.init.iter().map(ContainerRecord::to_json).collect();
     }
+    if let Some(message) = &pod.eviction {
+        status["reason"] = json!("Evicted");
+        status["message"] = json!(message);
+        if let Some(conditions) = status["conditions"].as_array_mut() {
+            conditions.push(json!({"type": "DisruptionTarget", "status": "True",
+                "reason": "TerminationByKubelet", "message": message,
+                "lastTransitionTime": pod.ready_transition}));
+        }
+    }
     status
 }
 
@@ -222,6 +236,7 @@ mod tests {
             host_ip: String::new(),
             pod_ip: String::new(),
             terminating: false,
+            eviction: None,
         }
     }
 
@@ -285,6 +300,28 @@ mod tests {
         assert_eq!(phase(&record), "Failed");
         record.restart_policy = "OnFailure".into();
         assert_eq!(phase(&record), "Pending");
+    }
+
+    #[test]
+    fn an_evicted_pod_has_failed_with_reason_evicted_and_a_disruption_condition() {
+        let running = ContainerState::Running {
+            started_at: String::new(),
+        };
+        let mut record = pod("Always", vec![running]);
+        record.eviction =
+            Some("Usage of EmptyDir volume \"data\" exceeds the limit \"10Mi\".".into());
+        let status = status_json(&record);
+        assert_eq!(status["phase"], "Failed");
+        assert_eq!(status["reason"], "Evicted");
+        assert!(status["message"].as_str().unwrap().contains("EmptyDir"));
+        let disruption = status["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == "DisruptionTarget")
+            .unwrap();
+        assert_eq!(disruption["reason"], "TerminationByKubelet");
+        assert!(!is_ready(&record));
     }
 
     #[test]

@@ -4,27 +4,23 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Container, Pod};
 use serde_json::Value;
 use tokio::sync::{Notify, watch};
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::NodeContext;
-use super::container_spec::{self, arguments, environment, image_path, limits, mounts};
+use super::limits::PodShare;
 use super::logs::ContainerLog;
-use super::pod_status::{
-    self, ContainerRecord, ContainerState, PodRecord, Termination, should_restart,
-};
-use super::runtime::{LoadSource, Loaded};
-use super::sandbox::{ContainerRun, ExitReason};
-use super::status_batch::Written;
-use crate::api::kinds::PODS;
+use super::pod_status::{self, ContainerRecord, PodRecord, Termination};
+use crate::api::ApiError;
 use crate::api::objects::now;
-use crate::api::{ApiError, Part};
 use crate::events::EventType;
+
+mod containers;
+mod status;
 
 /// Why a pod's containers are being stopped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,6 +52,12 @@ const STATUS_RETRY: Duration = Duration::from_secs(1);
 
 struct PodShared {
     record: Mutex<PodRecord>,
+    /// The pod as it was bound here.
+    pod: Arc<Pod>,
+    /// What the pod's containers draw from together.
+    share: Arc<PodShare>,
+    /// Stops the pod's containers: on a stop, or when the node evicts the pod.
+    containers: CancellationToken,
     logs: Mutex<HashMap<String, LogPair>>,
     changed: Notify,
     /// The status last accepted by the API.
@@ -87,6 +89,26 @@ impl PodHandle {
             drop(written);
             self.shared.changed.notify_one();
         }
+    }
+
+    /// Evicts the pod (its disk usage): its containers stop, it fails with reason `Evicted` and
+    /// `message`, and its volumes go. The object stays for its owner to see and replace.
+    pub fn evict(&self, message: String) {
+        let mut record = self.shared.record.lock().unwrap_or_else(|p| p.into_inner());
+        if record.eviction.is_some() {
+            return;
+        }
+        record.eviction = Some(message);
+        drop(record);
+        self.shared.containers.cancel();
+        self.shared.changed.notify_one();
+    }
+
+    /// What the node's disk housekeeping needs of a pod still running here; `None` once it
+    /// has stopped, finished or been evicted.
+    pub fn disk_view(&self) -> Option<(Arc<Pod>, Arc<PodShare>)> {
+        let live = !self.finished.is_cancelled() && !self.shared.containers.is_cancelled();
+        live.then(|| (self.shared.pod.clone(), self.shared.share.clone()))
     }
 
     pub fn logs(&self, container: &str) -> Option<LogPair> {
@@ -132,9 +154,19 @@ pub fn spawn(node: Arc<NodeContext>, raw: Value) -> Result<PodHandle, ApiError> 
         host_ip: node.config.host_ip.clone(),
         pod_ip: node.config.host_ip.clone(),
         terminating: false,
+        // A pod this node evicted before it restarted stays evicted.
+        eviction: (raw["status"]["reason"] == "Evicted").then(|| {
+            raw["status"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        }),
     };
     let shared = Arc::new(PodShared {
         record: Mutex::new(record),
+        pod: Arc::new(pod.clone()),
+        containers: CancellationToken::new(),
+        share: PodShare::new(node.config.limits.pod_max_open_files),
         logs: Mutex::new(HashMap::new()),
         changed: Notify::new(),
         written: Mutex::new(None),
@@ -169,9 +201,14 @@ fn carry_over(stored: Option<&Value>, container: &Container) -> ContainerRecord 
         container.image.as_deref().unwrap_or_default(),
     );
     let Some(stored) = stored else { return record };
-    record.restart_count = stored["restartCount"].as_i64().unwrap_or(0) as i32;
+    // The stored count is whatever the API holds: clamp it rather than wrap or overflow.
+    let stored_count = stored["restartCount"]
+        .as_i64()
+        .unwrap_or(0)
+        .clamp(0, i32::MAX.into());
+    record.restart_count = i32::try_from(stored_count).unwrap_or(i32::MAX);
     if let Some(started_at) = stored["state"]["running"]["startedAt"].as_str() {
-        record.restart_count += 1;
+        record.restart_count = record.restart_count.saturating_add(1);
         record.last_termination = Some(Termination {
             exit_code: 255,
             reason: "Unknown".into(),
@@ -224,19 +261,23 @@ impl Worker {
 
     async fn run(self, mut stop: watch::Receiver<Option<Stop>>) {
         let this = Arc::new(self);
-        let containers_stop = CancellationToken::new();
+        let containers_stop = this.shared.containers.clone();
         let status_done = CancellationToken::new();
-        let status_writer = tokio::spawn(this.clone().write_status(status_done.clone()));
+        // A pod that finished before this worker started keeps the status it ended with:
+        // nothing here runs that could change it.
         let already_finished = matches!(
             this.raw["status"]["phase"].as_str(),
             Some("Succeeded" | "Failed")
         );
+        let status_writer = (!already_finished)
+            .then(|| tokio::spawn(this.clone().write_status(status_done.clone())));
         let lifecycle = {
             let this = this.clone();
             let cancel = containers_stop.clone();
             tokio::spawn(async move {
                 if !already_finished {
                     this.run_containers(cancel).await;
+                    this.after_eviction().await;
                 }
             })
         };
@@ -252,9 +293,31 @@ impl Worker {
         containers_stop.cancel();
         let _ = lifecycle.await;
         status_done.cancel();
-        let _ = status_writer.await;
+        if let Some(status_writer) = status_writer {
+            let _ = status_writer.await;
+        }
         if reason != Stop::Shutdown {
             this.remove(reason).await;
+        }
+    }
+
+    /// Once an evicted pod's containers have stopped: says why in an event, and removes its
+    /// volumes, which is what the eviction was for (its logs stay for `kubectl logs`).
+    async fn after_eviction(&self) {
+        let eviction = self
+            .shared
+            .record
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .eviction
+            .clone();
+        let Some(message) = eviction else { return };
+        self.event(None, EventType::Warning, "Evicted", &message);
+        let volumes = self.pod_dir().join("volumes");
+        if let Err(error) = tokio::fs::remove_dir_all(&volumes).await
+            && error.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(%error, pod = self.name(), "could not remove an evicted pod's volumes");
         }
     }
 
@@ -265,418 +328,25 @@ impl Worker {
             .remove_pod(namespace, self.name(), &self.uid, reason == Stop::Delete)
             .await;
     }
+}
 
-    /// Writes the pod's status whenever it changes, coalescing bursts; once more at the end.
-    /// While the API is unreachable the latest status is retried every second, so a node
-    /// that loses its control plane reports what happened meanwhile as soon as it returns.
-    async fn write_status(self: Arc<Self>, done: CancellationToken) {
-        let mut unsent = false;
-        loop {
-            let finishing = tokio::select! {
-                _ = self.shared.changed.notified() => false,
-                _ = done.cancelled() => true,
-                _ = tokio::time::sleep(STATUS_RETRY), if unsent => false,
-            };
-            let status = pod_status::status_json(
-                &self.shared.record.lock().unwrap_or_else(|p| p.into_inner()),
-            );
-            unsent = false;
-            if !self.is_written(&status) {
-                match self.put_status(&status).await {
-                    Written::Yes => {
-                        *self
-                            .shared
-                            .written
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner()) = Some(status);
-                    }
-                    Written::Gone => return,
-                    Written::Refused => {}
-                    Written::Unreachable => unsent = true,
-                }
-            }
-            if finishing {
-                return;
-            }
-        }
-    }
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
 
-    fn is_written(&self, status: &Value) -> bool {
-        self.shared
-            .written
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            == Some(status)
-    }
-
-    /// Replaces the stored status of this incarnation of the pod.
-    async fn put_status(&self, status: &Value) -> Written {
-        if let Some(batch) = &self.node.status_batch {
-            return batch
-                .put(self.namespace(), self.name(), &self.uid, status)
-                .await;
-        }
-        let plane = &self.node.plane;
-        for _ in 0..5 {
-            let mut current = match plane.get(&PODS, Some(self.namespace()), self.name()).await {
-                Ok(current) => current,
-                Err(ApiError::Unavailable(_)) => return Written::Unreachable,
-                Err(_) => return Written::Gone,
-            };
-            if current["metadata"]["uid"].as_str() != Some(&self.uid) {
-                return Written::Gone;
-            }
-            current["status"] = status.clone();
-            let update = plane
-                .update(
-                    &PODS,
-                    Some(self.namespace()),
-                    self.name(),
-                    current,
-                    Part::Status,
-                )
-                .await;
-            match update {
-                Ok(_) => return Written::Yes,
-                Err(ApiError::Conflict { .. }) => continue,
-                Err(ApiError::Unavailable(_)) => return Written::Unreachable,
-                Err(error) => {
-                    tracing::warn!(%error, pod = self.name(), "status update failed");
-                    return Written::Refused;
-                }
-            }
-        }
-        Written::Unreachable
-    }
-
-    async fn run_containers(self: &Arc<Self>, cancel: CancellationToken) {
-        let spec = self.pod.spec.clone().unwrap_or_default();
-        for volume in spec.volumes.iter().flatten() {
-            let dir = container_spec::volume_dir(&self.pod_dir(), &volume.name);
-            if let Err(error) = tokio::fs::create_dir_all(&dir).await {
-                self.event(
-                    None,
-                    EventType::Warning,
-                    "FailedMount",
-                    &format!(
-                        "MountVolume.SetUp failed for volume \"{}\": {error}",
-                        volume.name
-                    ),
-                );
-                return;
-            }
-        }
-        for (index, container) in spec.init_containers.iter().flatten().enumerate() {
-            if !self.run_init(index, container, &cancel).await {
-                return;
-            }
-        }
-        self.update(|r| r.initialized = true);
-        let mut running = JoinSet::new();
-        for (index, container) in spec.containers.iter().enumerate() {
-            let this = self.clone();
-            let container = container.clone();
-            let cancel = cancel.clone();
-            running.spawn(async move { this.run_app(index, &container, &cancel).await });
-        }
-        while running.join_next().await.is_some() {}
-    }
-
-    /// Runs init container `index` until it succeeds; false when the pod cannot go on.
-    async fn run_init(
-        &self,
-        index: usize,
-        container: &Container,
-        cancel: &CancellationToken,
-    ) -> bool {
-        let Some(loaded) = self.load(container, Slot::Init(index), cancel).await else {
-            return false;
+    #[test]
+    fn a_stored_restart_count_out_of_range_is_clamped_instead_of_wrapping_or_overflowing() {
+        let container = Container {
+            name: "c".into(),
+            ..Container::default()
         };
-        let mut failures = 0;
-        loop {
-            let Some(termination) = self
-                .run_once(container, Slot::Init(index), &loaded, cancel)
-                .await
-            else {
-                return false;
-            };
-            let code = termination.exit_code;
-            let policy = self
-                .shared
-                .record
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .restart_policy
-                .clone();
-            if code == 0 {
-                return true;
-            }
-            if policy == "Never" {
-                return false;
-            }
-            if !self
-                .back_off(container, Slot::Init(index), termination, failures, cancel)
-                .await
-            {
-                return false;
-            }
-            failures += 1;
-        }
-    }
-
-    async fn run_app(&self, index: usize, container: &Container, cancel: &CancellationToken) {
-        let Some(loaded) = self.load(container, Slot::App(index), cancel).await else {
-            return;
-        };
-        let mut failures = 0;
-        loop {
-            let started = Instant::now();
-            let Some(termination) = self
-                .run_once(container, Slot::App(index), &loaded, cancel)
-                .await
-            else {
-                return;
-            };
-            let policy = self
-                .shared
-                .record
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .restart_policy
-                .clone();
-            if !should_restart(&policy, termination.exit_code) {
-                return;
-            }
-            // A container that stayed up well past the longest back-off starts over from no wait.
-            if started.elapsed() > self.node.config.backoff.max * 2 {
-                failures = 0;
-            }
-            if !self
-                .back_off(container, Slot::App(index), termination, failures, cancel)
-                .await
-            {
-                return;
-            }
-            failures += 1;
-        }
-    }
-
-    /// Waits out the crash-loop back-off before restart number `failures + 1`.
-    async fn back_off(
-        &self,
-        container: &Container,
-        slot: Slot,
-        last: Termination,
-        failures: u32,
-        cancel: &CancellationToken,
-    ) -> bool {
-        let delay = self.node.config.backoff.delay(failures);
-        let pod_ref = format!("{}_{}({})", self.name(), self.namespace(), self.uid);
-        self.update(|r| {
-            let record = slot.get(r);
-            record.last_termination = Some(last.clone());
-            record.restart_count += 1;
-            record.state = if delay.is_zero() {
-                ContainerState::Terminated(last)
-            } else {
-                ContainerState::waiting(
-                    "CrashLoopBackOff",
-                    Some(format!(
-                        "back-off {:?} restarting failed container={} pod={pod_ref}",
-                        delay, container.name
-                    )),
-                )
-            };
-        });
-        if !delay.is_zero() {
-            self.event(
-                Some(&container.name),
-                EventType::Warning,
-                "BackOff",
-                &format!(
-                    "Back-off restarting failed container {} in pod {pod_ref}",
-                    container.name
-                ),
-            );
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(delay) => true,
-            _ = cancel.cancelled() => false,
-        }
-    }
-
-    /// Loads the container's component, retrying with back-off; `None` once cancelled.
-    async fn load(
-        &self,
-        container: &Container,
-        slot: Slot,
-        cancel: &CancellationToken,
-    ) -> Option<Loaded> {
-        let image = container.image.clone().unwrap_or_default();
-        let path = image_path(&image);
-        let mut failures = 0;
-        loop {
-            let attempt = tokio::select! {
-                loaded = self.node.runtime.load(&path) => loaded,
-                _ = cancel.cancelled() => return None,
-            };
-            match attempt {
-                Ok(loaded) => {
-                    let message = match loaded.source {
-                        LoadSource::Compiled => format!(
-                            "Successfully compiled image \"{image}\" in {:?} ({})",
-                            loaded.duration, loaded.digest
-                        ),
-                        _ => format!(
-                            "Container image \"{image}\" already present on machine (loaded in {:?})",
-                            loaded.duration
-                        ),
-                    };
-                    self.event(Some(&container.name), EventType::Normal, "Pulled", &message);
-                    self.update(|r| slot.get(r).image_id = loaded.digest.clone());
-                    return Some(loaded);
-                }
-                Err(error) => {
-                    let message = format!("Failed to pull image \"{image}\": {error}");
-                    self.event(
-                        Some(&container.name),
-                        EventType::Warning,
-                        "Failed",
-                        &message,
-                    );
-                    let reason = if failures == 0 {
-                        "ErrImagePull"
-                    } else {
-                        "ImagePullBackOff"
-                    };
-                    self.update(|r| {
-                        slot.get(r).state = ContainerState::waiting(reason, Some(message))
-                    });
-                    let delay = self.node.config.backoff.delay(failures + 1);
-                    failures += 1;
-                    tokio::select! {
-                        _ = tokio::time::sleep(delay) => {}
-                        _ = cancel.cancelled() => return None,
-                    }
-                }
-            }
-        }
-    }
-
-    /// Runs one instance of a container to its end; `None` if the pod is being stopped.
-    async fn run_once(
-        &self,
-        container: &Container,
-        slot: Slot,
-        loaded: &Loaded,
-        cancel: &CancellationToken,
-    ) -> Option<Termination> {
-        if cancel.is_cancelled() {
-            return None;
-        }
-        let restart = self
-            .shared
-            .record
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .restart_count_of(slot);
-        let log_file = self
-            .pod_dir()
-            .join("logs")
-            .join(format!("{}-{restart}.log", container.name));
-        if let Some(parent) = log_file.parent() {
-            let _ = tokio::fs::create_dir_all(parent).await;
-        }
-        let log = ContainerLog::new(self.node.config.log_capacity, Some(log_file));
-        {
-            let mut logs = self.shared.logs.lock().unwrap_or_else(|p| p.into_inner());
-            let previous = logs.get(&container.name).map(|pair| pair.current.clone());
-            logs.insert(
-                container.name.clone(),
-                LogPair {
-                    current: log.clone(),
-                    previous,
-                },
-            );
-        }
-        let host_ip = self.node.config.host_ip.clone();
-        let env = environment(&self.pod, container, &host_ip, &host_ip);
-        let (memory_limit, cpu_limit_millicores) = limits(container);
-        let run = ContainerRun {
-            name: container.name.clone(),
-            args: arguments(container, &env),
-            env,
-            mounts: mounts(&self.pod_dir(), container),
-            memory_limit,
-            cpu_limit_millicores,
-            log: log.clone(),
-        };
-        let started_at = now();
-        self.update(|r| {
-            slot.get(r).state = ContainerState::Running {
-                started_at: started_at.clone(),
-            }
-        });
-        self.event(
-            Some(&container.name),
-            EventType::Normal,
-            "Started",
-            &format!("Started container {}", container.name),
+        let running = json!({"restartCount": i64::MAX, "state": {"running": {"startedAt": "x"}}});
+        assert_eq!(
+            carry_over(Some(&running), &container).restart_count,
+            i32::MAX
         );
-        let exit = self
-            .node
-            .runtime
-            .run(&loaded.component, run, cancel.child_token())
-            .await;
-        log.close();
-        let reason = match exit.reason {
-            ExitReason::Completed => "Completed",
-            ExitReason::OomKilled => "OOMKilled",
-            ExitReason::Error | ExitReason::Killed => "Error",
-        };
-        let termination = Termination {
-            exit_code: exit.code,
-            reason: reason.into(),
-            message: exit.message.clone(),
-            started_at,
-            finished_at: now(),
-        };
-        if exit.reason == ExitReason::OomKilled {
-            let limit = memory_limit.unwrap_or_default();
-            self.event(
-                Some(&container.name),
-                EventType::Warning,
-                "OOMKilled",
-                &format!(
-                    "Container {} exceeded its memory limit ({limit} bytes) and was killed",
-                    container.name
-                ),
-            );
-        }
-        self.update(|r| slot.get(r).state = ContainerState::Terminated(termination.clone()));
-        (!cancel.is_cancelled() || exit.reason != ExitReason::Killed).then_some(termination)
-    }
-}
-
-/// Which container of the pod record a worker step is about.
-#[derive(Clone, Copy, Debug)]
-enum Slot {
-    Init(usize),
-    App(usize),
-}
-
-impl Slot {
-    fn get(self, record: &mut PodRecord) -> &mut ContainerRecord {
-        match self {
-            Slot::Init(i) => &mut record.init[i],
-            Slot::App(i) => &mut record.app[i],
-        }
-    }
-}
-
-impl PodRecord {
-    fn restart_count_of(&mut self, slot: Slot) -> i32 {
-        slot.get(self).restart_count
+        let negative = json!({"restartCount": -7});
+        assert_eq!(carry_over(Some(&negative), &container).restart_count, 0);
     }
 }

@@ -5,21 +5,25 @@
 //! `<cache_dir>/<hex>.cwasm`, else compiled with Cranelift (once, however many
 //! pods ask at the same time) and written back to the cache atomically.
 
-use std::collections::HashMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, mpsc};
-use std::thread::JoinHandle;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sha2::{Digest, Sha256};
-use tokio::sync::OnceCell;
+use wasmtime::Engine;
 use wasmtime::component::{Component, Linker};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Strategy};
 use wasmtime_wasi::p2::bindings::CommandPre;
 
-use super::limits::EPOCH_TICK;
-use super::sandbox::InstanceState;
+use super::disk::DiskRoom;
+use super::limits::Budget;
+use super::sandbox::{InstanceState, add_metered_filesystem};
+
+mod artifact;
+mod cache;
+mod engine;
+
+use artifact::{compile, deserialize_artifact, read_image};
+use cache::{ComponentCache, FileStamp};
+use engine::{EpochTicker, new_engine};
 
 /// How a [`Runtime`] finds, bounds and caches components.
 #[derive(Clone, Debug)]
@@ -30,6 +34,16 @@ pub struct RuntimeConfig {
     pub compile_timeout: Duration,
     /// Largest component file accepted, in bytes.
     pub max_component_bytes: u64,
+    /// Compiled code kept in memory, beyond what running containers hold.
+    pub max_memory_cache_bytes: u64,
+    /// Compiled artifacts kept in `cache_dir`, beyond what running containers hold.
+    pub max_disk_cache_bytes: u64,
+    /// Linear memory all guests may hold together (the node's allocatable memory); `None`:
+    /// only each container's own limit applies.
+    pub guest_memory_bytes: Option<u64>,
+    /// Files all guests may hold open together: what the process's own limit leaves after
+    /// the descriptors the process keeps for itself.
+    pub guest_open_files: usize,
 }
 
 impl Default for RuntimeConfig {
@@ -38,8 +52,23 @@ impl Default for RuntimeConfig {
             cache_dir: PathBuf::from("./cache"),
             compile_timeout: Duration::from_secs(60),
             max_component_bytes: 64 * 1024 * 1024,
+            max_memory_cache_bytes: 512 * 1024 * 1024,
+            max_disk_cache_bytes: 2 * 1024 * 1024 * 1024,
+            guest_memory_bytes: None,
+            guest_open_files: usize::MAX,
         }
     }
+}
+
+/// What every guest of the node draws from together.
+#[derive(Debug)]
+pub struct NodeBudgets {
+    /// The node's memory for pods (its allocatable memory).
+    pub memory: Option<Arc<Budget>>,
+    /// Files all pods may hold open together.
+    pub files: Arc<Budget>,
+    /// Room on the data dir's disk above the store's reserve; the node's disk monitor sets it.
+    pub disk: Arc<DiskRoom>,
 }
 
 /// Why a component could not be loaded.
@@ -126,32 +155,11 @@ struct Inner {
     engine: Engine,
     linker: Linker<InstanceState>,
     config: RuntimeConfig,
-    prepared: Mutex<HashMap<String, Arc<OnceCell<Arc<PreparedComponent>>>>>,
-    /// The digest of each image file last read, with the file's stamp then: a pod of an
+    budgets: NodeBudgets,
+    /// Prepared components, and the digest of each image file version read: a pod of an
     /// unchanged file is started without reading and hashing it again.
-    digests: Mutex<HashMap<PathBuf, (FileStamp, String)>>,
+    cache: ComponentCache,
     _ticker: EpochTicker,
-}
-
-/// What identifies one version of a file without reading it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct FileStamp {
-    device: u64,
-    inode: u64,
-    len: u64,
-    modified: Option<std::time::SystemTime>,
-}
-
-impl FileStamp {
-    fn of(metadata: &std::fs::Metadata) -> Self {
-        use std::os::unix::fs::MetadataExt;
-        FileStamp {
-            device: metadata.dev(),
-            inode: metadata.ino(),
-            len: metadata.len(),
-            modified: metadata.modified().ok(),
-        }
-    }
 }
 
 impl Runtime {
@@ -162,7 +170,8 @@ impl Runtime {
     /// [`Error::Engine`] if wasmtime rejects the configuration or the cache
     /// directory cannot be created.
     pub fn new(config: RuntimeConfig) -> Result<Runtime, Error> {
-        std::fs::create_dir_all(&config.cache_dir)
+        // Artifacts are native code `deserialize` trusts: nobody else may write there.
+        super::disk::create_private_dir(&config.cache_dir)
             .map_err(|e| Error::Engine(format!("cache dir {}: {e}", config.cache_dir.display())))?;
         let engine = new_engine()?;
         let mut linker = Linker::new(&engine);
@@ -170,14 +179,21 @@ impl Runtime {
         // status (`exit 3`), not only success or failure.
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| Error::Engine(format!("{e:#}")))?;
+        add_metered_filesystem(&mut linker).map_err(|e| Error::Engine(format!("{e:#}")))?;
         let ticker = EpochTicker::start(engine.clone())?;
+        let config_max_memory = config.max_memory_cache_bytes;
+        let budgets = NodeBudgets {
+            memory: config.guest_memory_bytes.map(Budget::new),
+            files: Budget::new(config.guest_open_files as u64),
+            disk: DiskRoom::new(),
+        };
         Ok(Runtime {
             inner: Arc::new(Inner {
                 engine,
                 linker,
                 config,
-                prepared: Mutex::new(HashMap::new()),
-                digests: Mutex::new(HashMap::new()),
+                budgets,
+                cache: ComponentCache::new(config_max_memory),
                 _ticker: ticker,
             }),
         })
@@ -189,6 +205,10 @@ impl Runtime {
 
     pub fn config(&self) -> &RuntimeConfig {
         &self.inner.config
+    }
+
+    pub fn budgets(&self) -> &NodeBudgets {
+        &self.inner.budgets
     }
 
     /// Loads the component at `image`, compiling it only if neither memory
@@ -213,20 +233,9 @@ impl Runtime {
             .map_err(|e| Error::Engine(format!("reading image: {e}")))??;
         let digest = format!("sha256:{hex}");
         if let Some(stamp) = stamp {
-            self.inner
-                .digests
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(image.to_path_buf(), (stamp, digest.clone()));
+            self.inner.cache.remember_digest(stamp, &digest);
         }
-        let cell = {
-            let mut prepared = self
-                .inner
-                .prepared
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            Arc::clone(prepared.entry(digest.clone()).or_default())
-        };
+        let cell = self.inner.cache.cell(&digest);
         let mut source = LoadSource::Memory;
         let component = cell
             .get_or_try_init(|| async {
@@ -235,6 +244,11 @@ impl Runtime {
                 Ok::<_, Error>(Arc::new(component))
             })
             .await?;
+        if source != LoadSource::Memory {
+            let code = component.component().image_range();
+            let bytes = (code.end as usize).saturating_sub(code.start as usize) as u64;
+            self.inner.cache.prepared(&digest, bytes);
+        }
         Ok(Loaded {
             component: Arc::clone(component),
             digest,
@@ -246,25 +260,19 @@ impl Runtime {
     /// The component of an image file unchanged since it was last loaded, from memory.
     async fn load_unchanged(&self, image: &Path, started: Instant) -> Option<Loaded> {
         let stamp = FileStamp::of(&tokio::fs::metadata(image).await.ok()?);
-        let digest = {
-            let digests = self.inner.digests.lock().unwrap_or_else(|p| p.into_inner());
-            let (known, digest) = digests.get(image)?;
-            (*known == stamp).then(|| digest.clone())?
-        };
-        let component = {
-            let prepared = self
-                .inner
-                .prepared
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            Arc::clone(prepared.get(&digest)?.get()?)
-        };
+        let digest = self.inner.cache.digest_of(&stamp)?;
+        let component = self.inner.cache.ready(&digest)?;
         Some(Loaded {
             component,
             digest,
             source: LoadSource::Memory,
             duration: started.elapsed(),
         })
+    }
+
+    /// Components in memory and the bytes of their code.
+    pub fn cached_components(&self) -> (usize, u64) {
+        self.inner.cache.size()
     }
 
     async fn prepare(
@@ -275,12 +283,22 @@ impl Runtime {
     ) -> Result<(PreparedComponent, LoadSource), Error> {
         let artifact = self.inner.config.cache_dir.join(format!("{hex}.cwasm"));
         if let Some(component) = self.deserialize(&artifact).await {
+            let _ = tokio::task::spawn_blocking(move || cache::touch(&artifact)).await;
             return Ok((self.link(digest, component)?, LoadSource::Cache));
         }
         let engine = self.inner.engine.clone();
         let owned_digest = digest.to_owned();
-        let compile =
-            tokio::task::spawn_blocking(move || compile(&engine, &owned_digest, &bytes, &artifact));
+        let (dir, max_bytes) = (
+            self.inner.config.cache_dir.clone(),
+            self.inner.config.max_disk_cache_bytes,
+        );
+        let mut keep = self.inner.cache.in_use();
+        keep.insert(hex.to_string());
+        let compile = tokio::task::spawn_blocking(move || {
+            let compiled = compile(&engine, &owned_digest, &bytes, &artifact);
+            cache::trim_dir(&dir, max_bytes, &keep);
+            compiled
+        });
         let timeout = self.inner.config.compile_timeout;
         let component = match tokio::time::timeout(timeout, compile).await {
             Ok(joined) => joined.map_err(|e| Error::Engine(format!("compiler task: {e}")))??,
@@ -332,143 +350,6 @@ impl Runtime {
             component,
             command,
         })
-    }
-}
-
-#[allow(unsafe_code)]
-fn deserialize_artifact(engine: &Engine, artifact: &Path) -> wasmtime::Result<Component> {
-    // SAFETY: `deserialize_file` trusts the file to be wasmtime's own output.
-    // Artifacts under the cache dir are only ever written by `compile` below
-    // (`Component::serialize`, then an atomic rename), named by the digest of
-    // the source they were compiled from; wasmtime itself still checks the
-    // header and engine compatibility and we recompile when that fails.
-    unsafe { Component::deserialize_file(engine, artifact) }
-}
-
-/// Compiles `bytes` and stores the artifact at `artifact` (temp file +
-/// rename, so readers never see half a file). A failed write only costs a
-/// recompile next time.
-fn compile(
-    engine: &Engine,
-    digest: &str,
-    bytes: &[u8],
-    artifact: &Path,
-) -> Result<Component, Error> {
-    let component = Component::new(engine, bytes).map_err(|e| Error::CompileFailed {
-        digest: digest.to_owned(),
-        message: format!("{e:#}"),
-    })?;
-    let written = component
-        .serialize()
-        .map_err(std::io::Error::other)
-        .and_then(|serialized| write_atomically(artifact, &serialized));
-    if let Err(error) = written {
-        tracing::warn!(artifact = %artifact.display(), %error, "could not cache compiled component");
-    }
-    Ok(component)
-}
-
-fn write_atomically(path: &Path, contents: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut temp = tempfile::NamedTempFile::new_in(dir)?;
-    temp.write_all(contents)?;
-    temp.as_file().sync_data()?;
-    temp.persist(path).map_err(|e| e.error)?;
-    Ok(())
-}
-
-/// Reads at most `limit` bytes of the image and returns them with their
-/// sha256 in hex. The size is checked before reading anything.
-fn read_image(path: &Path, limit: u64) -> Result<(Vec<u8>, String), Error> {
-    let unreadable = |source: std::io::Error| match source.kind() {
-        std::io::ErrorKind::NotFound => Error::ImageNotFound {
-            path: path.to_owned(),
-            source,
-        },
-        _ => Error::ImageUnreadable {
-            path: path.to_owned(),
-            source,
-        },
-    };
-    let file = std::fs::File::open(path).map_err(unreadable)?;
-    let size = file.metadata().map_err(unreadable)?.len();
-    if size > limit {
-        return Err(Error::TooLarge { size, limit });
-    }
-    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
-    // `take` guards against the file growing after the metadata check.
-    file.take(limit + 1)
-        .read_to_end(&mut bytes)
-        .map_err(unreadable)?;
-    if bytes.len() as u64 > limit {
-        return Err(Error::TooLarge {
-            size: bytes.len() as u64,
-            limit,
-        });
-    }
-    let hex = hex::encode(Sha256::digest(&bytes));
-    Ok((bytes, hex))
-}
-
-fn new_engine() -> Result<Engine, Error> {
-    let mut config = Config::new();
-    config
-        .strategy(Strategy::Cranelift)
-        .wasm_component_model(true)
-        .epoch_interruption(true)
-        .parallel_compilation(true);
-    let mut pool = PoolingAllocationConfig::new();
-    // Each slot reserves (not commits) ~6 GiB of address space per memory, so 2,048
-    // running containers take ~12 TiB of the 128 TiB a 64-bit process can address and
-    // nothing of its RSS; a node is meant to run thousands of pods.
-    pool.total_component_instances(2048)
-        .total_memories(2048)
-        .total_stacks(2048)
-        .total_core_instances(8192)
-        .total_tables(8192);
-    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-    match Engine::new(&config) {
-        Ok(engine) => Ok(engine),
-        Err(error) => {
-            tracing::warn!(error = %format!("{error:#}"), "pooling allocator unavailable; allocating on demand");
-            config.allocation_strategy(InstanceAllocationStrategy::OnDemand);
-            Engine::new(&config).map_err(|e| Error::Engine(format!("{e:#}")))
-        }
-    }
-}
-
-/// Advances the engine epoch every [`EPOCH_TICK`] on a small thread; the
-/// thread ends when this is dropped.
-struct EpochTicker {
-    stop: Option<mpsc::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl EpochTicker {
-    fn start(engine: Engine) -> Result<EpochTicker, Error> {
-        let (stop, stopped) = mpsc::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name("wasm-epoch".into())
-            .spawn(move || {
-                while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(EPOCH_TICK) {
-                    engine.increment_epoch();
-                }
-            })
-            .map_err(|e| Error::Engine(format!("epoch ticker: {e}")))?;
-        Ok(EpochTicker {
-            stop: Some(stop),
-            thread: Some(thread),
-        })
-    }
-}
-
-impl Drop for EpochTicker {
-    fn drop(&mut self) {
-        drop(self.stop.take());
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
 

@@ -5,13 +5,20 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
-use wasmtime::component::ResourceTable;
+use wasmtime::component::{ResourceTable, ResourceTableError};
 use wasmtime::{Store, Trap};
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-use super::limits::{CpuThrottle, MemoryLimiter};
+use super::disk::GuestDisk;
+use super::limits::{
+    BusyClock, CpuThrottle, GuestFiles, LimitExceeded, MemoryCap, MemoryLimiter, PodShare,
+};
 use super::logs::ContainerLog;
 use super::runtime::{PreparedComponent, Runtime};
+
+mod filesystem;
+
+pub(crate) use filesystem::add_to_linker as add_metered_filesystem;
 
 /// Exit code of a guest that trapped (as a process killed by SIGABRT).
 pub const EXIT_CODE_TRAP: i32 = 134;
@@ -22,6 +29,11 @@ pub const EXIT_CODE_KILLED: i32 = 137;
 pub const EXIT_CODE_START_FAILED: i32 = 128;
 /// Longest `Exit::message` kept.
 const MAX_MESSAGE_BYTES: usize = 4096;
+/// Resource-table entries per open file a guest may have besides its files (streams,
+/// pollables, directory listings), and a floor for a guest with few files: handles cost the
+/// host memory, so they are bounded too.
+const HANDLES_PER_FILE: usize = 4;
+const MIN_HANDLES: usize = 256;
 
 /// Everything one container run gets; nothing else is visible to the guest.
 pub struct ContainerRun {
@@ -33,6 +45,8 @@ pub struct ContainerRun {
     /// Total linear memory, in bytes.
     pub memory_limit: Option<u64>,
     pub cpu_limit_millicores: Option<u64>,
+    /// What the container shares with the other containers of its pod.
+    pub pod: Arc<PodShare>,
     /// Receives stdout and stderr; closed when the run ends.
     pub log: Arc<ContainerLog>,
 }
@@ -101,7 +115,8 @@ impl Exit {
         }
     }
 
-    fn start_failed(message: String) -> Exit {
+    /// A container that could not be set up (a mount, instantiation).
+    pub fn start_failed(message: String) -> Exit {
         Exit {
             code: EXIT_CODE_START_FAILED,
             reason: ExitReason::Error,
@@ -116,6 +131,10 @@ pub struct InstanceState {
     table: ResourceTable,
     memory: MemoryLimiter,
     cpu: CpuThrottle,
+    files: GuestFiles,
+    disk: GuestDisk,
+    /// The guest's log, whose writing to disk it is charged for.
+    log: Arc<ContainerLog>,
 }
 
 impl WasiView for InstanceState {
@@ -144,17 +163,23 @@ impl Runtime {
         cancel: CancellationToken,
     ) -> Exit {
         let log = Arc::clone(&run.log);
+        let clock = BusyClock::new();
         let exit = tokio::select! {
             biased;
             () = cancel.cancelled() => Exit::killed(),
-            exit = self.run_instance(component, run) => exit,
+            exit = clock.meter(self.run_instance(component, run, &clock)) => exit,
         };
         log.close();
         exit
     }
 
-    async fn run_instance(&self, component: &PreparedComponent, run: ContainerRun) -> Exit {
-        let mut store = match self.new_store(run) {
+    async fn run_instance(
+        &self,
+        component: &PreparedComponent,
+        run: ContainerRun,
+        clock: &Arc<BusyClock>,
+    ) -> Exit {
+        let mut store = match self.new_store(run, clock) {
             Ok(store) => store,
             Err(message) => return Exit::start_failed(message),
         };
@@ -169,7 +194,7 @@ impl Runtime {
         let exit = match result {
             Ok(Ok(())) => Exit::code(0),
             Ok(Err(())) => Exit::code(1),
-            Err(error) => exit_of_error(&error),
+            Err(error) => exit_of_error(&error, store.data().table.max_capacity()),
         };
         if exit.code != 0 {
             return oom_if_limited(exit, store.data());
@@ -177,7 +202,11 @@ impl Runtime {
         exit
     }
 
-    fn new_store(&self, run: ContainerRun) -> Result<Store<InstanceState>, String> {
+    fn new_store(
+        &self,
+        run: ContainerRun,
+        clock: &Arc<BusyClock>,
+    ) -> Result<Store<InstanceState>, String> {
         let mut wasi = WasiCtxBuilder::new();
         wasi.arg(&run.name)
             .args(&run.args)
@@ -204,28 +233,53 @@ impl Runtime {
                     )
                 })?;
         }
+        let mut table = ResourceTable::new();
+        let files = usize::try_from(run.pod.files.limit()).unwrap_or(usize::MAX);
+        table.set_max_capacity(files.saturating_mul(HANDLES_PER_FILE).max(MIN_HANDLES));
+        let budgets = self.budgets();
         let state = InstanceState {
             wasi: wasi.build(),
-            table: ResourceTable::new(),
-            memory: MemoryLimiter::new(run.memory_limit),
-            cpu: CpuThrottle::new(run.cpu_limit_millicores),
+            table,
+            memory: MemoryLimiter::new(run.memory_limit, budgets.memory.clone()),
+            cpu: CpuThrottle::new(run.cpu_limit_millicores, Arc::clone(clock)),
+            log: Arc::clone(&run.log),
+            files: GuestFiles::new(run.pod.files.clone(), budgets.files.clone()),
+            disk: GuestDisk {
+                room: budgets.disk.clone(),
+                pod: run.pod.writes.clone(),
+            },
         };
         let mut store = Store::new(self.engine(), state);
         store.limiter(|state| &mut state.memory);
         store.set_epoch_deadline(store.data().cpu.slice_ticks());
-        store.epoch_deadline_callback(|mut store| Ok(store.data_mut().cpu.on_deadline()));
+        store.epoch_deadline_callback(|mut store| {
+            let state = store.data_mut();
+            let host_time = state.log.take_host_time();
+            Ok(state.cpu.on_deadline(host_time))
+        });
         Ok(store)
     }
 }
 
-/// An exit from a guest error: `exit(N)` from WASI, or a trap.
-fn exit_of_error(error: &wasmtime::Error) -> Exit {
+/// An exit from a guest error: `exit(N)` from WASI, a limit the guest ran into, or a trap.
+fn exit_of_error(error: &wasmtime::Error, max_handles: usize) -> Exit {
     if let Some(I32Exit(code)) = error.downcast_ref::<I32Exit>() {
         return Exit::code(*code);
     }
-    let message = match error.downcast_ref::<Trap>() {
-        Some(trap) => format!("wasm trap: {trap}"),
-        None => format!("{error:#}"),
+    let table_full = matches!(
+        error.downcast_ref::<ResourceTableError>(),
+        Some(ResourceTableError::Full)
+    );
+    let message = if let Some(limit) = error.downcast_ref::<LimitExceeded>() {
+        limit.to_string()
+    } else if table_full {
+        format!(
+            "too many open handles: the limit of {max_handles} files, streams and pollables was reached"
+        )
+    } else if let Some(trap) = error.downcast_ref::<Trap>() {
+        format!("wasm trap: {trap}")
+    } else {
+        format!("{error:#}")
     };
     Exit {
         code: EXIT_CODE_TRAP,
@@ -234,18 +288,27 @@ fn exit_of_error(error: &wasmtime::Error) -> Exit {
     }
 }
 
-/// A failed run whose memory growth was denied is reported as OOMKilled.
+/// A failed run whose memory growth was denied is reported as OOMKilled, saying which limit.
 fn oom_if_limited(exit: Exit, state: &InstanceState) -> Exit {
-    if !state.memory.limit_hit() {
-        return exit;
-    }
+    let memory = &state.memory;
+    let cap = match memory.limit_hit() {
+        None => return exit,
+        Some(MemoryCap::Container) => format!(
+            "the container's memory limit of {} bytes",
+            memory.limit_bytes().unwrap_or_default()
+        ),
+        Some(MemoryCap::Node) => format!(
+            "the node's memory for pods ({} bytes allocatable)",
+            memory.node_limit_bytes().unwrap_or_default()
+        ),
+    };
     let detail = exit.message.map(|m| format!(" ({m})")).unwrap_or_default();
     Exit {
         code: EXIT_CODE_KILLED,
         reason: ExitReason::OomKilled,
         message: Some(truncate(format!(
-            "memory limit reached at {} bytes{detail}",
-            state.memory.used_bytes()
+            "memory limit reached at {} bytes: growing past {cap} was refused{detail}",
+            memory.used_bytes()
         ))),
     }
 }
@@ -264,3 +327,6 @@ fn truncate(mut message: String) -> String {
 
 #[cfg(test)]
 pub(crate) mod tests;
+
+#[cfg(test)]
+mod budget_tests;

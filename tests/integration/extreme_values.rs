@@ -36,6 +36,7 @@ fn sample(resource: &Resource) -> Value {
         "ReplicaSet" | "Deployment" => workload,
         "Lease" => json!({"holderIdentity": "x", "leaseDurationSeconds": 10}),
         "Node" | "Namespace" => json!({}),
+        "LimitRange" => json!({"limits": [{"type": "Container", "default": {"memory": "64Mi"}}]}),
         "Event" => {
             return json!({"involvedObject": {"kind": "Pod", "name": "p", "namespace": NAMESPACE},
                           "reason": "Test", "message": "m", "type": "Normal"});

@@ -6,24 +6,11 @@ use wasmkube::api::kinds::{NAMESPACES, PODS};
 use wasmkube::testing::Cluster;
 
 use crate::support::{
-    PodBuilder, container_status, event_reasons, eventually, phase, wait_for_pod,
+    PodBuilder, container_status, event_reasons, eventually, phase, pod_logs, wait_for_pod,
 };
 
 fn terminated(pod: &Value, container: &str) -> Value {
     container_status(pod, container)["state"]["terminated"].clone()
-}
-
-async fn logs(cluster: &Cluster, name: &str, container: &str) -> String {
-    let options = wasmkube::api::logs::LogOptions {
-        container: Some(container.into()),
-        ..Default::default()
-    };
-    let mut chunks = cluster.api().pod_logs("default", name, &options).unwrap();
-    let mut text = String::new();
-    while let Some(chunk) = chunks.recv().await {
-        text.push_str(&String::from_utf8_lossy(&chunk));
-    }
-    text
 }
 
 #[tokio::test]
@@ -47,7 +34,10 @@ async fn containers_of_a_pod_share_an_empty_dir_that_other_pods_cannot_see() {
         terminated(p, "b").is_object()
     })
     .await;
-    assert_eq!(logs(&cluster, "pair", "b").await.trim(), "hello-from-a");
+    assert_eq!(
+        pod_logs(&cluster, "default", "pair", "b").await.trim(),
+        "hello-from-a"
+    );
 
     api.create(&NAMESPACES, None, json!({"metadata": {"name": "other"}}))
         .unwrap();
@@ -172,7 +162,7 @@ async fn init_containers_run_in_order_before_app_containers() {
     })
     .await;
     assert_eq!(
-        logs(&cluster, "ordered", "app").await,
+        pod_logs(&cluster, "default", "ordered", "app").await,
         "first\nsecond\napp\n"
     );
     cluster.shutdown().await;
@@ -225,7 +215,7 @@ async fn env_and_args_reach_the_guest_with_field_refs_resolved() {
     })
     .await;
     assert_eq!(
-        logs(&cluster, "envy", "c").await,
+        pod_logs(&cluster, "default", "envy", "c").await,
         "GREETING=hi\nMY_NAME=envy\nMY_NS=default\nHOME unset\n"
     );
     cluster.shutdown().await;

@@ -68,11 +68,16 @@ impl PodBuilder {
         self
     }
 
-    pub fn empty_dir(mut self, name: &str) -> Self {
+    pub fn empty_dir(self, name: &str) -> Self {
+        self.volume(json!({"name": name, "emptyDir": {}}))
+    }
+
+    /// Adds a volume as written (`{"name": .., "emptyDir": {"sizeLimit": ..}}`).
+    pub fn volume(mut self, volume: Value) -> Self {
         self.pod["spec"]["volumes"]
             .as_array_mut()
             .unwrap()
-            .push(json!({"name": name, "emptyDir": {}}));
+            .push(volume);
         self
     }
 
@@ -95,6 +100,25 @@ pub async fn wait_for_pod(
             .filter(|pod| predicate(pod))
     })
     .await
+}
+
+/// Everything container `container` of pod `namespace/name` has logged so far.
+pub async fn pod_logs(
+    cluster: &wasmkube::testing::Cluster,
+    namespace: &str,
+    name: &str,
+    container: &str,
+) -> String {
+    let options = wasmkube::api::logs::LogOptions {
+        container: Some(container.into()),
+        ..Default::default()
+    };
+    let mut chunks = cluster.api().pod_logs(namespace, name, &options).unwrap();
+    let mut text = String::new();
+    while let Some(chunk) = chunks.recv().await {
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    text
 }
 
 /// The state of container `name` (`{"running": ..}` etc.).

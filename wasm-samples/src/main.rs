@@ -21,6 +21,10 @@ usage: exerciser STEP...   (steps run in order)
   spin [MS]                         busy loop forever | for MS ms
   work N                            N million loop iterations, then report
   flood BYTES                       write BYTES bytes of lines to stdout
+  flood-stdout MS LINE              lines of LINE bytes (1: bare newlines) for MS ms (0: forever)
+  allocate-forever                  allocate and touch 1 MiB after 1 MiB until stopped
+  open-files-forever PATH           open PATH again and again, keeping every handle
+  write-file-forever PATH           append 64 KiB after 64 KiB to PATH until it fails
   env NAME | args                   print an environment variable | argv
   append-every MS PATH TEXT         forever append and print `TEXT <n>`
   follow PATH                       forever print lines appended to PATH
@@ -57,6 +61,13 @@ fn run_step(step: &str, script: &mut Script) {
         },
         "work" => steps::work(script.number(step, "N")),
         "flood" => steps::flood(script.number(step, "BYTES")),
+        "flood-stdout" => {
+            let duration = Duration::from_millis(script.number(step, "MS"));
+            steps::flood_stdout(duration, script.number(step, "LINE"))
+        }
+        "allocate-forever" => steps::allocate_forever(),
+        "open-files-forever" => steps::open_files_forever(&script.text(step, "PATH")),
+        "write-file-forever" => steps::write_file_forever(&script.text(step, "PATH")),
         "env" => steps::env(&script.text(step, "NAME")),
         "args" => steps::args(),
         "append-every" => {

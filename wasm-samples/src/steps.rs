@@ -102,6 +102,70 @@ pub fn flood(bytes: u64) {
     out.flush().unwrap_or_else(|e| fail("flood", e));
 }
 
+/// Writes lines of `line_bytes` bytes (the last one a newline) to stdout as fast as it can,
+/// for `duration`, or forever when it is zero.
+pub fn flood_stdout(duration: Duration, line_bytes: usize) {
+    let mut line = vec![b'.'; line_bytes.max(1)];
+    *line.last_mut().expect("at least one byte") = b'\n';
+    let chunk = line.repeat((64 * 1024 / line.len()).max(1));
+    let end = (!duration.is_zero()).then(|| Instant::now() + duration);
+    let mut out = io::stdout().lock();
+    while end.is_none_or(|end| Instant::now() < end) {
+        out.write_all(&chunk).unwrap_or_else(|e| fail("flood-stdout", e));
+    }
+    out.flush().unwrap_or_else(|e| fail("flood-stdout", e));
+}
+
+/// Allocates and touches memory a MiB at a time, never freeing it, reporting every 16 MiB;
+/// ends only when the allocation fails (the host's limit).
+pub fn allocate_forever() -> ! {
+    let mut held: Vec<Vec<u8>> = Vec::new();
+    loop {
+        let mut block = vec![0u8; 1 << 20];
+        for page in block.chunks_mut(4096) {
+            page[0] = 1;
+        }
+        held.push(black_box(block));
+        if held.len() % 16 == 0 {
+            println!("holding {} MiB", held.len());
+        }
+    }
+}
+
+/// Opens `path` (creating it) again and again and keeps every handle, reporting every 100;
+/// ends when an open fails.
+pub fn open_files_forever(path: &str) -> ! {
+    let mut held = Vec::new();
+    loop {
+        match OpenOptions::new().create(true).append(true).open(path) {
+            Ok(file) => held.push(file),
+            Err(e) => fail(&format!("open-files-forever {path} after {}", held.len()), e),
+        }
+        if held.len() % 100 == 0 {
+            println!("holding {} open files", held.len());
+        }
+    }
+}
+
+/// Appends 64 KiB after 64 KiB to `path` until a write fails, reporting every MiB.
+pub fn write_file_forever(path: &str) -> ! {
+    let mut file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap_or_else(|e| fail(&format!("write-file-forever {path}"), e));
+    let chunk = vec![b'x'; 64 * 1024];
+    for written in 1u64.. {
+        file.write_all(&chunk)
+            .and_then(|()| file.flush())
+            .unwrap_or_else(|e| fail(&format!("write-file-forever {path} after {} KiB", (written - 1) * 64), e));
+        if written % 16 == 0 {
+            println!("wrote {} MiB", written / 16);
+        }
+    }
+    unreachable!("the counter never runs out")
+}
+
 pub fn env(name: &str) {
     match std::env::var(name) {
         Ok(value) => println!("{name}={value}"),

@@ -11,6 +11,7 @@ mod custom_resource_definition;
 mod deployment;
 mod event;
 mod lease;
+mod limit_range;
 pub mod meta;
 mod namespace;
 mod node;
@@ -24,6 +25,7 @@ pub use custom_resource_definition::{CLEANUP_FINALIZER, CUSTOM_RESOURCE_DEFINITI
 pub use deployment::{DEPLOYMENTS, percent};
 pub use event::EVENTS;
 pub use lease::{LEASES, NODE_LEASE_NAMESPACE};
+pub use limit_range::LIMIT_RANGES;
 pub use namespace::{NAMESPACES, SYSTEM_NAMESPACES};
 pub use node::NODES;
 pub use pod::PODS;
@@ -44,5 +46,6 @@ pub static BUILT_IN: &[&Resource] = &[
     &REPLICA_SETS,
     &DEPLOYMENTS,
     &LEASES,
+    &LIMIT_RANGES,
     &CUSTOM_RESOURCE_DEFINITIONS,
 ];

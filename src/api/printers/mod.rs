@@ -7,6 +7,7 @@ pub mod custom_columns;
 pub mod event;
 pub mod jsonpath;
 pub mod lease;
+pub mod limit_range;
 pub mod namespace;
 pub mod node;
 pub mod pod;

@@ -3,13 +3,15 @@
 use super::*;
 use std::time::Duration;
 
+use chrono::Utc;
+
 fn texts(lines: &[LogLine]) -> Vec<&str> {
     lines.iter().map(|l| l.text.as_str()).collect()
 }
 
 #[test]
 fn complete_lines_are_visible_and_partial_lines_wait_for_newline_or_close() {
-    let log = ContainerLog::new(DEFAULT_CAPACITY_BYTES, None);
+    let log = ContainerLog::new(DEFAULT_CAPACITY_BYTES);
     log.write(Stream::Stdout, b"one\ntw");
     assert_eq!(texts(&log.lines(None, None)), ["one"]);
     log.write(Stream::Stdout, b"o\r\nthr");
@@ -25,7 +27,7 @@ fn complete_lines_are_visible_and_partial_lines_wait_for_newline_or_close() {
 
 #[test]
 fn buffer_drops_oldest_lines_beyond_its_capacity() {
-    let log = ContainerLog::new(10 * (100 + LINE_OVERHEAD_BYTES), None);
+    let log = ContainerLog::new(10 * (100 + LINE_OVERHEAD_BYTES));
     for i in 0..1000 {
         log.write(Stream::Stdout, format!("{i:0100}\n").as_bytes());
     }
@@ -37,7 +39,7 @@ fn buffer_drops_oldest_lines_beyond_its_capacity() {
 
 #[test]
 fn overlong_line_is_split_at_sixteen_kib_on_a_char_boundary() {
-    let log = ContainerLog::new(DEFAULT_CAPACITY_BYTES, None);
+    let log = ContainerLog::new(DEFAULT_CAPACITY_BYTES);
     let mut text = "a".repeat(MAX_LINE_BYTES - 1);
     text.push('é'); // two bytes straddling the limit
     text.push_str("tail\n");
@@ -50,7 +52,7 @@ fn overlong_line_is_split_at_sixteen_kib_on_a_char_boundary() {
 
 #[test]
 fn tail_and_since_select_the_newest_lines() {
-    let log = ContainerLog::new(DEFAULT_CAPACITY_BYTES, None);
+    let log = ContainerLog::new(DEFAULT_CAPACITY_BYTES);
     log.write(Stream::Stdout, b"old\n");
     std::thread::sleep(Duration::from_millis(5));
     let cut = Utc::now();
@@ -62,7 +64,7 @@ fn tail_and_since_select_the_newest_lines() {
 
 #[tokio::test]
 async fn follower_sees_every_line_once_and_ends_when_the_log_closes() {
-    let log = ContainerLog::new(DEFAULT_CAPACITY_BYTES, None);
+    let log = ContainerLog::new(DEFAULT_CAPACITY_BYTES);
     log.write(Stream::Stdout, b"before\n");
     let (mut seen, mut cursor) = log.snapshot(None, None);
     let follower = {
@@ -95,7 +97,7 @@ async fn follower_sees_every_line_once_and_ends_when_the_log_closes() {
 
 #[tokio::test]
 async fn waiting_follower_sleeps_until_a_line_arrives() {
-    let log = ContainerLog::new(DEFAULT_CAPACITY_BYTES, None);
+    let log = ContainerLog::new(DEFAULT_CAPACITY_BYTES);
     let (_, cursor) = log.snapshot(None, None);
     let early = tokio::time::timeout(Duration::from_millis(50), log.wait_for_more(cursor));
     assert!(early.await.is_err(), "nothing new yet");
@@ -110,7 +112,7 @@ async fn waiting_follower_sleeps_until_a_line_arrives() {
 
 #[test]
 fn slow_follower_resumes_from_the_oldest_line_still_buffered() {
-    let log = ContainerLog::new(3 * (1 + LINE_OVERHEAD_BYTES), None);
+    let log = ContainerLog::new(3 * (1 + LINE_OVERHEAD_BYTES));
     let (_, cursor) = log.snapshot(None, None);
     log.write(Stream::Stdout, b"1\n2\n3\n4\n5\n");
     let (lines, next) = log.lines_after(cursor);
@@ -119,28 +121,74 @@ fn slow_follower_resumes_from_the_oldest_line_still_buffered() {
     assert!(log.lines_after(next).0.is_empty());
 }
 
+fn log_files(dir: &std::path::Path, max_size: u64) -> LogFiles {
+    LogFiles {
+        dir: dir.join("c"),
+        restart: 0,
+        rotation: Rotation {
+            max_size,
+            max_files: 3,
+        },
+        room: None,
+    }
+}
+
+/// Waits (at most five seconds) for the writer thread to have put in `path` lines that
+/// satisfy `done`.
+fn wait_for_lines(path: &std::path::Path, done: impl Fn(&[LogLine]) -> bool) -> Vec<LogLine> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let written = read_log_file(path).unwrap_or_default();
+        if done(&written) || std::time::Instant::now() > deadline {
+            return written;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 #[test]
-fn mirror_file_round_trips_and_restarts_at_its_cap() {
+fn lines_reach_the_file_in_the_cri_format_without_waiting_for_a_full_buffer() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("c/0.log");
-    let log = ContainerLog::new(DEFAULT_CAPACITY_BYTES, Some(path.clone()));
+    let writer = LogWriter::start().unwrap();
+    let log = ContainerLog::with_files(
+        DEFAULT_CAPACITY_BYTES,
+        Some((log_files(dir.path(), 1 << 20), writer)),
+    );
     log.write(Stream::Stdout, b"hello world\n");
     log.write(Stream::Stderr, b"oops\n");
-    let lines = read_log_file(&path).unwrap();
-    assert_eq!(lines, log.lines(None, None));
+    let written = wait_for_lines(&dir.path().join("c/0.log"), |lines| lines.len() >= 2);
+    assert_eq!(
+        written,
+        log.lines(None, None),
+        "the timed flush wrote both lines"
+    );
+}
 
-    let chunk = vec![b'x'; 1024 * 1024];
-    for _ in 0..25 {
+#[test]
+fn a_flood_is_written_in_batches_into_rotated_files_that_stay_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let writer = LogWriter::start().unwrap();
+    let log = ContainerLog::with_files(
+        DEFAULT_CAPACITY_BYTES,
+        Some((log_files(dir.path(), 256 * 1024), writer)),
+    );
+    let chunk = [b"x".repeat(99), b"\n".to_vec()].concat().repeat(1000);
+    for _ in 0..50 {
         log.write(Stream::Stdout, &chunk);
     }
+    log.write(Stream::Stdout, b"last\n");
     log.close();
-    let size = std::fs::metadata(&path).unwrap().len();
-    assert!(size <= MAX_FILE_BYTES, "file is {size} bytes");
+    let last = |lines: &[LogLine]| lines.last().is_some_and(|l| l.text == "last");
+    let current = wait_for_lines(&dir.path().join("c/0.log"), last);
+    assert!(last(&current), "the final flush wrote the last line");
+    let files: Vec<u64> = std::fs::read_dir(dir.path().join("c"))
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .collect();
+    assert_eq!(files.len(), 3, "{files:?}");
+    assert!(files.iter().all(|len| *len <= 256 * 1024), "{files:?}");
     assert!(
-        log.lines(None, None)
-            .iter()
-            .map(|l| l.text.len())
-            .sum::<usize>()
-            <= DEFAULT_CAPACITY_BYTES
+        log.take_host_time() > Duration::ZERO,
+        "the writer's time is booked for the guest"
     );
 }

@@ -3,6 +3,8 @@
 use std::path::Path;
 use std::time::Duration;
 
+use sha2::{Digest, Sha256};
+
 use super::*;
 use crate::node::sandbox::tests::exerciser;
 
@@ -163,4 +165,66 @@ fn epoch_ticker_stops_when_the_last_runtime_clone_drops() {
     drop(clone);
     // Dropping joined the ticker thread; nothing keeps the runtime alive.
     assert!(inner.upgrade().is_none());
+}
+
+/// A copy of the exerciser that is another component to the cache: the same code with a
+/// custom section naming `variant` appended (a component may end with custom sections).
+fn variant(dir: &Path, variant: &str) -> std::path::PathBuf {
+    let mut bytes = std::fs::read(exerciser()).unwrap();
+    let name = variant.as_bytes();
+    bytes.push(0); // custom section
+    bytes.push(u8::try_from(name.len() + 1).unwrap());
+    bytes.push(u8::try_from(name.len()).unwrap());
+    bytes.extend_from_slice(name);
+    let path = dir.join(format!("{variant}.wasm"));
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+#[tokio::test]
+async fn components_past_the_memory_budget_go_least_recently_used_first_never_one_in_use() {
+    let images = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let runtime = Runtime::new(RuntimeConfig {
+        cache_dir: cache.path().to_owned(),
+        max_memory_cache_bytes: 1,
+        ..RuntimeConfig::default()
+    })
+    .unwrap();
+    let (a, b, c) = (
+        variant(images.path(), "a"),
+        variant(images.path(), "b"),
+        variant(images.path(), "c"),
+    );
+    let running = runtime.load(&a).await.unwrap();
+    let stopped = runtime.load(&b).await.unwrap();
+    assert_eq!(runtime.cached_components().0, 2, "both are in use");
+    drop(stopped);
+    runtime.load(&c).await.unwrap();
+    assert_eq!(runtime.cached_components().0, 2, "b went, a and c stay");
+    assert_eq!(runtime.load(&a).await.unwrap().source, LoadSource::Memory);
+    assert_eq!(runtime.load(&b).await.unwrap().source, LoadSource::Cache);
+    drop(running);
+}
+
+#[tokio::test]
+async fn compiled_artifacts_past_the_disk_budget_go_oldest_first_never_one_in_use() {
+    let images = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let runtime = Runtime::new(RuntimeConfig {
+        cache_dir: cache.path().to_owned(),
+        max_disk_cache_bytes: 1,
+        max_memory_cache_bytes: 1,
+        ..RuntimeConfig::default()
+    })
+    .unwrap();
+    let artifacts = || std::fs::read_dir(cache.path()).unwrap().count();
+    let running = runtime.load(&variant(images.path(), "a")).await.unwrap();
+    let stopped = runtime.load(&variant(images.path(), "b")).await.unwrap();
+    assert_eq!(artifacts(), 2, "a is in use, b was just made");
+    drop(stopped);
+    runtime.load(&variant(images.path(), "c")).await.unwrap();
+    let hex = |loaded: &Loaded| format!("{}.cwasm", loaded.digest.trim_start_matches("sha256:"));
+    assert!(cache.path().join(hex(&running)).exists());
+    assert_eq!(artifacts(), 2, "b's artifact went");
 }

@@ -40,13 +40,23 @@ pub(crate) fn shared_runtime() -> Runtime {
     .expect("runtime")
 }
 
+/// A runtime like [`shared_runtime`] with node-wide budgets of its own.
+pub(super) fn runtime_with(adjust: impl FnOnce(&mut RuntimeConfig)) -> Runtime {
+    let mut config = RuntimeConfig {
+        cache_dir: std::env::temp_dir().join("wasmkube-node-tests-cache"),
+        ..RuntimeConfig::default()
+    };
+    adjust(&mut config);
+    Runtime::new(config).expect("runtime")
+}
+
 /// A [`ContainerRun`] of the exerciser with `steps`, built up fluently.
-struct RunBuilder {
-    run: ContainerRun,
+pub(super) struct RunBuilder {
+    pub(super) run: ContainerRun,
 }
 
 impl RunBuilder {
-    fn steps(steps: &[&str]) -> RunBuilder {
+    pub(super) fn steps(steps: &[&str]) -> RunBuilder {
         RunBuilder {
             run: ContainerRun {
                 name: "exerciser".into(),
@@ -55,7 +65,8 @@ impl RunBuilder {
                 mounts: Vec::new(),
                 memory_limit: None,
                 cpu_limit_millicores: None,
-                log: ContainerLog::new(DEFAULT_CAPACITY_BYTES, None),
+                pod: PodShare::new(1024),
+                log: ContainerLog::new(DEFAULT_CAPACITY_BYTES),
             },
         }
     }
@@ -65,7 +76,12 @@ impl RunBuilder {
         self
     }
 
-    fn mount(mut self, host: &Path, guest: &str, read_only: bool) -> Self {
+    pub(super) fn pod(mut self, share: &Arc<PodShare>) -> Self {
+        self.run.pod = Arc::clone(share);
+        self
+    }
+
+    pub(super) fn mount(mut self, host: &Path, guest: &str, read_only: bool) -> Self {
         self.run.mounts.push(Mount {
             host_path: host.to_owned(),
             guest_path: guest.into(),
@@ -85,12 +101,12 @@ impl RunBuilder {
     }
 
     fn log_capacity(mut self, bytes: usize) -> Self {
-        self.run.log = ContainerLog::new(bytes, None);
+        self.run.log = ContainerLog::new(bytes);
         self
     }
 
     /// Runs to the end (under a timeout); returns the exit and the log.
-    async fn run(self, runtime: &Runtime) -> (Exit, Vec<LogLine>) {
+    pub(super) async fn run(self, runtime: &Runtime) -> (Exit, Vec<LogLine>) {
         let loaded = runtime.load(&exerciser()).await.expect("load exerciser");
         let log = Arc::clone(&self.run.log);
         let run = runtime.run(&loaded.component, self.run, CancellationToken::new());
@@ -101,7 +117,7 @@ impl RunBuilder {
     }
 }
 
-fn stdout(lines: &[LogLine]) -> Vec<&str> {
+pub(super) fn stdout(lines: &[LogLine]) -> Vec<&str> {
     lines
         .iter()
         .filter(|l| l.stream == crate::node::logs::Stream::Stdout)
@@ -139,7 +155,7 @@ async fn guest_exit_ends_the_run_with_its_status() {
 
 #[test]
 fn wasi_exit_status_becomes_the_exit_code() {
-    let exit = |code| exit_of_error(&wasmtime::format_err!(I32Exit(code)));
+    let exit = |code| exit_of_error(&wasmtime::format_err!(I32Exit(code)), 0);
     assert_eq!(
         exit(3),
         Exit {
@@ -149,9 +165,10 @@ fn wasi_exit_status_becomes_the_exit_code() {
         }
     );
     assert_eq!(exit(0).reason, ExitReason::Completed);
-    let trap = exit_of_error(&wasmtime::Error::from(
-        wasmtime::Trap::UnreachableCodeReached,
-    ));
+    let trap = exit_of_error(
+        &wasmtime::Error::from(wasmtime::Trap::UnreachableCodeReached),
+        0,
+    );
     assert_eq!((trap.code, trap.reason), (134, ExitReason::Error));
 }
 

@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 
-use k8s_openapi::api::core::v1::{Container, Pod, PodSpec, PodStatus, Volume};
+use k8s_openapi::api::core::v1::{Container, Pod, PodSpec, PodStatus, Volume, VolumeMount};
 use serde_json::Value;
 
 use crate::api::error::Cause;
@@ -21,6 +21,8 @@ const ENV_FIELD_PATHS: &[&str] = &[
     "status.podIP",
     "status.hostIP",
 ];
+/// Resources a container may request and be limited in.
+const RESOURCE_NAMES: &[&str] = &["cpu", "memory", "ephemeral-storage"];
 /// Volume sources a wasmkube node can provide.
 const SUPPORTED_VOLUMES: &[&str] = &["emptyDir"];
 
@@ -174,6 +176,18 @@ fn validate_volumes<'a>(
             .and_then(Value::as_object)
             .map(|o| o.keys().filter(|k| *k != "name").collect())
             .unwrap_or_default();
+        if let Some(limit) = volume
+            .empty_dir
+            .as_ref()
+            .and_then(|e| e.size_limit.as_ref())
+            && quantity::bytes(&limit.0).is_none()
+        {
+            causes.push(Cause::invalid(
+                format!("{path}.emptyDir.sizeLimit"),
+                &limit.0,
+                "must be a valid quantity, e.g. 10Mi",
+            ));
+        }
         match sources.as_slice() {
             [] => causes.push(Cause::required(format!(
                 "{path}: must specify a volume type"
@@ -275,8 +289,39 @@ fn validate_container(
                 "must be unique",
             ));
         }
+        validate_sub_path(&field, mount, causes);
     }
     validate_resources(path, container, causes);
+}
+
+/// `subPath` and `subPathExpr` name a directory inside the volume: relative, without `..`,
+/// and not both.
+fn validate_sub_path(field: &str, mount: &VolumeMount, causes: &mut Vec<Cause>) {
+    let sub_path = mount.sub_path.as_deref().filter(|p| !p.is_empty());
+    let expr = mount.sub_path_expr.as_deref().filter(|p| !p.is_empty());
+    if let (Some(_), Some(expr)) = (sub_path, expr) {
+        causes.push(Cause::invalid(
+            format!("{field}.subPathExpr"),
+            expr,
+            "subPathExpr and subPath are mutually exclusive",
+        ));
+    }
+    for (name, path) in [("subPath", sub_path), ("subPathExpr", expr)] {
+        let Some(path) = path else { continue };
+        if path.starts_with('/') {
+            causes.push(Cause::invalid(
+                format!("{field}.{name}"),
+                path,
+                "must be a relative path",
+            ));
+        } else if path.split('/').any(|part| part == "..") {
+            causes.push(Cause::invalid(
+                format!("{field}.{name}"),
+                path,
+                "must not contain '..'",
+            ));
+        }
+    }
 }
 
 fn validate_resources(path: &str, container: &Container, causes: &mut Vec<Cause>) {
@@ -290,10 +335,10 @@ fn validate_resources(path: &str, container: &Container, causes: &mut Vec<Cause>
         for (name, value) in map.iter().flatten() {
             let field = format!("{path}.resources.{kind}[{name}]");
             let parsed = match name.as_str() {
-                "memory" => quantity::bytes(&value.0),
+                "memory" | "ephemeral-storage" => quantity::bytes(&value.0),
                 "cpu" => quantity::millicores(&value.0),
                 _ => {
-                    causes.push(Cause::unsupported(field, name, &["cpu", "memory"]));
+                    causes.push(Cause::unsupported(field, name, RESOURCE_NAMES));
                     continue;
                 }
             };
@@ -306,7 +351,7 @@ fn validate_resources(path: &str, container: &Container, causes: &mut Vec<Cause>
             }
         }
     }
-    for name in ["cpu", "memory"] {
+    for name in RESOURCE_NAMES.iter().copied() {
         let parse = |q: &k8s_openapi::apimachinery::pkg::api::resource::Quantity| {
             if name == "cpu" {
                 quantity::millicores(&q.0)
@@ -314,23 +359,16 @@ fn validate_resources(path: &str, container: &Container, causes: &mut Vec<Cause>
                 quantity::bytes(&q.0)
             }
         };
-        let limit = resources
-            .limits
-            .as_ref()
-            .and_then(|l| l.get(name))
-            .and_then(parse);
-        let request = resources
-            .requests
-            .as_ref()
-            .and_then(|r| r.get(name))
-            .and_then(parse);
+        let limit = resources.limits.as_ref().and_then(|l| l.get(name));
+        let request = resources.requests.as_ref().and_then(|r| r.get(name));
         if let (Some(limit), Some(request)) = (limit, request)
-            && request > limit
+            && request.0 != limit.0
+            && parse(request).zip(parse(limit)).is_some_and(|(r, l)| r > l)
         {
             causes.push(Cause::invalid(
                 format!("{path}.resources.requests[{name}]"),
-                request,
-                &format!("must be less than or equal to {name} limit of {limit}"),
+                &request.0,
+                &format!("must be less than or equal to {name} limit of {}", limit.0),
             ));
         }
     }
@@ -414,6 +452,55 @@ mod tests {
                 "spec.containers[0].volumeMounts[0].name",
                 "spec.containers[0].volumeMounts[0].mountPath",
                 "spec.containers[0].resources.limits[memory]",
+            ]
+        );
+    }
+
+    #[test]
+    fn ephemeral_storage_and_size_limits_are_quantities() {
+        let raw = pod(json!({
+            "volumes": [{"name": "data", "emptyDir": {"sizeLimit": "10Mi"}},
+                        {"name": "junk", "emptyDir": {"sizeLimit": "lots"}}],
+            "containers": [{"name": "a", "image": "a.wasm", "resources": {
+                "requests": {"ephemeral-storage": "2Mi"}, "limits": {"ephemeral-storage": "1Mi"}}}]
+        }));
+        assert_eq!(
+            check(raw),
+            [
+                "spec.volumes[1].emptyDir.sizeLimit: Invalid value: \"lots\": must be a valid quantity, e.g. 10Mi",
+                "spec.containers[0].resources.requests[ephemeral-storage]: Invalid value: \"2Mi\": must be less than or equal to ephemeral-storage limit of 1Mi",
+            ]
+        );
+    }
+
+    #[test]
+    fn sub_paths_must_stay_inside_their_volume_and_not_come_twice() {
+        let mount = |extra: Value| {
+            let mut m = json!({"name": "data", "mountPath": "/data"});
+            m.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            pod(json!({"volumes": [{"name": "data", "emptyDir": {}}],
+                "containers": [{"name": "a", "image": "a.wasm", "volumeMounts": [m]}]}))
+        };
+        assert!(check(mount(json!({"subPath": "a/b"}))).is_empty());
+        assert!(check(mount(json!({"subPathExpr": "$(POD)/logs"}))).is_empty());
+        assert_eq!(
+            check(mount(json!({"subPath": "/etc"}))),
+            [
+                "spec.containers[0].volumeMounts[0].subPath: Invalid value: \"/etc\": must be a relative path"
+            ]
+        );
+        assert_eq!(
+            check(mount(json!({"subPathExpr": "a/../../b"}))),
+            [
+                "spec.containers[0].volumeMounts[0].subPathExpr: Invalid value: \"a/../../b\": must not contain '..'"
+            ]
+        );
+        assert_eq!(
+            check(mount(json!({"subPath": "a", "subPathExpr": "b"}))),
+            [
+                "spec.containers[0].volumeMounts[0].subPathExpr: Invalid value: \"b\": subPathExpr and subPath are mutually exclusive"
             ]
         );
     }
