@@ -188,6 +188,7 @@ impl ApiError {
             store::Error::Conflict { .. } => ApiError::Conflict { resource, name },
             store::Error::Compacted { requested, oldest } => ApiError::Gone { requested, oldest },
             store::Error::Backend(message) => ApiError::Internal(message),
+            error @ store::Error::Stopped(_) => ApiError::Unavailable(error.to_string()),
         }
     }
 }
