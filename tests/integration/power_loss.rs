@@ -175,11 +175,11 @@ impl Disk {
     }
 
     pub fn is_off(&self) -> bool {
-        *self.state.phase.lock().unwrap() == Phase::Off
+        *lock(&self.state.phase) == Phase::Off
     }
 
     fn set(&self, phase: Phase) {
-        *self.state.phase.lock().unwrap() = phase;
+        *lock(&self.state.phase) = phase;
         self.state.changed.notify_all();
     }
 }
@@ -197,28 +197,33 @@ impl DiskState {
     /// Waits out a held or dying phase; true when the sync may reach the image. Applies the
     /// file's pending writes while holding the phase, so a power cut cannot fall in between.
     fn sync(&self, file: &FileState) -> bool {
-        let mut phase = self.phase.lock().unwrap();
+        let mut phase = lock(&self.phase);
         loop {
             match *phase {
                 Phase::Healthy => break,
                 Phase::Failing | Phase::Off => return false,
                 Phase::Held => {
                     self.held.fetch_add(1, Ordering::SeqCst);
-                    phase = self.changed.wait(phase).unwrap();
+                    phase = self.changed.wait(phase).unwrap_or_else(|p| p.into_inner());
                     self.held.fetch_sub(1, Ordering::SeqCst);
                 }
-                Phase::Dying => phase = self.changed.wait(phase).unwrap(),
+                Phase::Dying => {
+                    phase = self.changed.wait(phase).unwrap_or_else(|p| p.into_inner());
+                }
             }
         }
-        file.apply();
+        if file.apply().is_err() {
+            // The image is gone (a failed test removed its directory): the sync fails.
+            return false;
+        }
         self.syncs.fetch_add(1, Ordering::SeqCst);
         true
     }
 
-    /// The state of the file at `path` (its image is named alike).
-    fn file(&self, path: &Path) -> Arc<FileState> {
-        let image = self.image.join(path.file_name().unwrap());
-        let mut files = self.files.lock().unwrap();
+    /// The state of the file whose image is `name`.
+    fn file(&self, name: &Path) -> Arc<FileState> {
+        let image = self.image.join(name);
+        let mut files = lock(&self.files);
         let state = files.entry(image.clone()).or_insert_with(|| {
             Arc::new(FileState {
                 image,
@@ -230,26 +235,44 @@ impl DiskState {
 
     /// Whether file deletions still reach the image.
     fn powered(&self) -> bool {
-        matches!(*self.phase.lock().unwrap(), Phase::Healthy | Phase::Held)
+        matches!(*lock(&self.phase), Phase::Healthy | Phase::Held)
     }
 }
 
 impl FileState {
-    fn apply(&self) {
-        let pending = std::mem::take(&mut *self.unsynced.lock().unwrap());
+    /// Writes what was pending into the image.
+    fn apply(&self) -> std::io::Result<()> {
+        let pending = std::mem::take(&mut *lock(&self.unsynced));
         let image = std::fs::OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(false)
-            .open(&self.image)
-            .unwrap();
+            .open(&self.image)?;
         for change in pending {
             match change {
-                Pending::Write(offset, data) => image.write_all_at(&data, offset).unwrap(),
-                Pending::Truncate(size) => image.set_len(size).unwrap(),
+                Pending::Write(offset, data) => image.write_all_at(&data, offset)?,
+                Pending::Truncate(size) => image.set_len(size)?,
             }
         }
+        Ok(())
     }
+}
+
+/// Locks without panicking: a panic must not cross SQLite's C frames (it would abort the
+/// whole test binary), and a test that failed elsewhere may have poisoned the lock.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The image of the file SQLite names `name`, when it has one.
+unsafe fn image_name(name: *const c_char) -> Option<PathBuf> {
+    if name.is_null() {
+        return None;
+    }
+    let path = unsafe { CStr::from_ptr(name) }.to_str().ok()?;
+    Path::new(path).file_name().map(PathBuf::from)
 }
 
 fn register(name: &str, state: Arc<DiskState>) {
@@ -309,7 +332,7 @@ unsafe extern "C" fn x_open(
         let base = disk.base.0;
         (*file).pMethods = ptr::null();
         let inner_size = (*base).szOsFile as usize;
-        let layout = Layout::from_size_align(inner_size, 16).unwrap();
+        let layout = inner_layout(inner_size);
         let inner = alloc_zeroed(layout) as *mut ffi::sqlite3_file;
         let rc = ((*base).xOpen.unwrap())(base, name, inner, flags, out_flags);
         if rc != ffi::SQLITE_OK {
@@ -319,11 +342,9 @@ unsafe extern "C" fn x_open(
             dealloc(inner as *mut u8, layout);
             return rc;
         }
-        let tracked = if name.is_null() {
-            ptr::null()
-        } else {
-            let path = Path::new(CStr::from_ptr(name).to_str().unwrap());
-            Arc::into_raw(disk.file(path))
+        let tracked = match image_name(name) {
+            Some(name) => Arc::into_raw(disk.file(&name)),
+            None => ptr::null(),
         };
         ptr::write(
             file as *mut DiskFile,
@@ -348,10 +369,12 @@ unsafe extern "C" fn x_delete(
         let base = base_of(vfs);
         let rc = ((*base).xDelete.unwrap())(base, name, sync_dir);
         let disk = disk_of(vfs);
-        if rc == ffi::SQLITE_OK {
+        if rc == ffi::SQLITE_OK
+            && let Some(name) = image_name(name)
+        {
             // A file made later under the same name starts empty, without this one's writes.
-            let file = disk.file(Path::new(CStr::from_ptr(name).to_str().unwrap()));
-            file.unsynced.lock().unwrap().clear();
+            let file = disk.file(&name);
+            lock(&file.unsynced).clear();
             if disk.powered() {
                 let _ = std::fs::remove_file(&file.image);
             }
@@ -406,6 +429,11 @@ static METHODS: ffi::sqlite3_io_methods = ffi::sqlite3_io_methods {
     xUnfetch: None,
 };
 
+/// The platform file's allocation: `size` bytes, aligned for any C struct.
+fn inner_layout(size: usize) -> Layout {
+    Layout::from_size_align(size, 16).expect("a small size and a power of two")
+}
+
 /// The `DiskFile` behind a file object, and the platform's methods for its inner file.
 unsafe fn parts<'a>(
     file: *mut ffi::sqlite3_file,
@@ -425,8 +453,7 @@ unsafe extern "C" fn x_close(file: *mut ffi::sqlite3_file) -> c_int {
     unsafe {
         let (disk_file, inner, methods) = parts(file);
         let rc = (methods.xClose.unwrap())(inner);
-        let layout = Layout::from_size_align(disk_file.inner_size, 16).unwrap();
-        dealloc(inner as *mut u8, layout);
+        dealloc(inner as *mut u8, inner_layout(disk_file.inner_size));
         if !disk_file.tracked.is_null() {
             drop(Arc::from_raw(disk_file.tracked));
         }
@@ -445,11 +472,7 @@ unsafe extern "C" fn x_write(
         let rc = (methods.xWrite.unwrap())(inner, buffer, amount, offset);
         if rc == ffi::SQLITE_OK && !disk_file.tracked.is_null() {
             let data = std::slice::from_raw_parts(buffer as *const u8, amount as usize);
-            (*disk_file.tracked)
-                .unsynced
-                .lock()
-                .unwrap()
-                .push(Pending::Write(offset as u64, data.to_vec()));
+            lock(&(*disk_file.tracked).unsynced).push(Pending::Write(offset as u64, data.to_vec()));
         }
         rc
     }
@@ -460,11 +483,7 @@ unsafe extern "C" fn x_truncate(file: *mut ffi::sqlite3_file, size: ffi::sqlite3
         let (disk_file, inner, methods) = parts(file);
         let rc = (methods.xTruncate.unwrap())(inner, size);
         if rc == ffi::SQLITE_OK && !disk_file.tracked.is_null() {
-            (*disk_file.tracked)
-                .unsynced
-                .lock()
-                .unwrap()
-                .push(Pending::Truncate(size as u64));
+            lock(&(*disk_file.tracked).unsynced).push(Pending::Truncate(size as u64));
         }
         rc
     }
