@@ -253,8 +253,63 @@ pub fn parse_resource_version(text: Option<&str>) -> ApiResult<Option<Revision>>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::kinds::PODS;
+    use crate::api::kinds::{LEASES, PODS};
     use crate::api::selectors::FieldSelector;
+    use std::sync::Mutex;
+
+    /// More changes than the store's live feed buffers (8,192) and a watcher's channel together.
+    fn burst_of_leases(api: &Api, count: usize) {
+        let leases = (0..count)
+            .map(|i| json!({"metadata": {"name": format!("l{i}")}, "spec": {}}))
+            .collect();
+        api.create_many(&LEASES, Some("default"), leases).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_watcher_that_falls_behind_the_live_feed_is_ended_with_410() {
+        let (_dir, api) = Api::scratch();
+        let from_now = ListOptions {
+            resource_version: Some(api.current_revision()),
+            ..Default::default()
+        };
+        let token = CancellationToken::new();
+        let mut events = api
+            .watch(&LEASES, Some("default"), from_now, None, token)
+            .unwrap();
+        burst_of_leases(&api, 9_000);
+        let limit = Duration::from_secs(10);
+        let ended = tokio::time::timeout(limit, events.recv()).await;
+        let ended = ended.expect("an event").expect("an ERROR event");
+        assert_eq!(ended.kind, "ERROR");
+        assert_eq!(ended.object["code"], 410);
+        let message = ended.object["message"].as_str().unwrap();
+        assert!(message.contains("too old resource version"), "{message}");
+        let end = tokio::time::timeout(limit, events.recv()).await;
+        assert!(end.expect("the end").is_none(), "the watch ends");
+    }
+
+    #[tokio::test]
+    async fn follow_reopens_a_watch_that_fell_behind_without_handing_on_its_error() {
+        let (_dir, api) = Api::scratch();
+        let kinds: Arc<Mutex<Vec<&'static str>>> = Arc::default();
+        let shutdown = CancellationToken::new();
+        let following = {
+            let (api, kinds, shutdown) = (api.clone(), kinds.clone(), shutdown.clone());
+            tokio::spawn(async move {
+                let record = |event: WatchEvent| kinds.lock().unwrap().push(event.kind);
+                follow(&api, &LEASES, ListOptions::default(), &shutdown, record).await;
+            })
+        };
+        tokio::task::yield_now().await;
+        burst_of_leases(&api, 9_000);
+        crate::testing::eventually(Duration::from_secs(10), "every lease seen", || async {
+            (kinds.lock().unwrap().len() >= 9_000).then_some(())
+        })
+        .await;
+        shutdown.cancel();
+        following.await.unwrap();
+        assert!(kinds.lock().unwrap().iter().all(|kind| *kind == "ADDED"));
+    }
 
     #[test]
     fn objects_entering_and_leaving_a_selection_are_added_and_deleted() {
