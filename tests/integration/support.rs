@@ -1,11 +1,15 @@
 //! Fixtures: pod builders, waiting with deadlines, and paths to the sample components.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use wasmkube::api::kinds::PODS;
 use wasmkube::api::{Api, ListOptions};
+use wasmkube::store::{SqliteOptions, SqliteStore};
 pub use wasmkube::testing::eventually;
+
+use crate::power_loss::Disk;
 
 /// The exerciser component built by build.rs.
 pub fn exerciser() -> String {
@@ -79,6 +83,35 @@ impl PodBuilder {
     pub fn build(self) -> Value {
         self.pod
     }
+}
+
+/// A Lease: a kind no controller acts on, for tests of the write path alone.
+pub fn lease(name: &str) -> Value {
+    json!({
+        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"holderIdentity": "test"},
+    })
+}
+
+/// An object's `metadata.resourceVersion` as the number it is.
+pub fn resource_version(object: &Value) -> u64 {
+    object["metadata"]["resourceVersion"]
+        .as_str()
+        .and_then(|rv| rv.parse().ok())
+        .expect("a resourceVersion")
+}
+
+/// A bootstrapped API over a store on `disk` (a disk that can lose power).
+pub fn api_on(disk: &Disk) -> Arc<Api> {
+    let options = SqliteOptions {
+        vfs: Some(disk.vfs()),
+        ..SqliteOptions::default()
+    };
+    let store = SqliteStore::open_with(&disk.live("store.db"), options).unwrap();
+    let api = Api::new(Arc::new(store));
+    api.bootstrap().unwrap();
+    api
 }
 
 /// Waits until the pod satisfies `predicate`; returns it.
