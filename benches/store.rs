@@ -4,7 +4,9 @@
 //! `cargo bench --bench store` (release build). Budgets: write p99 < 20 ms at 500 writes/s from
 //! 8 clients; a write during a watch from the oldest of 20,000 events of history < 50 ms.
 //! Writes are scheduled at a fixed rate and a write's latency counts from its scheduled time,
-//! so a write queued behind a slow one is charged for the wait.
+//! so a write queued behind a slow one is charged for the wait. The first row is the disk's own
+//! `fdatasync` latency in the same run: every write waits for one, so read the write rows
+//! against it on a busy machine.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -123,6 +125,26 @@ async fn http_writes() -> Vec<Duration> {
     latencies
 }
 
+/// The disk's own floor: a 4 KiB write and `fdatasync`, every 2 ms, as a commit does. A write
+/// cannot be faster than one of these; under other I/O its tail is the disk's.
+fn disk_syncs() -> Vec<Duration> {
+    use std::os::unix::fs::FileExt;
+    let dir = tempfile::tempdir().unwrap();
+    let file = std::fs::File::create(dir.path().join("probe")).unwrap();
+    let mut latencies: Vec<Duration> = (0..1000u64)
+        .map(|n| {
+            file.write_all_at(&[7; 4096], n % 64 * 4096).unwrap();
+            let start = Instant::now();
+            file.sync_data().unwrap();
+            let latency = start.elapsed();
+            std::thread::sleep(Duration::from_millis(2));
+            latency
+        })
+        .collect();
+    latencies.sort();
+    latencies
+}
+
 /// Writes during a watch from the oldest of `HISTORY` events (1 KiB bodies), over HTTPS.
 struct DuringBacklog {
     writes: Vec<Duration>,
@@ -177,11 +199,22 @@ async fn writes_during_a_watch_of_the_whole_history() -> DuringBacklog {
 
 fn main() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
+    let syncs = disk_syncs();
     let in_process = runtime.block_on(in_process_writes());
     let http = runtime.block_on(http_writes());
     let during = runtime.block_on(writes_during_a_watch_of_the_whole_history());
     println!("| {:<44} | {:>14} | {:<10} |", "measure", "value", "budget");
     println!("|{:-<46}|{:-<16}|{:-<12}|", "", "", "");
+    row(
+        "disk floor: fdatasync p50 (4 KiB writes)",
+        millis(percentile(&syncs, 0.5)),
+        "reported",
+    );
+    row(
+        "disk floor: fdatasync p99 (4 KiB writes)",
+        millis(percentile(&syncs, 0.99)),
+        "reported",
+    );
     let paced_rows = [("in process", &in_process), ("HTTPS", &http)];
     for (path, latencies) in paced_rows {
         row(
