@@ -1,18 +1,20 @@
 //! The embedded store: one SQLite file in WAL mode, history kept for watches and compacted.
 //!
-//! Writers hand their changes to one committer thread, which commits everything queued in one
-//! transaction and one sync (`committer`); only then are the changes applied to the in-memory
-//! objects readers see and sent to watchers. History is compacted in the background
-//! (`compactor`) and read back for watches a page at a time (`history`).
+//! Writers queue their changes; one of them at a time commits everything queued in one
+//! transaction and one sync (`committer`, `transaction`), and only then are the changes applied
+//! to the in-memory objects readers see and sent to watchers. History is compacted in the
+//! background (`compactor`) and read back for watches a page at a time (`history`).
 
 mod committer;
 mod compactor;
 mod history;
 mod rows;
+mod transaction;
 
-use committer::{Committer, Intent};
+use committer::Committer;
 use compactor::Compactor;
 use history::{HistoryPages, Readers};
+use transaction::Intent;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -53,7 +55,7 @@ impl Default for SqliteOptions {
 /// A `Store` over one SQLite file.
 pub struct SqliteStore {
     shared: Arc<Shared>,
-    // Declared before the compactor: the committer, which nudges it, stops first.
+    // Declared before the compactor, whose thread ends once the committer's nudge is dropped.
     committer: Committer,
     _compactor: Compactor,
 }
@@ -113,8 +115,8 @@ impl SqliteStore {
             vfs: options.vfs,
         };
         let conn = location.connect(OpenFlags::default())?;
-        // WAL with synchronous=FULL: a commit returns once the log is synced. The committer
-        // puts every write queued meanwhile into one transaction, so writers share that sync.
+        // WAL with synchronous=FULL: a commit returns once the log is synced. Every write queued
+        // meanwhile goes into the next transaction, so writers share that sync.
         conn.execute_batch(
             "PRAGMA journal_mode=WAL;
              PRAGMA synchronous=FULL;
@@ -137,7 +139,7 @@ impl SqliteStore {
             readers: Readers::new(location.clone()),
         });
         let compactor = Compactor::start(location.connect(OpenFlags::default())?, shared.clone())?;
-        let committer = Committer::start(conn, shared.clone(), revision, compactor.nudger());
+        let committer = Committer::new(conn, shared.clone(), revision, compactor.nudger());
         Ok(Self {
             shared,
             committer,

@@ -1,88 +1,56 @@
-//! Group commit, durable before visible: one thread owns the writing connection; it takes every
-//! write queued while the previous commit was syncing, commits them in one transaction — one
-//! sync of the write-ahead log for all — and only then applies them to what readers see, sends
-//! them to watchers and answers the writers.
+//! Group commit, leader and followers (LevelDB's writer queue): writers queue their changes;
+//! the first to find no commit under way becomes the leader and commits everything queued in
+//! one transaction — one sync of the write-ahead log for all — on its own thread, while those
+//! who queued meanwhile wait for their answers, and one of them leads the next batch. A lone
+//! writer commits without handing its work to another thread.
 
-use std::collections::HashMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
-use std::thread::JoinHandle;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
-use rusqlite::{Connection, TransactionBehavior, params};
-use serde_json::Value;
+use rusqlite::Connection;
 
 use super::Shared;
 use super::compactor::Nudge;
-use super::rows::{Change, write_change};
+use super::transaction::{Answers, Intent, Writer};
 use crate::store::offload::off_worker;
-use crate::store::{Entry, Error, Event, EventKind, Result, Revision};
+use crate::store::{Error, Revision};
 
 /// At most this many requests share one transaction.
 const MAX_BATCH: usize = 512;
-/// Compaction is nudged once this many writes (or the history length, if smaller) went by.
-const COMPACT_EVERY: u64 = 1_000;
 
-/// One change a writer asks for.
-pub(super) enum Intent {
-    Create {
-        key: String,
-        value: Value,
-    },
-    Update {
-        key: String,
-        value: Value,
-        expected: Revision,
-    },
-    Delete {
-        key: String,
-        expected: Option<Revision>,
-    },
-}
-
-/// One answer per intent; the outer error when the transaction failed as a whole.
-type Answers = Result<Vec<Result<Arc<Entry>>>>;
-
-struct Request {
-    intents: Vec<Intent>,
-    reply: SyncSender<Answers>,
-}
-
-/// The writers' side of the committer thread.
+/// Writes waiting for a commit, and the answers of committed ones.
 pub(super) struct Committer {
-    queue: Option<Sender<Request>>,
-    /// Requests submitted and not yet taken into a transaction.
-    waiting: Arc<AtomicUsize>,
     shared: Arc<Shared>,
-    thread: Option<JoinHandle<()>>,
+    queue: Mutex<Queue>,
+    /// Signalled when a batch is answered and the lead is free.
+    answered: Condvar,
+    /// Only the leader locks it.
+    writer: Mutex<Writer>,
+}
+
+type Ticket = u64;
+
+#[derive(Default)]
+struct Queue {
+    waiting: VecDeque<(Ticket, Vec<Intent>)>,
+    answers: HashMap<Ticket, Answers>,
+    next_ticket: Ticket,
+    leading: bool,
 }
 
 impl Committer {
-    /// Starts the thread that commits through `conn`, whose last revision is `revision`.
-    pub fn start(conn: Connection, shared: Arc<Shared>, revision: Revision, nudge: Nudge) -> Self {
-        let (queue, requests) = mpsc::channel();
-        let waiting = Arc::new(AtomicUsize::new(0));
-        let worker = Worker {
-            conn,
-            shared: shared.clone(),
-            waiting: waiting.clone(),
-            revision,
-            nudge,
-            since_nudge: 0,
-        };
-        let thread = std::thread::Builder::new()
-            .name("store-committer".into())
-            .spawn(move || worker.run(requests))
-            .expect("spawning the store's committer thread");
+    /// Commits through `conn`, whose last revision is `revision`.
+    pub fn new(conn: Connection, shared: Arc<Shared>, revision: Revision, nudge: Nudge) -> Self {
         Self {
-            queue: Some(queue),
-            waiting,
             shared,
-            thread: Some(thread),
+            queue: Mutex::new(Queue::default()),
+            answered: Condvar::new(),
+            writer: Mutex::new(Writer::new(conn, revision, nudge)),
         }
     }
 
-    /// Queues `intents` for the next transaction and waits until they are durable and visible.
+    /// Queues `intents` for the next transaction and returns once they are durable and
+    /// visible, leading the commit when no other writer is.
     ///
     /// # Errors
     /// `Stopped` once a commit failed; `Backend` when this transaction failed.
@@ -90,253 +58,80 @@ impl Committer {
         if let Some(reason) = self.shared.stopped.get() {
             return Err(Error::Stopped(reason.clone()));
         }
-        let (reply, answer) = mpsc::sync_channel(1);
-        let queue = self.queue.as_ref().expect("set until dropped");
-        self.waiting.fetch_add(1, Ordering::SeqCst);
-        if queue.send(Request { intents, reply }).is_err() {
-            return Err(self.gone());
+        off_worker(|| self.wait_or_lead(intents))
+    }
+
+    fn wait_or_lead(&self, intents: Vec<Intent>) -> Answers {
+        let mut queue = self.queue();
+        let ticket = queue.next_ticket;
+        queue.next_ticket += 1;
+        queue.waiting.push_back((ticket, intents));
+        loop {
+            if let Some(answers) = queue.answers.remove(&ticket) {
+                return answers;
+            }
+            if queue.leading {
+                queue = self.answered.wait(queue).unwrap_or_else(|p| p.into_inner());
+                continue;
+            }
+            // Our request is still waiting (it might not fit the batch; then we lead again).
+            queue.leading = true;
+            let taken = queue.waiting.len().min(MAX_BATCH);
+            let batch: Vec<_> = queue.waiting.drain(..taken).collect();
+            drop(queue);
+            let leading = Leading {
+                committer: self,
+                tickets: batch.iter().map(|(ticket, _)| *ticket).collect(),
+            };
+            let answers = self
+                .writer
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .commit(&self.shared, batch.into_iter().map(|(_, i)| i).collect());
+            queue = leading.answer(answers);
         }
-        off_worker(|| answer.recv()).unwrap_or_else(|_| Err(self.gone()))
+    }
+
+    fn queue(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     #[cfg(test)]
     pub fn waiting(&self) -> usize {
-        self.waiting.load(Ordering::SeqCst)
-    }
-
-    fn gone(&self) -> Error {
-        let reason = self
-            .shared
-            .stopped
-            .get_or_init(|| "the committer thread ended".into());
-        Error::Stopped(reason.clone())
+        self.queue().waiting.len()
     }
 }
 
-impl Drop for Committer {
+/// The lead of one batch; handing it back answers the batch and wakes the waiting writers.
+/// Dropped without answering (a panic while committing), it answers with an error, so that
+/// nobody waits forever.
+struct Leading<'a> {
+    committer: &'a Committer,
+    tickets: Vec<Ticket>,
+}
+
+impl<'a> Leading<'a> {
+    fn answer(mut self, answers: Vec<Answers>) -> MutexGuard<'a, Queue> {
+        let mut queue = self.committer.queue();
+        let tickets = std::mem::take(&mut self.tickets);
+        queue.answers.extend(tickets.into_iter().zip(answers));
+        queue.leading = false;
+        self.committer.answered.notify_all();
+        queue
+    }
+}
+
+impl Drop for Leading<'_> {
     fn drop(&mut self) {
-        // Closing the queue ends the thread once it has answered what was queued.
-        self.queue.take();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-struct Worker {
-    conn: Connection,
-    shared: Arc<Shared>,
-    waiting: Arc<AtomicUsize>,
-    /// The last committed revision (equal to the visible one between batches).
-    revision: Revision,
-    nudge: Nudge,
-    since_nudge: u64,
-}
-
-/// A batch that did not commit.
-enum Failure {
-    /// Nothing was written; the store goes on.
-    RolledBack(String),
-    /// The commit itself failed: whether it reached the disk is unknown, so the store stops.
-    Uncertain(String),
-}
-
-/// A committed batch: the answers per request, and the changes to publish.
-struct Committed {
-    answers: Vec<Vec<Result<Arc<Entry>>>>,
-    events: Vec<Event>,
-    published: Vec<(String, Option<Arc<Entry>>)>,
-}
-
-impl Worker {
-    fn run(mut self, requests: Receiver<Request>) {
-        while let Ok(first) = requests.recv() {
-            let mut batch = vec![first];
-            batch.extend(requests.try_iter().take(MAX_BATCH - 1));
-            self.waiting.fetch_sub(batch.len(), Ordering::SeqCst);
-            self.commit(batch);
-        }
-    }
-
-    fn commit(&mut self, batch: Vec<Request>) {
-        if let Some(reason) = self.shared.stopped.get() {
-            for request in batch {
-                let _ = request.reply.send(Err(Error::Stopped(reason.clone())));
-            }
+        if self.tickets.is_empty() {
             return;
         }
-        let (intents, replies): (Vec<_>, Vec<_>) =
-            batch.into_iter().map(|r| (r.intents, r.reply)).unzip();
-        match self.write(intents) {
-            Ok(committed) => {
-                let writes = committed.events.len() as u64;
-                self.publish(committed.events, committed.published);
-                for (reply, answers) in replies.into_iter().zip(committed.answers) {
-                    let _ = reply.send(Ok(answers));
-                }
-                self.maybe_nudge(writes);
-            }
-            Err(Failure::RolledBack(message)) => {
-                for reply in replies {
-                    let _ = reply.send(Err(Error::Backend(message.clone())));
-                }
-            }
-            Err(Failure::Uncertain(message)) => {
-                tracing::error!(%message, "a commit failed; the store refuses writes until restarted");
-                let _ = self.shared.stopped.set(message.clone());
-                for reply in replies {
-                    let _ = reply.send(Err(Error::Backend(message.clone())));
-                }
-            }
+        let mut queue = self.committer.queue();
+        for ticket in self.tickets.drain(..) {
+            let interrupted = Error::Backend("the commit was interrupted".into());
+            queue.answers.insert(ticket, Err(interrupted));
         }
-    }
-
-    /// Checks and writes every intent in one transaction and commits it (SQLite syncs the log).
-    fn write(&mut self, batch: Vec<Vec<Intent>>) -> std::result::Result<Committed, Failure> {
-        let rolled_back = |e: rusqlite::Error| Failure::RolledBack(e.to_string());
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(rolled_back)?;
-        let mut staged = Staged {
-            shared: &self.shared,
-            written: HashMap::new(),
-            revision: self.revision,
-            events: Vec::new(),
-        };
-        let mut answers = Vec::with_capacity(batch.len());
-        for intents in batch {
-            let mut request_answers = Vec::with_capacity(intents.len());
-            for intent in intents {
-                let answer = match staged.check(intent) {
-                    Ok(change) => Ok(staged
-                        .write(&tx, change)
-                        .map_err(|e| Failure::RolledBack(e.to_string()))?),
-                    Err(refused) => Err(refused),
-                };
-                request_answers.push(answer);
-            }
-            answers.push(request_answers);
-        }
-        let revision = staged.revision;
-        tx.prepare_cached(
-            "INSERT INTO meta (name, value) VALUES ('revision', ?1)
-             ON CONFLICT(name) DO UPDATE SET value = ?1",
-        )
-        .and_then(|mut s| s.execute(params![revision as i64]))
-        .map_err(rolled_back)?;
-        let Staged {
-            written, events, ..
-        } = staged;
-        tx.commit().map_err(|e| {
-            Failure::Uncertain(format!(
-                "committing revision {revision} to disk failed: {e}"
-            ))
-        })?;
-        self.revision = revision;
-        Ok(Committed {
-            answers,
-            events,
-            published: written.into_iter().collect(),
-        })
-    }
-
-    /// Applies committed changes to what readers see and sends them to watchers, in one step
-    /// under the lock `watch` reads under.
-    fn publish(&self, events: Vec<Event>, changes: Vec<(String, Option<Arc<Entry>>)>) {
-        let Some(last) = events.last().map(|e| e.entry.revision) else {
-            return;
-        };
-        let mut visible = self
-            .shared
-            .visible
-            .write()
-            .unwrap_or_else(|p| p.into_inner());
-        for (key, entry) in changes {
-            match entry {
-                Some(entry) => visible.objects.insert(key, entry),
-                None => visible.objects.remove(&key),
-            };
-        }
-        visible.revision = last;
-        for event in events {
-            // Nobody listening is fine: the event is in the history table.
-            let _ = self.shared.feed.send(event);
-        }
-    }
-
-    fn maybe_nudge(&mut self, writes: u64) {
-        self.since_nudge += writes;
-        if self.since_nudge >= COMPACT_EVERY.min(self.shared.history) {
-            self.nudge.nudge();
-            self.since_nudge = 0;
-        }
-    }
-}
-
-/// A transaction being built: what it has written so far, on top of what readers see.
-struct Staged<'a> {
-    shared: &'a Shared,
-    /// Keys written in this transaction: their new entry, `None` once deleted.
-    written: HashMap<String, Option<Arc<Entry>>>,
-    revision: Revision,
-    events: Vec<Event>,
-}
-
-impl Staged<'_> {
-    /// The entry at `key` as this transaction sees it.
-    fn current(&self, key: &str) -> Option<Arc<Entry>> {
-        match self.written.get(key) {
-            Some(written) => written.clone(),
-            None => self.shared.visible().objects.get(key).cloned(),
-        }
-    }
-
-    /// The change an intent comes to, or why it is refused.
-    fn check(&self, intent: Intent) -> Result<Change> {
-        let (key, value, expected) = match intent {
-            Intent::Create { key, value } => {
-                if self.current(&key).is_some() {
-                    return Err(Error::AlreadyExists(key));
-                }
-                return Ok(Change {
-                    key,
-                    value: Some(value),
-                    prev: None,
-                });
-            }
-            Intent::Update {
-                key,
-                value,
-                expected,
-            } => (key, Some(value), Some(expected)),
-            Intent::Delete { key, expected } => (key, None, expected),
-        };
-        let current = self
-            .current(&key)
-            .ok_or_else(|| Error::NotFound(key.clone()))?;
-        if let Some(expected) = expected.filter(|e| *e != current.revision) {
-            return Err(Error::Conflict {
-                key,
-                expected,
-                actual: current.revision,
-            });
-        }
-        Ok(Change {
-            key,
-            value,
-            prev: Some(current.value.clone()),
-        })
-    }
-
-    /// Writes a change's rows at the next revision; the entry is the writer's answer.
-    fn write(&mut self, tx: &rusqlite::Transaction<'_>, change: Change) -> Result<Arc<Entry>> {
-        let event = write_change(tx, change, self.revision + 1)?;
-        self.revision += 1;
-        let entry = Arc::new(event.entry.clone());
-        let now = (event.kind == EventKind::Put).then(|| entry.clone());
-        self.written.insert(event.entry.key.clone(), now);
-        self.events.push(event);
-        Ok(entry)
+        queue.leading = false;
+        self.committer.answered.notify_all();
     }
 }
