@@ -107,9 +107,10 @@ pub type Result<T> = std::result::Result<T, Error>;
 /// - When a commit cannot be made durable the store stops: that write fails with `Backend`
 ///   (its outcome is unknown), every later write with `Stopped`; reads keep answering with what
 ///   was durable. Reopening recovers from the log.
-/// - Methods block (disk, waiting for a sync) but never stall an async runtime: called on a
-///   tokio multi-thread worker, the blocking part runs after the worker's other tasks were handed
-///   to another thread.
+/// - Methods block (disk, waiting for a sync), but not a multi-thread runtime: called on one of
+///   its workers, they first hand the worker's other tasks to another thread, so two writers
+///   waiting for the disk do not stall the API, the controllers and the node. (A current-thread
+///   runtime has no other thread; it waits.)
 /// - Reads copy what they return outside any lock writers take.
 pub trait Store: Send + Sync + 'static {
     fn get(&self, key: &str) -> Result<Option<Entry>>;
