@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use wasmkube::api::kinds::PODS;
+use wasmkube::api::kinds::{EVENTS, PODS};
 use wasmkube::api::{Api, ListOptions};
 use wasmkube::store::{SqliteOptions, SqliteStore};
 pub use wasmkube::testing::eventually;
@@ -142,22 +142,21 @@ pub fn phase(pod: &Value) -> &str {
     pod["status"]["phase"].as_str().unwrap_or_default()
 }
 
-/// Reasons of the events about object `name`.
-pub fn event_reasons(api: &Api, namespace: &str, name: &str) -> Vec<String> {
-    let events = api
-        .list(
-            &wasmkube::api::kinds::EVENTS,
-            Some(namespace),
-            &ListOptions::default(),
-        )
-        .unwrap();
-    events["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["involvedObject"]["name"] == name)
-        .map(|e| e["reason"].as_str().unwrap_or_default().to_string())
-        .collect()
+/// Waits until an event about object `name` gives `reason`; returns its message. Events are
+/// written in the background, so the change they explain may be visible before them.
+pub async fn wait_for_event(api: &Api, namespace: &str, name: &str, reason: &str) -> String {
+    let what = format!("a {reason} event about {name}");
+    eventually(Duration::from_secs(20), &what, || async {
+        let events = api
+            .list(&EVENTS, Some(namespace), &ListOptions::default())
+            .ok()?;
+        let event = events["items"]
+            .as_array()?
+            .iter()
+            .find(|e| e["involvedObject"]["name"] == name && e["reason"] == reason)?;
+        event["message"].as_str().map(str::to_string)
+    })
+    .await
 }
 
 /// What a command printed and whether it succeeded.
