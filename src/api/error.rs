@@ -217,4 +217,17 @@ mod tests {
             "Pod \"web\" is invalid: spec.containers[0].image: Required value"
         );
     }
+
+    #[test]
+    fn a_stopped_store_answers_503_saying_why_and_what_recovers_it() {
+        let stopped = store::Error::Stopped("committing revision 7 to disk failed".into());
+        let status = ApiError::from_store(stopped, "pods", "web").to_status();
+        assert_eq!(status["code"], 503);
+        assert_eq!(status["reason"], "ServiceUnavailable");
+        let message = status["message"].as_str().unwrap();
+        assert!(
+            message.contains("revision 7") && message.contains("restart"),
+            "{message}"
+        );
+    }
 }
