@@ -148,7 +148,12 @@ fn write_until_refused(store: Arc<SqliteStore>, disk: Arc<Disk>, seen: Seen, wri
     }
 }
 
-fn watch_until(store: &SqliteStore, disk: Arc<Disk>, seen: Seen, done: Arc<AtomicBool>) {
+fn watch_until(
+    store: &SqliteStore,
+    disk: Arc<Disk>,
+    seen: Seen,
+    done: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<()> {
     let mut live = store.watch("/t/", store.current_revision()).unwrap().live;
     std::thread::spawn(move || {
         loop {
@@ -161,10 +166,11 @@ fn watch_until(store: &SqliteStore, disk: Arc<Disk>, seen: Seen, done: Arc<Atomi
                 Ok(_) => {}
                 Err(TryRecvError::Empty) if done.load(Ordering::SeqCst) => return,
                 Err(TryRecvError::Empty) => std::thread::sleep(Duration::from_micros(100)),
-                Err(error) => panic!("the watcher lost events: {error}"),
+                Err(TryRecvError::Closed) => return,
+                Err(lagged) => panic!("the watcher lost events: {lagged}"),
             }
         }
-    });
+    })
 }
 
 #[test]
@@ -174,7 +180,7 @@ fn after_a_power_loss_every_revision_anyone_saw_is_kept_and_none_is_reused() {
     let store = Arc::new(open_on(&disk));
     let seen: Seen = Arc::default();
     let done = Arc::new(AtomicBool::new(false));
-    watch_until(&store, disk.clone(), seen.clone(), done.clone());
+    let watcher = watch_until(&store, disk.clone(), seen.clone(), done.clone());
     let writers: Vec<_> = (0..4)
         .map(|writer| {
             let (store, disk, seen) = (store.clone(), disk.clone(), seen.clone());
@@ -193,6 +199,7 @@ fn after_a_power_loss_every_revision_anyone_saw_is_kept_and_none_is_reused() {
         writer.join().unwrap();
     }
     done.store(true, Ordering::SeqCst);
+    watcher.join().unwrap();
     drop(store);
 
     let recovered = SqliteStore::open(&disk.image("store.db")).unwrap();
