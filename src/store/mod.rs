@@ -51,7 +51,8 @@ pub trait Backlog: Send {
     /// May block (it reads the disk); the SQLite store moves that off the async workers itself.
     ///
     /// # Errors
-    /// `Compacted` when compaction removed history this backlog had not read yet.
+    /// `Compacted` when compaction removed history this backlog had not read yet, which it does
+    /// only once the watch has fallen further behind than its live feed holds.
     fn next_page(&mut self) -> Result<Vec<Event>>;
 }
 
@@ -62,6 +63,8 @@ pub trait Backlog: Send {
 /// in order: the backlog ends at the revision current when the watch opened, the live feed starts
 /// after it. `live` carries events of every key; callers filter by prefix. It buffers a bounded
 /// number of events: a receiver that falls further behind gets `Lagged` and has lost events.
+/// Until then, the history the backlog has still to read is kept from compaction, so a watch
+/// opened from the oldest kept revision is not cut off by the window moving on.
 pub struct Watch {
     pub backlog: Box<dyn Backlog>,
     pub live: broadcast::Receiver<Event>,

@@ -13,13 +13,13 @@ mod transaction;
 
 use committer::Committer;
 use compactor::Compactor;
-use history::{HistoryPages, Readers};
+use history::{HistoryPages, Pins, Readers};
 use transaction::Intent;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock, RwLock, RwLockReadGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
@@ -64,9 +64,12 @@ pub struct SqliteStore {
 struct Shared {
     visible: RwLock<Visible>,
     feed: broadcast::Sender<Event>,
-    /// History at or below this revision may be gone. Raised before rows are deleted, so a
-    /// history reader that finds it at or below its position knows its page was complete.
+    /// History at or below this revision may be gone. Raised (under `pins`) before rows are
+    /// deleted, so a history reader that finds it at or below its position knows its page was
+    /// complete.
     compacted: AtomicU64,
+    /// The open watch backlogs' positions, which compaction keeps.
+    pins: Mutex<Pins>,
     history: u64,
     /// Why the store refuses writes, once a commit could not be made durable.
     stopped: OnceLock<String>,
@@ -134,6 +137,7 @@ impl SqliteStore {
             }),
             feed,
             compacted: AtomicU64::new(read_meta(&conn, "compacted")?),
+            pins: Mutex::default(),
             history: options.history.max(1),
             stopped: OnceLock::new(),
             readers: Readers::new(location.clone()),
@@ -172,6 +176,10 @@ impl SqliteStore {
 impl Shared {
     fn visible(&self) -> RwLockReadGuard<'_, Visible> {
         self.visible.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn pins(&self) -> MutexGuard<'_, Pins> {
+        self.pins.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -262,8 +270,10 @@ impl Store for SqliteStore {
 
     fn watch(&self, prefix: &str, after: Revision) -> Result<Watch> {
         // Under the read lock, which publishing takes to write: no event falls between the
-        // backlog's end and the live feed's start.
+        // backlog's end and the live feed's start. Under `pins`: compaction either sees this
+        // backlog's pin or has raised `compacted` before it is checked here.
         let visible = self.shared.visible();
+        let mut pins = self.shared.pins();
         let compacted = self.shared.compacted.load(Ordering::SeqCst);
         if after < compacted {
             return Err(Error::Compacted {
@@ -272,7 +282,8 @@ impl Store for SqliteStore {
             });
         }
         let live = self.shared.feed.subscribe();
-        let backlog = HistoryPages::new(self.shared.clone(), prefix, after, visible.revision);
+        let range = (after, visible.revision);
+        let backlog = HistoryPages::pinned(self.shared.clone(), &mut pins, prefix, range);
         Ok(Watch {
             backlog: Box::new(backlog),
             live,

@@ -72,15 +72,24 @@ impl Drop for Compactor {
     }
 }
 
-/// Drops history older than the kept window so the file does not grow without bound.
+/// Drops history older than the kept window so the file does not grow without bound, except
+/// what an open watch backlog has still to read.
 fn compact(conn: &mut Connection, shared: &Shared) -> Result<()> {
-    let keep_from = shared.visible().revision.saturating_sub(shared.history);
-    if keep_from <= shared.compacted.load(Ordering::SeqCst) {
-        return Ok(());
-    }
-    // Raised before any row goes: a history reader that still finds it at or below its
-    // position knows the page it just read was complete.
-    shared.compacted.fetch_max(keep_from, Ordering::SeqCst);
+    let revision = shared.visible().revision;
+    let window = revision.saturating_sub(shared.history);
+    let keep_from = {
+        let pins = shared.pins();
+        let keep_from = pins
+            .oldest_needed(revision)
+            .map_or(window, |pinned| pinned.min(window));
+        if keep_from <= shared.compacted.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        // Raised before any row goes, and while no watch can pin: a history reader that still
+        // finds it at or below its position knows the page it just read was complete.
+        shared.compacted.fetch_max(keep_from, Ordering::SeqCst);
+        keep_from
+    };
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(backend)?;

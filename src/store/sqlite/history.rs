@@ -1,12 +1,14 @@
 //! History read back for watches a page at a time, on reader connections of its own: a watch
-//! from far back holds no lock writers take and never has more than a page in memory.
+//! from far back holds no lock writers take and never has more than a page in memory. While it
+//! reads, its position is pinned: compaction leaves the history it still needs in place.
 
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use rusqlite::{Connection, OpenFlags};
 
-use super::{Location, Shared, rows};
+use super::{LIVE_FEED_CAPACITY, Location, Shared, rows};
 use crate::store::offload::off_worker;
 use crate::store::{Backlog, Error, Event, Result, Revision};
 
@@ -48,22 +50,66 @@ impl Readers {
     }
 }
 
+/// Where the open backlogs are. Taken by `watch` to check the compacted revision and pin its
+/// backlog, and by compaction to choose what to drop and raise that revision: a backlog is
+/// either pinned before compaction looks, or refused for the compaction it came after.
+#[derive(Default)]
+pub(super) struct Pins {
+    next: u64,
+    /// Each open backlog's position (`after`) and end (`until`).
+    open: HashMap<u64, (Revision, Revision)>,
+}
+
+impl Pins {
+    /// The oldest revision an open backlog still has to read, at `revision`. A backlog whose
+    /// end is further behind than the live feed holds has lost its live events and will end
+    /// with 410 anyway: it pins nothing, which bounds the history kept for slow watchers.
+    pub fn oldest_needed(&self, revision: Revision) -> Option<Revision> {
+        self.open
+            .values()
+            .filter(|(_, until)| until + LIVE_FEED_CAPACITY as Revision >= revision)
+            .map(|(after, _)| *after)
+            .min()
+    }
+}
+
 /// The events under a prefix with a revision in `(after, until]`, read a page at a time.
 pub(super) struct HistoryPages {
     shared: Arc<Shared>,
+    pin: u64,
     prefix: String,
     after: Revision,
     until: Revision,
 }
 
 impl HistoryPages {
-    pub fn new(shared: Arc<Shared>, prefix: &str, after: Revision, until: Revision) -> Self {
+    /// A backlog, pinned in `pins` (the caller has checked `after` is not compacted).
+    pub fn pinned(
+        shared: Arc<Shared>,
+        pins: &mut Pins,
+        prefix: &str,
+        (after, until): (Revision, Revision),
+    ) -> Self {
+        let pin = pins.next;
+        pins.next += 1;
+        pins.open.insert(pin, (after, until));
         Self {
             shared,
+            pin,
             prefix: prefix.to_string(),
             after,
             until,
         }
+    }
+
+    fn pins(&self) -> MutexGuard<'_, Pins> {
+        self.shared.pins.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Drop for HistoryPages {
+    fn drop(&mut self) {
+        self.pins().open.remove(&self.pin);
     }
 }
 
@@ -78,7 +124,8 @@ impl Backlog for HistoryPages {
                 .with(|conn| rows::read_events(conn, &self.prefix, (self.after, self.until), PAGE))
         })?;
         // Compaction raises this before deleting: at or below `after` now, nothing this page
-        // should hold had been deleted when it was read.
+        // should hold had been deleted when it was read. (Above it only when this backlog fell
+        // so far behind that its pin no longer counts.)
         let compacted = self.shared.compacted.load(Ordering::SeqCst);
         if compacted > self.after {
             return Err(Error::Compacted {
@@ -90,6 +137,12 @@ impl Backlog for HistoryPages {
             Some(last) if page.len() == PAGE => last.entry.revision,
             _ => self.until,
         };
+        let mut pins = self.pins();
+        if self.after >= self.until {
+            pins.open.remove(&self.pin);
+        } else if let Some(pin) = pins.open.get_mut(&self.pin) {
+            pin.0 = self.after;
+        }
         Ok(page)
     }
 }

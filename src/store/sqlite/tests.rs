@@ -1,5 +1,6 @@
 //! Tests of the SQLite store.
 
+use std::path::Path;
 use std::sync::atomic::Ordering;
 
 use super::*;
@@ -162,10 +163,10 @@ fn compaction_runs_in_the_background_and_a_watch_from_before_it_is_refused() {
     ));
 }
 
-#[test]
-fn a_backlog_overtaken_by_compaction_ends_with_compacted() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open_with_history(&dir.path().join("s.db"), 300).unwrap();
+/// A store keeping 300 revisions, with 600 objects written, compacted through 300, and a
+/// watch from there that has read its first page (through revision 556).
+fn store_with_a_backlog_read_in_part(dir: &Path) -> (SqliteStore, Watch) {
+    let store = SqliteStore::open_with_history(&dir.join("s.db"), 300).unwrap();
     let objects = (0..600)
         .map(|i| (format!("/t/{i:04}"), object("o")))
         .collect();
@@ -173,10 +174,37 @@ fn a_backlog_overtaken_by_compaction_ends_with_compacted() {
     until_compacted(&store, 300);
     let mut watch = store.watch("/t/", 300).unwrap();
     assert_eq!(watch.backlog.next_page().unwrap().len(), 256);
-    let more = (0..600)
-        .map(|i| (format!("/t/more-{i:04}"), object("o")))
+    (store, watch)
+}
+
+fn create(store: &SqliteStore, count: usize, prefix: &str) {
+    let objects = (0..count)
+        .map(|i| (format!("/t/{prefix}-{i:05}"), object("o")))
         .collect();
-    store.create_many(more).unwrap();
+    store.create_many(objects).unwrap();
+}
+
+#[test]
+fn compaction_keeps_the_history_an_open_backlog_has_still_to_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, mut watch) = store_with_a_backlog_read_in_part(dir.path());
+    create(&store, 600, "more");
+    // The window alone would drop through 900; the backlog has read through 556.
+    until_compacted(&store, 556);
+    let (rest, _) = drain(watch.backlog.as_mut()).unwrap();
+    let revisions: Vec<Revision> = rest.iter().map(|e| e.entry.revision).collect();
+    assert_eq!(revisions, (557..=600).collect::<Vec<_>>());
+    drop(watch);
+    create(&store, 300, "after");
+    until_compacted(&store, store.current_revision() - 300);
+}
+
+#[test]
+fn a_backlog_that_fell_behind_the_live_feed_is_overtaken_by_compaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, mut watch) = store_with_a_backlog_read_in_part(dir.path());
+    // More than the live feed holds: this watch has lost events and pins nothing any more.
+    create(&store, LIVE_FEED_CAPACITY + 100, "more");
     until_compacted(&store, store.current_revision() - 300);
     let ended = drain(watch.backlog.as_mut());
     assert!(
