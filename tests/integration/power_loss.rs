@@ -6,7 +6,8 @@
 //! the image: what a sync did not cover is gone, as after a real power loss (where the page
 //! cache is lost; `kill -9` keeps it, which is why it proves nothing about syncs).
 //!
-//! Shared by the store's unit tests (included with `#[path]`) and the integration tests.
+//! Shared by the store's unit tests (included with `#[path]`) and the integration tests; one
+//! file past 400 lines for that reason, most of it SQLite's table of pass-through callbacks.
 #![allow(unsafe_code)] // A SQLite VFS is written against SQLite's C interface.
 #![allow(dead_code)] // Each test crate uses a part of it.
 
