@@ -30,8 +30,9 @@ pub struct NodeArgs {
     /// Log files kept per container, over all its restarts
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(2..), value_name = "N")]
     pub container_log_max_files: u16,
-    /// Free disk space below which the node reports DiskPressure and evicts pods
-    #[arg(long, default_value = "nodefs.available<10%", value_parser = parse_eviction_hard, value_name = "SIGNAL<VALUE")]
+    /// Free disk space below which the node reports DiskPressure and evicts pods (a quantity
+    /// by default, not the kubelet's 10%: a large shared disk 91% full still has room)
+    #[arg(long, default_value = "nodefs.available<2Gi", value_parser = parse_eviction_hard, value_name = "SIGNAL<VALUE")]
     pub eviction_hard: DiskThreshold,
     /// How often the node measures its disk and its pods' disk usage
     #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]

@@ -28,7 +28,10 @@ pub struct NodeLimits {
     /// Log files kept per container, over all its restarts (`--container-log-max-files`).
     pub container_log_max_files: usize,
     /// Below this much free space the node reports DiskPressure and evicts pods
-    /// (`--eviction-hard nodefs.available<…`).
+    /// (`--eviction-hard nodefs.available<…`). Bytes by default rather than the kubelet's
+    /// 10%: on a large shared disk (a developer's or a CI runner's) 10% free is still many
+    /// gigabytes, and a test cluster that evicts every pod there is no use. Above the store's
+    /// reserve, so pods are evicted before their writes are refused.
     pub eviction_hard: DiskThreshold,
     /// How often the node measures its disk and its pods' usage (an early round follows a
     /// pod's burst of writes).
@@ -44,7 +47,7 @@ impl Default for NodeLimits {
             pod_max_open_files: 1024,
             container_log_max_size: 10 * MIB,
             container_log_max_files: 5,
-            eviction_hard: DiskThreshold::Percent(10.0),
+            eviction_hard: DiskThreshold::Bytes(2 * GIB),
             housekeeping_interval: Duration::from_secs(10),
         }
     }
