@@ -588,8 +588,31 @@ impl Api {
 
     /// Deletes an object: at once, or by marking it (graceful pod deletion, finalizers,
     /// namespaces) for the component that finishes the job; on a dry run, answers what the
-    /// delete would leave and changes nothing.
+    /// delete would leave and changes nothing. A concurrent write (a node's status update)
+    /// makes it start over on the newer object, as kube-apiserver's delete does, unless the
+    /// client pinned a resourceVersion.
     pub fn delete(
+        &self,
+        resource: &Resource,
+        namespace: Option<&str>,
+        name: &str,
+        options: &DeleteOptions,
+    ) -> ApiResult<Value> {
+        let pinned = options.precondition_resource_version.is_some();
+        let mut attempts = 0;
+        loop {
+            match self.delete_once(resource, namespace, name, options) {
+                Err(ApiError::Conflict { .. })
+                    if !pinned && attempts < super::MAX_CONFLICT_RETRIES =>
+                {
+                    attempts += 1;
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+
+    fn delete_once(
         &self,
         resource: &Resource,
         namespace: Option<&str>,
