@@ -12,6 +12,7 @@ pub mod eviction;
 pub mod field_validation;
 pub mod kinds;
 mod limit_ranger;
+pub mod list_options;
 pub mod logs;
 pub mod objects;
 pub mod openapi;
@@ -35,7 +36,8 @@ use serde_json::Value;
 
 pub use error::{ApiError, ApiResult, Cause};
 pub use kinds::Resource;
-pub use objects::{DeleteOptions, ListOptions, Part};
+pub use list_options::ListOptions;
+pub use objects::{DeleteOptions, Part};
 pub use write::{WriteOptions, Written};
 
 pub use crate::store::Revision;

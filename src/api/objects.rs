@@ -9,25 +9,10 @@ use serde_json::{Value, json};
 use super::apply::managed;
 use super::error::{ApiError, ApiResult};
 use super::kinds::{self, Deletion, NAMESPACES, PODS, Resource, SYSTEM_NAMESPACES, Write};
-use super::selectors::{FieldSelector, LabelSelector};
+use super::list_options::ListOptions;
 use super::write::{WriteOptions, Written};
 use super::{Api, clock};
 use crate::store::{self, Revision};
-
-/// What a list or watch asks for.
-#[derive(Clone, Debug, Default)]
-pub struct ListOptions {
-    pub labels: LabelSelector,
-    pub fields: FieldSelector,
-    /// For a watch: stream changes after this revision; `None` starts with the current state.
-    pub resource_version: Option<Revision>,
-}
-
-impl ListOptions {
-    pub fn matches(&self, object: &Value) -> bool {
-        self.labels.matches(object) && self.fields.matches(object)
-    }
-}
 
 /// How a delete should proceed (`DeleteOptions` and the query parameters).
 #[derive(Clone, Debug, Default)]
@@ -416,6 +401,9 @@ impl Api {
     }
 
     /// Lists objects (all namespaces when `namespace` is `None`) as a `{Kind}List`.
+    ///
+    /// # Errors
+    /// 410 for `resourceVersionMatch=Exact` at a version other than the current one.
     pub fn list(
         &self,
         resource: &Resource,
@@ -426,6 +414,12 @@ impl Api {
             .store
             .list(&resource.key(namespace, None))
             .map_err(Self::store_error(resource, ""))?;
+        if let Some(requested) = options.resource_version.filter(|_| options.exact) {
+            if requested != listing.revision {
+                let oldest = listing.revision;
+                return Err(ApiError::Gone { requested, oldest });
+            }
+        }
         let items: Vec<Value> = listing
             .entries
             .into_iter()

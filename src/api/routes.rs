@@ -10,10 +10,10 @@ use tokio::sync::mpsc;
 
 use super::error::{ApiError, ApiResult, Cause};
 use super::kinds::{Resource, Subresource};
+use super::list_options::ListOptions;
 use super::logs::LogOptions;
-use super::objects::{DeleteOptions, ListOptions, Part, PropagationPolicy};
+use super::objects::{DeleteOptions, Part, PropagationPolicy};
 use super::patch::PatchType;
-use super::selectors::{FieldSelector, LabelSelector};
 use super::server::{self, Body, Context};
 use super::write::WriteOptions;
 use super::{binding, discovery, eviction, openapi, protobuf, scale, table, watch};
@@ -161,9 +161,10 @@ async fn collection(
     query: &[(String, String)],
 ) -> ApiResult<Response<Body>> {
     let namespace = namespace.as_deref();
-    let options = list_options(resource, query)?;
+    let watching = request.method() == Method::GET && flag(query, "watch");
+    let options = ListOptions::from_query(resource, watching, |name| param(query, name))?;
     match *request.method() {
-        Method::GET if flag(query, "watch") => {
+        Method::GET if watching => {
             let timeout = param(query, "timeoutSeconds")
                 .and_then(|t| t.parse().ok())
                 .map(Duration::from_secs);
@@ -374,14 +375,6 @@ fn watch_lines(
         }
     });
     rx
-}
-
-fn list_options(resource: &Resource, query: &[(String, String)]) -> ApiResult<ListOptions> {
-    Ok(ListOptions {
-        labels: LabelSelector::parse(param(query, "labelSelector").unwrap_or(""))?,
-        fields: FieldSelector::parse(param(query, "fieldSelector").unwrap_or(""), resource)?,
-        resource_version: watch::parse_resource_version(param(query, "resourceVersion"))?,
-    })
 }
 
 fn log_options(pod: &str, query: &[(String, String)]) -> ApiResult<LogOptions> {

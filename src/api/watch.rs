@@ -11,11 +11,18 @@ use tokio_util::sync::CancellationToken;
 use super::Api;
 use super::error::{ApiError, ApiResult};
 use super::kinds::Resource;
-use super::objects::ListOptions;
+use super::list_options::ListOptions;
 use crate::store::{self, EventKind, Revision, Store, Watch};
 
 /// How many events a watcher may have unread before the producer waits for it.
 const WATCH_BUFFER: usize = 256;
+
+/// How often a watch that allows bookmarks is told how far it has seen (kube-apiserver: about
+/// a minute; shorter here, since a restarted client resumes from it).
+const BOOKMARK_INTERVAL: Duration = Duration::from_secs(15);
+
+/// The annotation of the BOOKMARK that closes the initial state of a `sendInitialEvents` watch.
+pub const INITIAL_EVENTS_END: &str = "k8s.io/initial-events-end";
 
 /// One watch event as it goes on the wire: `{"type": .., "object": ..}`.
 #[derive(Clone, Debug, PartialEq)]
@@ -46,24 +53,30 @@ impl Api {
         shutdown: CancellationToken,
     ) -> ApiResult<mpsc::Receiver<WatchEvent>> {
         let prefix = resource.key(namespace, None);
-        let (initial, after) = match options.resource_version {
-            Some(revision) => (Vec::new(), revision),
-            None => {
-                let listing = self
-                    .store
-                    .list(&prefix)
-                    .map_err(|e| ApiError::from_store(e, resource.plural, ""))?;
-                let added = listing
-                    .entries
-                    .into_iter()
-                    .filter(|entry| options.matches(&entry.value))
-                    .map(|entry| WatchEvent {
-                        kind: "ADDED",
-                        object: entry.value,
-                    })
-                    .collect();
-                (added, listing.revision)
+        let with_state = options
+            .send_initial_events
+            .unwrap_or(options.resource_version.is_none());
+        let (initial, after) = if with_state {
+            let listing = self
+                .store
+                .list(&prefix)
+                .map_err(|e| ApiError::from_store(e, resource.plural, ""))?;
+            let mut initial: Vec<WatchEvent> = listing
+                .entries
+                .into_iter()
+                .filter(|entry| options.matches(&entry.value))
+                .map(|entry| WatchEvent {
+                    kind: "ADDED",
+                    object: entry.value,
+                })
+                .collect();
+            if options.send_initial_events == Some(true) {
+                initial.push(bookmark(resource, listing.revision, true));
             }
+            (initial, listing.revision)
+        } else {
+            let now = || self.store.current_revision();
+            (Vec::new(), options.resource_version.unwrap_or_else(now))
         };
         let watch = self
             .store
@@ -76,10 +89,39 @@ impl Api {
             prefix,
             resource,
             last: after,
+            progress: after,
             store: self.store.clone(),
         };
         tokio::spawn(stream.run(initial, watch, timeout, shutdown));
         Ok(rx)
+    }
+}
+
+/// A BOOKMARK event: an object of the watched kind holding only the revision the watcher has
+/// seen everything up to; `initial_events_end` marks the end of the initial state of a
+/// `sendInitialEvents` watch (the annotation client-go's watch-list waits for).
+fn bookmark(resource: &Resource, revision: Revision, initial_events_end: bool) -> WatchEvent {
+    let mut metadata = json!({"resourceVersion": revision.to_string()});
+    if initial_events_end {
+        metadata["annotations"] = json!({INITIAL_EVENTS_END: "true"});
+    }
+    WatchEvent {
+        kind: "BOOKMARK",
+        object: json!({
+            "kind": resource.kind,
+            "apiVersion": resource.api_version(),
+            "metadata": metadata,
+        }),
+    }
+}
+
+/// The next tick of the bookmark timer; never, for a watch without bookmarks.
+async fn tick(timer: Option<&mut tokio::time::Interval>) {
+    match timer {
+        Some(timer) => {
+            timer.tick().await;
+        }
+        None => std::future::pending().await,
     }
 }
 
@@ -91,6 +133,8 @@ struct Stream {
     resource: &'static Resource,
     /// The revision of the last event delivered.
     last: Revision,
+    /// The revision of the last event seen, delivered or not: what a BOOKMARK may promise.
+    progress: Revision,
     store: Arc<dyn Store>,
 }
 
@@ -135,8 +179,23 @@ impl Stream {
                 self.forward(event).await?;
             }
         }
+        let mut bookmarks = self.options.bookmarks.then(|| {
+            let period = BOOKMARK_INTERVAL;
+            tokio::time::interval_at(tokio::time::Instant::now() + period, period)
+        });
+        let mut bookmarked = self.progress;
         loop {
-            match live.recv().await {
+            let received = tokio::select! {
+                received = live.recv() => received,
+                _ = tick(bookmarks.as_mut()) => {
+                    if self.progress > bookmarked {
+                        bookmarked = self.progress;
+                        self.send(bookmark(self.resource, bookmarked, false)).await?;
+                    }
+                    continue;
+                }
+            };
+            match received {
                 Ok(event) => self.forward(event).await?,
                 Err(broadcast::error::RecvError::Lagged(_)) => {
                     let gone = store::Error::Compacted {
@@ -151,6 +210,7 @@ impl Stream {
     }
 
     async fn forward(&mut self, event: store::Event) -> Result<(), Ended> {
+        self.progress = self.progress.max(event.entry.revision);
         if event.entry.revision <= self.last || !event.entry.key.starts_with(&self.prefix) {
             return Ok(());
         }
@@ -326,17 +386,6 @@ fn translate(
     Some(WatchEvent { kind, object })
 }
 
-/// Parses `?resourceVersion=`: empty and `0` mean "from the current state".
-pub fn parse_resource_version(text: Option<&str>) -> ApiResult<Option<Revision>> {
-    match text {
-        None | Some("") | Some("0") => Ok(None),
-        Some(text) => text
-            .parse()
-            .map(Some)
-            .map_err(|_| ApiError::BadRequest(format!("invalid resourceVersion: {text:?}"))),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -396,6 +445,80 @@ mod tests {
         shutdown.cancel();
         following.await.unwrap();
         assert!(kinds.lock().unwrap().iter().all(|kind| *kind == "ADDED"));
+    }
+
+    async fn next(events: &mut mpsc::Receiver<WatchEvent>) -> WatchEvent {
+        let limit = Duration::from_secs(60);
+        let event = tokio::time::timeout(limit, events.recv()).await;
+        event.expect("an event in time").expect("an open watch")
+    }
+
+    #[tokio::test]
+    async fn a_watch_list_sends_the_state_then_a_bookmark_ending_it_then_the_changes() {
+        let (_dir, api) = Api::scratch();
+        api.create(&PODS, Some("default"), pod("a")).unwrap();
+        let options = ListOptions {
+            send_initial_events: Some(true),
+            bookmarks: true,
+            ..Default::default()
+        };
+        let token = CancellationToken::new();
+        let mut events = api.watch(&PODS, None, options, None, token).unwrap();
+        let added = next(&mut events).await;
+        assert_eq!(
+            (added.kind, &added.object["metadata"]["name"]),
+            ("ADDED", &json!("a"))
+        );
+        let end = next(&mut events).await;
+        assert_eq!(end.kind, "BOOKMARK");
+        assert_eq!(end.object["kind"], "Pod");
+        assert_eq!(end.object["apiVersion"], "v1");
+        let metadata = &end.object["metadata"];
+        assert_eq!(metadata["annotations"][INITIAL_EVENTS_END], "true");
+        let listed = api.current_revision().to_string();
+        assert_eq!(metadata["resourceVersion"], json!(listed));
+        api.create(&PODS, Some("default"), pod("b")).unwrap();
+        let added = next(&mut events).await;
+        assert_eq!(
+            (added.kind, &added.object["metadata"]["name"]),
+            ("ADDED", &json!("b"))
+        );
+    }
+
+    #[tokio::test]
+    async fn send_initial_events_false_watches_from_now_without_the_state() {
+        let (_dir, api) = Api::scratch();
+        api.create(&PODS, Some("default"), pod("a")).unwrap();
+        let options = ListOptions {
+            send_initial_events: Some(false),
+            ..Default::default()
+        };
+        let token = CancellationToken::new();
+        let mut events = api.watch(&PODS, None, options, None, token).unwrap();
+        api.create(&PODS, Some("default"), pod("b")).unwrap();
+        let added = next(&mut events).await;
+        assert_eq!(added.object["metadata"]["name"], "b");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_bookmarking_watch_is_told_the_progress_made_past_objects_it_does_not_see() {
+        let (_dir, api) = Api::scratch();
+        let options = ListOptions {
+            resource_version: Some(api.current_revision()),
+            labels: crate::api::selectors::LabelSelector::parse("app=web").unwrap(),
+            bookmarks: true,
+            ..Default::default()
+        };
+        let token = CancellationToken::new();
+        let mut events = api.watch(&PODS, None, options, None, token).unwrap();
+        api.create(&PODS, Some("default"), pod("unlabelled"))
+            .unwrap();
+        let written = api.current_revision();
+        let bookmark = next(&mut events).await;
+        assert_eq!(bookmark.kind, "BOOKMARK");
+        let progress = &bookmark.object["metadata"]["resourceVersion"];
+        assert_eq!(progress, &json!(written.to_string()));
+        assert!(bookmark.object["metadata"]["annotations"].is_null());
     }
 
     #[test]

@@ -11,9 +11,10 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::kinds::Resource;
+use crate::api::list_options::parse_resource_version;
 use crate::api::objects::take_items;
 use crate::api::selectors::FieldSelector;
-use crate::api::watch::{WatchEvent, parse_resource_version};
+use crate::api::watch::WatchEvent;
 use crate::api::{Api, ApiError, ApiResult, DeleteOptions, ListOptions, Part};
 use crate::client::{Client, ClientError, DeleteParams, ListParams, WatchEventType};
 
