@@ -92,6 +92,15 @@ impl Victim {
             group => format!("{}.{group} \"{}\"", self.kind.singular, self.name),
         }
     }
+
+    /// What kubectl 1.37 prints for a deletion: `pod "x" deleted from default namespace`,
+    /// `namespace "x" deleted`.
+    fn deleted(&self) -> String {
+        match &self.namespace {
+            Some(namespace) => format!("{} deleted from {namespace} namespace", self.display()),
+            None => format!("{} deleted", self.display()),
+        }
+    }
 }
 
 /// The grace period kubectl would send for these flags.
@@ -133,7 +142,7 @@ pub async fn run(session: &Session, args: DeleteArgs) -> anyhow::Result<()> {
     for victim in victims {
         match session.client.delete(&victim.path(), &params).await {
             Ok(answer) => {
-                print(&format!("{} deleted\n", victim.display()))?;
+                print(&format!("{}\n", victim.deleted()))?;
                 let uid = answer
                     .pointer("/metadata/uid")
                     .and_then(Value::as_str)

@@ -25,11 +25,15 @@ pub struct DescribeArgs {
     /// Describe objects matching this label selector
     #[arg(short = 'l', long = "selector", value_name = "SELECTOR")]
     pub selector: Option<String>,
+    /// Display the events of each object; by default only when describing a single object,
+    /// as kubectl 1.37
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub show_events: Option<bool>,
 }
 
 pub async fn run(session: &Session, args: DescribeArgs) -> anyhow::Result<()> {
     let mut failed = false;
-    let mut first = true;
+    let mut described = Vec::new();
     for group in parse_targets(&args.resources)? {
         let kind = group.kind;
         let namespace = Some(session.namespace.as_str());
@@ -58,25 +62,31 @@ pub async fn run(session: &Session, args: DescribeArgs) -> anyhow::Result<()> {
             }
             objects
         };
-        for object in objects {
-            if !first {
-                print("\n\n")?;
-            }
-            first = false;
-            print(&describe_with_related(session, kind, &object).await?)?;
+        described.extend(objects.into_iter().map(|object| (kind, object)));
+    }
+    let show_events = args.show_events.unwrap_or(described.len() == 1);
+    for (index, (kind, object)) in described.iter().enumerate() {
+        if index > 0 {
+            print("\n\n")?;
         }
+        let text = describe_with_related(session, kind, object, show_events).await?;
+        print(&text)?;
     }
     if failed { Err(Reported.into()) } else { Ok(()) }
 }
 
-/// The description of `object`, fetching what its describer needs besides its events:
-/// a Deployment's ReplicaSets, a ReplicaSet's pods, a node's pods.
+/// The description of `object`, fetching what its describer needs: its events (when
+/// `show_events`), a Deployment's ReplicaSets, a ReplicaSet's pods, a node's pods.
 async fn describe_with_related(
     session: &Session,
     kind: &Resource,
     object: &Value,
+    show_events: bool,
 ) -> anyhow::Result<String> {
-    let events = events_for(&session.client, kind, object).await;
+    let events = match show_events {
+        true => Some(events_for(&session.client, kind, object).await),
+        false => None,
+    };
     let mut out = Out::default();
     match kind {
         k if *k == DEPLOYMENTS => {
@@ -98,21 +108,29 @@ async fn describe_with_related(
             let pods: Vec<Pod> = items_of(pods, &PODS).iter().map(decode).collect();
             super::describe_node::node(&mut out, &decode(object), &pods, now());
         }
-        _ => return Ok(describe(kind, object, &events, now())),
+        _ => return Ok(describe(kind, object, events.as_deref(), now())),
     }
-    out.events(&events, now());
+    if let Some(events) = &events {
+        out.events(events, now());
+    }
     Ok(out.render())
 }
 
-/// The text `describe` prints for an object whose describer needs nothing else.
-pub fn describe(kind: &Resource, object: &Value, events: &[Event], now: Timestamp) -> String {
+/// The text `describe` prints for an object whose describer needs nothing else; its events
+/// section when given its events.
+pub fn describe(
+    kind: &Resource,
+    object: &Value,
+    events: Option<&[Event]>,
+    now: Timestamp,
+) -> String {
     let mut out = Out::default();
     match kind {
         k if *k == PODS => super::describe_pod::pod(&mut out, &decode(object), now),
         k if *k == NAMESPACES => namespace(&mut out, &decode(object)),
         _ => generic(&mut out, object),
     }
-    if *kind != EVENTS && *kind != NAMESPACES {
+    if let Some(events) = events.filter(|_| *kind != EVENTS && *kind != NAMESPACES) {
         out.events(events, now);
     }
     out.render()
@@ -391,7 +409,7 @@ mod tests {
     #[test]
     fn namespace_description_reads_like_kubectls() {
         let ns = json!({"metadata": {"name": "team", "labels": {"a": "1", "b": "2"}}, "status": {"phase": "Active"}});
-        let text = describe(&NAMESPACES, &ns, &[], now());
+        let text = describe(&NAMESPACES, &ns, Some(&[]), now());
         assert_eq!(
             text,
             "Name:         team\nLabels:       a=1\n              b=2\nAnnotations:  <none>\nStatus:       Active\n\nNo resource quota.\n\nNo LimitRange resource.\n"

@@ -228,7 +228,7 @@ mod tests {
         }))
         .unwrap();
         let now = "2024-01-01T00:00:11Z".parse().unwrap();
-        let text = describe(&PODS, &pod, &[event], now);
+        let text = describe(&PODS, &pod, Some(&[event]), now);
         for expected in [
             "Name:             demo\n",
             "Node:             node-1\n",

@@ -45,7 +45,10 @@ async fn the_demo_applied_from_toml_runs_2_of_2_and_the_reader_shows_what_the_wr
     assert_eq!(again.stdout.trim(), "pod/demo unchanged");
     let deleted = wasmkube(&cluster, &["delete", "pod", "demo"], None).await;
     assert!(deleted.success, "{}", deleted.stderr);
-    assert_eq!(deleted.stdout.trim(), "pod \"demo\" deleted");
+    assert_eq!(
+        deleted.stdout.trim(),
+        "pod \"demo\" deleted from default namespace"
+    );
     let gone = wasmkube(&cluster, &["get", "pod", "demo"], None).await;
     assert!(!gone.success);
     assert!(gone.stderr.contains("NotFound"), "{}", gone.stderr);

@@ -90,7 +90,10 @@ async fn delete_with_cascade_orphan_leaves_the_replica_set() {
     )
     .await;
     assert!(deleted.success, "{}", deleted.stderr);
-    assert_eq!(deleted.stdout.trim(), "deployment.apps \"web\" deleted");
+    assert_eq!(
+        deleted.stdout.trim(),
+        "deployment.apps \"web\" deleted from default namespace"
+    );
     let orphan = eventually(
         Duration::from_secs(20),
         "the ReplicaSet orphaned",

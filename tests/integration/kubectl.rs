@@ -103,7 +103,10 @@ async fn kubectl_applies_a_pod_that_runs_logs_reapplies_unchanged_and_deletes() 
 
     let deleted = kubectl(&cluster, &["delete", "pod", "greeter"], None).await;
     assert!(deleted.success, "{}", deleted.stderr);
-    assert_eq!(deleted.stdout.trim(), "pod \"greeter\" deleted");
+    assert_eq!(
+        deleted.stdout.trim(),
+        "pod \"greeter\" deleted from default namespace"
+    );
     eventually(Duration::from_secs(20), "greeter gone", || async {
         let output = kubectl(&cluster, &["get", "pods"], None).await;
         row(&output.stdout, "greeter").is_none().then_some(())
