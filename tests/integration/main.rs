@@ -23,6 +23,7 @@ mod node_disk;
 mod pods;
 mod power_loss;
 mod processes;
+mod python_client;
 mod replica_sets;
 mod scheduling;
 mod server_limits;
