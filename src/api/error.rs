@@ -235,7 +235,11 @@ impl ApiError {
             ApiError::NotFound { resource, name }
             | ApiError::AlreadyExists { resource, name }
             | ApiError::Conflict { resource, name } => {
-                Some(json!({"name": name, "kind": resource}))
+                // `deployments.apps`: the kind field holds the plural, the group its own field.
+                Some(match resource.split_once('.') {
+                    Some((plural, group)) => json!({"name": name, "group": group, "kind": plural}),
+                    None => json!({"name": name, "kind": resource}),
+                })
             }
             ApiError::Invalid { kind, name, causes } => Some(json!({
                 "name": name,
@@ -252,7 +256,7 @@ impl ApiError {
         status
     }
 
-    /// Translates a store error about `name` of `resource` (plural).
+    /// Translates a store error about `name` of `resource` (qualified: `deployments.apps`).
     pub fn from_store(error: store::Error, resource: &str, name: &str) -> Self {
         let (resource, name) = (resource.to_string(), name.to_string());
         match error {

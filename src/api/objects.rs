@@ -154,7 +154,7 @@ impl Api {
         resource: &'a Resource,
         name: &'a str,
     ) -> impl Fn(store::Error) -> ApiError + 'a {
-        move |error| ApiError::from_store(error, resource.plural, name)
+        move |error| ApiError::from_store(error, &resource.qualified(), name)
     }
 
     /// Checks `apiVersion`/`kind` against the URL's resource (filling them when absent) and
@@ -395,7 +395,7 @@ impl Api {
             .get(key)
             .map_err(Self::store_error(resource, name))?
             .ok_or_else(|| ApiError::NotFound {
-                resource: resource.plural.into(),
+                resource: resource.qualified(),
                 name: name.into(),
             })
     }
@@ -552,7 +552,7 @@ impl Api {
         let current = self.current(resource, &key, name)?;
         if revision_of(&value).is_some_and(|rv| rv != current.revision.to_string()) {
             return Err(ApiError::Conflict {
-                resource: resource.plural.into(),
+                resource: resource.qualified(),
                 name: name.into(),
             });
         }
@@ -627,7 +627,7 @@ impl Api {
             .is_some_and(|rv| rv != current.revision.to_string());
         if uid_mismatch || rv_mismatch {
             return Err(ApiError::Conflict {
-                resource: resource.plural.into(),
+                resource: resource.qualified(),
                 name: name.into(),
             });
         }

@@ -60,7 +60,7 @@ impl Api {
             let listing = self
                 .store
                 .list(&prefix)
-                .map_err(|e| ApiError::from_store(e, resource.plural, ""))?;
+                .map_err(|e| ApiError::from_store(e, &resource.qualified(), ""))?;
             let mut initial: Vec<WatchEvent> = listing
                 .entries
                 .into_iter()
@@ -81,7 +81,7 @@ impl Api {
         let watch = self
             .store
             .watch(&prefix, after)
-            .map_err(|e| ApiError::from_store(e, resource.plural, ""))?;
+            .map_err(|e| ApiError::from_store(e, &resource.qualified(), ""))?;
         let (tx, rx) = mpsc::channel(WATCH_BUFFER);
         let stream = Stream {
             tx,
@@ -232,7 +232,7 @@ impl Stream {
 
     /// Ends the watch with an `ERROR` event carrying the error's `Status`.
     async fn fail(&self, error: store::Error) -> Result<(), Ended> {
-        let status = ApiError::from_store(error, self.resource.plural, "").to_status();
+        let status = ApiError::from_store(error, &self.resource.qualified(), "").to_status();
         let _ = self
             .send(WatchEvent {
                 kind: "ERROR",

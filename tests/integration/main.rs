@@ -16,6 +16,7 @@ mod garbage_collection;
 mod guest_limits;
 mod kinds;
 mod kubectl;
+mod kubectl_scenarios;
 mod kubectl_writes;
 mod multi_node;
 mod namespaces;

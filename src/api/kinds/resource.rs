@@ -110,6 +110,15 @@ impl fmt::Debug for Resource {
 
 impl Resource {
     /// `v1` for the core group, `apps/v1` otherwise.
+    /// How errors name the resource, as kube-apiserver's qualified resource: `pods`,
+    /// `deployments.apps`.
+    pub fn qualified(&self) -> String {
+        match self.group {
+            "" => self.plural.to_string(),
+            group => format!("{}.{group}", self.plural),
+        }
+    }
+
     pub fn api_version(&self) -> String {
         if self.group.is_empty() {
             self.version.to_string()
