@@ -15,6 +15,7 @@ mod extreme_values;
 mod garbage_collection;
 mod guest_limits;
 mod kinds;
+mod kube_rs;
 mod kubectl;
 mod kubectl_scenarios;
 mod kubectl_writes;
