@@ -146,6 +146,7 @@ impl Cluster {
             tls: acceptor,
             shutdown: shutdown.clone(),
             in_flight: Default::default(),
+            images: crate::images::ImageStore::open(&config.data_dir),
         });
         let mut tasks = vec![tokio::spawn(server::serve(listener, context))];
         tasks.extend(components::start(&api, &config, &shutdown));

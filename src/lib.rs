@@ -15,6 +15,7 @@ pub mod cluster;
 pub mod controller_runtime;
 pub mod controllers;
 pub mod events;
+pub mod images;
 pub mod manifest;
 pub mod node;
 pub mod panics;

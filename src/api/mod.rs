@@ -10,6 +10,7 @@ pub mod discovery;
 pub mod error;
 pub mod eviction;
 pub mod field_validation;
+pub mod images;
 pub mod kinds;
 mod limit_ranger;
 pub mod list_options;

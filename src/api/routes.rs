@@ -16,7 +16,7 @@ use super::objects::{DeleteOptions, Part, PropagationPolicy};
 use super::patch::PatchType;
 use super::server::{self, Body, Context};
 use super::write::WriteOptions;
-use super::{binding, discovery, eviction, openapi, protobuf, scale, table, watch};
+use super::{binding, discovery, eviction, images, openapi, protobuf, scale, table, watch};
 
 /// What a path names.
 enum Target {
@@ -49,10 +49,13 @@ pub async fn route(request: Request<Incoming>, context: &Context) -> ApiResult<R
             "only the following media types are accepted: application/json".into(),
         ));
     }
-    let target = resolve(
-        &segments.iter().map(String::as_str).collect::<Vec<_>>(),
-        context,
-    )?;
+    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+    if let ["wasmkube", "v1", "images", name @ ..] = segments.as_slice() {
+        let name = (!name.is_empty()).then(|| name.join("/"));
+        let store = &context.images;
+        return images::serve(request, store, name.as_deref(), param(&query, "name")).await;
+    }
+    let target = resolve(&segments, context)?;
     match target {
         Target::Document(value) if request.method() == Method::GET => {
             Ok(server::json(StatusCode::OK, &value))

@@ -19,6 +19,7 @@ pub mod describe_replica_set;
 pub mod drain;
 pub mod files;
 pub mod get;
+pub mod images;
 pub mod logs;
 pub mod merge;
 pub mod node_args;
@@ -98,6 +99,8 @@ pub enum Command {
     Uncordon(cordon::NodeArgs),
     /// Cordon a node and evict its pods, in preparation for maintenance
     Drain(drain::DrainArgs),
+    /// Import, list and remove the components pods name as images (`hello:v1`)
+    Images(images::ImagesArgs),
 }
 
 impl Command {
@@ -223,6 +226,7 @@ async fn run_client_command(session: &Session, command: Command) -> anyhow::Resu
         Command::Create(args) => apply::create(session, args).await,
         Command::Get(args) => get::run(session, args).await,
         Command::Describe(args) => describe::run(session, args).await,
+        Command::Images(args) => images::run(session, args).await,
         Command::Delete(args) => delete::run(session, args).await,
         Command::Logs(args) => logs::run(session, args).await,
         Command::Scale(args) => scale::run(session, args).await,

@@ -35,6 +35,24 @@ impl From<Arc<Api>> for ControlPlane {
 }
 
 impl ControlPlane {
+    /// The component imported under `name` into the control plane's image store, for a
+    /// joined node that lacks it; `None` when there is none, or in process, where the node
+    /// shares the control plane's store.
+    pub async fn fetch_image(&self, name: &str) -> ApiResult<Option<bytes::Bytes>> {
+        let ControlPlane::Remote(client) = self else {
+            return Ok(None);
+        };
+        let path = format!("{}/{name}", crate::api::images::IMAGES_PATH);
+        match client
+            .send(http::Method::GET, &path, None, Default::default())
+            .await
+        {
+            Ok(component) => Ok(Some(component)),
+            Err(ClientError::Api(status)) if status.code == 404 => Ok(None),
+            Err(error) => Err(ApiError::Unavailable(error.to_string())),
+        }
+    }
+
     pub async fn get(
         &self,
         resource: &'static Resource,
@@ -200,7 +218,7 @@ fn api_error(resource: &Resource, name: &str, error: ClientError) -> ApiError {
         ClientError::Api(status) => status,
         other => return ApiError::Unavailable(other.to_string()),
     };
-    let (resource, name) = (resource.plural.to_string(), name.to_string());
+    let (resource, name) = (resource.qualified(), name.to_string());
     match (status.code, status.reason.as_str()) {
         (404, _) => ApiError::NotFound { resource, name },
         (409, "AlreadyExists") => ApiError::AlreadyExists { resource, name },

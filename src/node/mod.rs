@@ -9,6 +9,7 @@ pub mod container_spec;
 pub mod disk;
 pub mod eviction;
 pub mod heartbeat;
+pub mod images;
 pub mod join;
 pub mod limits;
 pub mod logs;

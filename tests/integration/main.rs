@@ -14,6 +14,7 @@ mod eviction;
 mod extreme_values;
 mod garbage_collection;
 mod guest_limits;
+mod images;
 mod kinds;
 mod kube_rs;
 mod kubectl;

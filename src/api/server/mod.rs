@@ -53,6 +53,8 @@ pub struct Context {
     pub shutdown: CancellationToken,
     /// The caps on requests being served.
     pub in_flight: limits::InFlight,
+    /// The images clients import and joined nodes fetch (`/wasmkube/v1/images`).
+    pub images: crate::images::ImageStore,
 }
 
 /// Serves the API over TLS on `listener` until `shutdown` fires; open connections then finish
@@ -160,7 +162,7 @@ pub async fn read_checked(request: Request<Incoming>) -> ApiResult<(Value, Vec<S
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/json")
         .to_string();
-    let bytes = read_limited(request.into_body()).await?;
+    let bytes = read_limited(request.into_body(), MAX_BODY_BYTES).await?;
     let media = content_type.split(';').next().unwrap_or("").trim();
     if media == protobuf::MEDIA_TYPE {
         // client-go's typed clients (`kubectl create namespace`, `run`, `drain`) send protobuf.
@@ -184,9 +186,10 @@ pub async fn read_checked(request: Request<Incoming>) -> ApiResult<(Value, Vec<S
     }
 }
 
-/// Reads a body of at most `MAX_BODY_BYTES`. A larger one is read on (and dropped) up to
-/// `DRAIN_LIMIT_BYTES` so the client, still sending, gets the 413 instead of a broken pipe.
-async fn read_limited(mut body: Incoming) -> ApiResult<Bytes> {
+/// Reads a body of at most `limit` bytes (`MAX_BODY_BYTES` for objects). A larger one is read
+/// on (and dropped) up to `DRAIN_LIMIT_BYTES` so the client, still sending, gets the 413
+/// instead of a broken pipe.
+pub async fn read_limited(mut body: Incoming, limit: usize) -> ApiResult<Bytes> {
     let mut collected = Vec::new();
     let mut seen = 0usize;
     while let Some(frame) = body.frame().await {
@@ -196,17 +199,15 @@ async fn read_limited(mut body: Incoming) -> ApiResult<Bytes> {
             continue;
         };
         seen += data.len();
-        if seen > DRAIN_LIMIT_BYTES {
+        if seen > DRAIN_LIMIT_BYTES.max(limit) {
             break;
         }
-        if seen <= MAX_BODY_BYTES {
+        if seen <= limit {
             collected.extend_from_slice(&data);
         }
     }
-    if seen > MAX_BODY_BYTES {
-        return Err(ApiError::TooLarge {
-            limit: MAX_BODY_BYTES,
-        });
+    if seen > limit {
+        return Err(ApiError::TooLarge { limit });
     }
     Ok(Bytes::from(collected))
 }

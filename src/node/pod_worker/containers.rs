@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use super::{LogPair, Worker};
 use crate::api::objects::now;
 use crate::events::EventType;
-use crate::node::container_spec::{self, arguments, environment, image_path, limits, mounts};
+use crate::node::container_spec::{self, arguments, environment, limits, mounts};
 use crate::node::logs::{ContainerLog, LogFiles, Rotation};
 use crate::node::pod_status::{
     ContainerRecord, ContainerState, PodRecord, Termination, should_restart,
@@ -176,11 +176,10 @@ impl Worker {
         cancel: &CancellationToken,
     ) -> Option<Loaded> {
         let image = container.image.clone().unwrap_or_default();
-        let path = image_path(&image);
         let mut failures: u32 = 0;
         loop {
             let attempt = tokio::select! {
-                loaded = self.node.runtime.load(&path) => loaded,
+                loaded = self.pull(&image) => loaded,
                 _ = cancel.cancelled() => return None,
             };
             match attempt {
@@ -224,6 +223,16 @@ impl Worker {
                 }
             }
         }
+    }
+
+    /// The component `image` names, compiled (or from the caches).
+    async fn pull(&self, image: &str) -> Result<Loaded, String> {
+        let path = crate::node::images::component_file(&self.node, image).await?;
+        self.node
+            .runtime
+            .load(&path)
+            .await
+            .map_err(|e| e.to_string())
     }
 
     /// Runs one instance of a container to its end; `None` if the pod is being stopped.
