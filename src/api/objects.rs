@@ -414,11 +414,11 @@ impl Api {
             .store
             .list(&resource.key(namespace, None))
             .map_err(Self::store_error(resource, ""))?;
-        if let Some(requested) = options.resource_version.filter(|_| options.exact) {
-            if requested != listing.revision {
-                let oldest = listing.revision;
-                return Err(ApiError::Gone { requested, oldest });
-            }
+        if let Some(requested) = options.resource_version.filter(|_| options.exact)
+            && requested != listing.revision
+        {
+            let oldest = listing.revision;
+            return Err(ApiError::Gone { requested, oldest });
         }
         let items: Vec<Value> = listing
             .entries

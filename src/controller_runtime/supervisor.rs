@@ -25,6 +25,20 @@ where
     F: Fn() -> Fut,
     Fut: Future<Output = ()>,
 {
+    supervise_with(component, shutdown, start, |_, _| {}).await;
+}
+
+/// As [`supervise`], telling `on_panic` the panic's message and the wait before the restart
+/// (a pod worker writes it as a Warning event on its pod).
+pub async fn supervise_with<F, Fut>(
+    component: &'static str,
+    shutdown: CancellationToken,
+    start: F,
+    mut on_panic: impl FnMut(&str, Duration),
+) where
+    F: Fn() -> Fut,
+    Fut: Future<Output = ()>,
+{
     let mut restarts = 0;
     loop {
         let started = tokio::time::Instant::now();
@@ -38,6 +52,7 @@ where
         let delay = RESTART_BACKOFF.delay(restarts).max(RESTART_BACKOFF.initial);
         let message = crate::panics::message(&*panic);
         tracing::error!(component, panic = %message, restarts, ?delay, "component panicked; restarting");
+        on_panic(&message, delay);
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
             _ = shutdown.cancelled() => return,
@@ -63,6 +78,23 @@ mod tests {
         })
         .await;
         assert_eq!(starts.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn each_panic_is_told_with_its_message_and_the_wait() {
+        let told = std::sync::Mutex::new(Vec::new());
+        let starts = AtomicU32::new(0);
+        let start = || {
+            let count = starts.fetch_add(1, Ordering::SeqCst) + 1;
+            async move { assert!(count >= 3, "start {count} fails") }
+        };
+        let on_panic =
+            |message: &str, delay| told.lock().unwrap().push((message.to_string(), delay));
+        supervise_with("test", CancellationToken::new(), start, on_panic).await;
+        let told = told.into_inner().unwrap();
+        assert_eq!(told.len(), 2);
+        assert_eq!(told[0].0, "start 1 fails");
+        assert_eq!(told[1].1, Duration::from_secs(2), "the wait doubles");
     }
 
     #[tokio::test(start_paused = true)]

@@ -17,6 +17,7 @@ use super::logs::ContainerLog;
 use super::pod_status::{self, ContainerRecord, PodRecord, Termination};
 use crate::api::ApiError;
 use crate::api::objects::now;
+use crate::controller_runtime::supervisor::supervise_with;
 use crate::events::EventType;
 
 mod containers;
@@ -259,6 +260,18 @@ impl Worker {
             .record(&self.raw, field.as_deref(), kind, reason, message);
     }
 
+    /// Runs the containers; a bug that panics in this worker is written on the pod as a
+    /// Warning event and the containers start over after a back-off, while the node and its
+    /// other pods go on.
+    async fn run_containers_supervised(self: &Arc<Self>, cancel: CancellationToken) {
+        let on_panic = |message: &str, delay: Duration| {
+            let text = format!("the pod worker panicked ({message}); restarting it in {delay:?}");
+            self.event(None, EventType::Warning, "PodWorkerPanicked", &text);
+        };
+        let start = || self.run_containers(cancel.clone());
+        supervise_with("pod-worker", cancel.clone(), start, on_panic).await;
+    }
+
     async fn run(self, mut stop: watch::Receiver<Option<Stop>>) {
         let this = Arc::new(self);
         let containers_stop = this.shared.containers.clone();
@@ -276,7 +289,7 @@ impl Worker {
             let cancel = containers_stop.clone();
             tokio::spawn(async move {
                 if !already_finished {
-                    this.run_containers(cancel).await;
+                    this.run_containers_supervised(cancel).await;
                     this.after_eviction().await;
                 }
             })
