@@ -1,4 +1,5 @@
-//! What the benches share: the sample component, percentiles, the table they print, and the
+//! What the benches share: the sample component, percentiles, the table they print, paced
+//! load, and the
 //! integration tests' process guards and node-failure census (included from `tests/`).
 #![allow(dead_code)] // Each bench is its own crate and uses a part of this.
 
@@ -6,6 +7,7 @@ use std::time::Duration;
 
 #[path = "../../tests/integration/census.rs"]
 pub mod census;
+pub mod load;
 #[path = "../../tests/integration/processes.rs"]
 pub mod processes;
 

@@ -35,16 +35,28 @@ async fn kube_rs_lists_creates_applies_and_watches_pods() {
         .applied_objects()
         .boxed();
 
-    let manifest = PodBuilder::named("typed").container("c", &["sleep", "600000"]).build();
+    let manifest = PodBuilder::named("typed")
+        .container("c", &["sleep", "600000"])
+        .build();
     let pod: Pod = serde_json::from_value(manifest).unwrap();
     pods.create(&PostParams::default(), &pod).await.unwrap();
     let listed = pods.list(&ListParams::default()).await.unwrap();
-    assert_eq!(listed.items.iter().map(|p| p.name_any()).collect::<Vec<_>>(), ["typed"]);
+    assert_eq!(
+        listed
+            .items
+            .iter()
+            .map(|p| p.name_any())
+            .collect::<Vec<_>>(),
+        ["typed"]
+    );
 
     let applied = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "typed",
         "labels": {"applied": "yes"}}});
     let params = PatchParams::apply("kube-rs-test");
-    let patched = pods.patch("typed", &params, &Patch::Apply(&applied)).await.unwrap();
+    let patched = pods
+        .patch("typed", &params, &Patch::Apply(&applied))
+        .await
+        .unwrap();
     assert_eq!(patched.labels()["applied"], "yes");
 
     let seen = tokio::time::timeout(Duration::from_secs(20), async {
@@ -80,8 +92,12 @@ struct ReconcileError(#[from] kube::Error);
 
 async fn reconcile(gizmo: Arc<Gizmo>, api: Arc<Api<Gizmo>>) -> Result<Action, ReconcileError> {
     let status = json!({"status": {"doubled": gizmo.spec.size * 2}});
-    api.patch_status(&gizmo.name_any(), &PatchParams::default(), &Patch::Merge(&status))
-        .await?;
+    api.patch_status(
+        &gizmo.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&status),
+    )
+    .await?;
     Ok(Action::await_change())
 }
 
@@ -90,7 +106,9 @@ async fn a_kube_rs_controller_reconciles_a_custom_resource() {
     let cluster = Cluster::start().await.unwrap();
     let client = client(&cluster).await;
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    crds.create(&PostParams::default(), &Gizmo::crd()).await.unwrap();
+    crds.create(&PostParams::default(), &Gizmo::crd())
+        .await
+        .unwrap();
     let gizmos: Api<Gizmo> = Api::namespaced(client, "default");
     eventually(Duration::from_secs(5), "gizmos served", || async {
         gizmos.list(&ListParams::default()).await.ok()
@@ -100,7 +118,11 @@ async fn a_kube_rs_controller_reconciles_a_custom_resource() {
     let context = Arc::new(gizmos.clone());
     let controller = tokio::spawn(
         Controller::new(gizmos.clone(), watcher::Config::default())
-            .run(reconcile, |_, _, _| Action::requeue(Duration::from_secs(1)), context)
+            .run(
+                reconcile,
+                |_, _, _| Action::requeue(Duration::from_secs(1)),
+                context,
+            )
             .for_each(|_| async {}),
     );
     let gizmo = Gizmo::new("g1", GizmoSpec { size: 21 });
