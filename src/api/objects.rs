@@ -386,7 +386,9 @@ impl Api {
         name: &str,
     ) -> ApiResult<Value> {
         let key = resource.key(namespace, Some(name));
-        Ok(self.current(resource, &key, name)?.value)
+        let mut object = self.current(resource, &key, name)?.value;
+        as_served(resource, &mut object);
+        Ok(object)
     }
 
     /// The stored entry at `key`, or 404 naming the object.
@@ -425,6 +427,10 @@ impl Api {
             .into_iter()
             .map(|entry| entry.value)
             .filter(|value| options.matches(value))
+            .map(|mut value| {
+                as_served(resource, &mut value);
+                value
+            })
             .collect();
         Ok(json!({
             "kind": format!("{}List", resource.kind),
@@ -691,6 +697,24 @@ impl Api {
             }
         }
         Ok(())
+    }
+}
+
+/// Shows `object` in `resource`'s version. The served versions of a custom resource share
+/// their storage and, with no conversion webhook (`strategy: None`), differ only in
+/// `apiVersion`; built-in kinds have one version and are left as they are.
+pub fn as_served(resource: &Resource, object: &mut Value) {
+    let Some(stored) = object.get("apiVersion").and_then(Value::as_str) else {
+        return;
+    };
+    let served = match resource.group {
+        "" => stored == resource.version,
+        group => stored
+            .split_once('/')
+            .is_some_and(|(g, v)| g == group && v == resource.version),
+    };
+    if !served {
+        object["apiVersion"] = Value::String(resource.api_version());
     }
 }
 

@@ -12,6 +12,7 @@ use super::Api;
 use super::error::{ApiError, ApiResult};
 use super::kinds::Resource;
 use super::list_options::ListOptions;
+use super::objects::as_served;
 use crate::store::{self, EventKind, Revision, Store, Watch};
 
 /// How many events a watcher may have unread before the producer waits for it.
@@ -65,9 +66,12 @@ impl Api {
                 .entries
                 .into_iter()
                 .filter(|entry| options.matches(&entry.value))
-                .map(|entry| WatchEvent {
-                    kind: "ADDED",
-                    object: entry.value,
+                .map(|mut entry| {
+                    as_served(resource, &mut entry.value);
+                    WatchEvent {
+                        kind: "ADDED",
+                        object: entry.value,
+                    }
                 })
                 .collect();
             if options.send_initial_events == Some(true) {
@@ -209,12 +213,13 @@ impl Stream {
         }
     }
 
-    async fn forward(&mut self, event: store::Event) -> Result<(), Ended> {
+    async fn forward(&mut self, mut event: store::Event) -> Result<(), Ended> {
         self.progress = self.progress.max(event.entry.revision);
         if event.entry.revision <= self.last || !event.entry.key.starts_with(&self.prefix) {
             return Ok(());
         }
         self.last = event.entry.revision;
+        as_served(self.resource, &mut event.entry.value);
         match translate(
             &self.options,
             event.kind,

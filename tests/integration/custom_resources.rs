@@ -171,3 +171,74 @@ async fn a_crd_applied_with_kubectl_serves_validates_prints_and_goes_with_its_ob
     );
     cluster.shutdown().await;
 }
+
+/// Two served versions of one resource, v1 stored, no conversion webhook.
+const TWO_VERSIONS: &str = r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: gadgets.example.com
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {plural: gadgets, singular: gadget, kind: Gadget}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
+  - name: v2
+    served: true
+    storage: false
+    schema:
+      openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
+"#;
+
+#[tokio::test]
+async fn each_served_version_shows_the_same_objects_in_its_own_api_version() {
+    let cluster = Cluster::start().await.unwrap();
+    let applied = kubectl(&cluster, &["apply", "-f", "-"], Some(TWO_VERSIONS)).await;
+    assert!(applied.success, "{}", applied.stderr);
+    let client = cluster.client();
+    let (v1, v2) = (
+        "/apis/example.com/v1/namespaces/default/gadgets",
+        "/apis/example.com/v2/namespaces/default/gadgets",
+    );
+    eventually(Duration::from_secs(5), "both versions served", || async {
+        client.list(v2, &Default::default()).await.ok()
+    })
+    .await;
+    let gadget = json!({"apiVersion": "example.com/v1", "kind": "Gadget",
+                        "metadata": {"name": "g1"}, "spec": {"size": 1}});
+    client.create(v1, &gadget).await.unwrap();
+
+    let read = client.get(&format!("{v2}/g1")).await.unwrap();
+    assert_eq!(read["apiVersion"], "example.com/v2");
+    let listed = client.list(v2, &Default::default()).await.unwrap();
+    assert_eq!(listed["items"][0]["apiVersion"], "example.com/v2");
+    let patched = client
+        .patch(&format!("{v2}/g1"), &json!({"spec": {"size": 2}}))
+        .await
+        .unwrap();
+    assert_eq!(patched["apiVersion"], "example.com/v2");
+    let back = client.get(&format!("{v1}/g1")).await.unwrap();
+    assert_eq!(
+        (&back["apiVersion"], &back["spec"]["size"]),
+        (&json!("example.com/v1"), &json!(2))
+    );
+    let shown = kubectl(
+        &cluster,
+        &[
+            "get",
+            "gadgets.v2.example.com",
+            "g1",
+            "-o",
+            "jsonpath={.apiVersion}",
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(shown.stdout, "example.com/v2", "{}", shown.stderr);
+    cluster.shutdown().await;
+}
