@@ -20,6 +20,15 @@ pub struct ApplyArgs {
     /// A manifest file, a directory of them, or `-` for stdin (repeatable)
     #[arg(short = 'f', long = "filename", value_name = "FILE", required = true)]
     pub filenames: Vec<String>,
+    /// Apply on the server (managedFields and conflicts) instead of the client's three-way merge
+    #[arg(long)]
+    pub server_side: bool,
+    /// With --server-side: take the fields other managers own instead of reporting a conflict
+    #[arg(long, requires = "server_side")]
+    pub force_conflicts: bool,
+    /// With --server-side: the name of the manager of what is applied
+    #[arg(long, default_value = "wasmkube", value_name = "NAME")]
+    pub field_manager: String,
 }
 
 #[derive(Debug, Args)]
@@ -45,6 +54,7 @@ pub enum Outcome {
     Created,
     Configured,
     Unchanged,
+    ServerSideApplied,
 }
 
 impl Outcome {
@@ -53,6 +63,7 @@ impl Outcome {
             Outcome::Created => "created",
             Outcome::Configured => "configured",
             Outcome::Unchanged => "unchanged",
+            Outcome::ServerSideApplied => "serverside-applied",
         }
     }
 }
@@ -148,17 +159,39 @@ pub fn target_of(session: &Session, manifest: &mut Manifest) -> anyhow::Result<T
     })
 }
 
+/// How `apply` writes: the client's three-way merge, or server-side apply as a field manager.
+#[derive(Clone, Debug, Default)]
+pub enum ApplyMode {
+    #[default]
+    ClientSide,
+    ServerSide {
+        field_manager: String,
+        force: bool,
+    },
+}
+
 /// `apply -f`.
 pub async fn apply(session: &Session, args: ApplyArgs) -> anyhow::Result<()> {
     let manifests = files::read(&args.filenames)?;
-    apply_manifests(session, manifests).await
+    let mode = match args.server_side {
+        true => ApplyMode::ServerSide {
+            field_manager: args.field_manager,
+            force: args.force_conflicts,
+        },
+        false => ApplyMode::ClientSide,
+    };
+    apply_manifests(session, manifests, &mode).await
 }
 
 /// Applies each manifest, printing `pod/demo created` (or the error) as it goes.
 ///
 /// # Errors
 /// `Reported` when any object failed.
-pub async fn apply_manifests(session: &Session, manifests: Vec<Manifest>) -> anyhow::Result<()> {
+pub async fn apply_manifests(
+    session: &Session,
+    manifests: Vec<Manifest>,
+    mode: &ApplyMode,
+) -> anyhow::Result<()> {
     let mut failed = false;
     for mut manifest in manifests {
         let target = match target_of(session, &mut manifest) {
@@ -177,7 +210,18 @@ pub async fn apply_manifests(session: &Session, manifests: Vec<Manifest>) -> any
             failed = true;
             continue;
         };
-        match apply_object(&session.client, &target, &manifest.object).await {
+        let applied = match mode {
+            ApplyMode::ClientSide => apply_object(&session.client, &target, &manifest.object).await,
+            ApplyMode::ServerSide {
+                field_manager,
+                force,
+            } => session
+                .client
+                .server_side_apply(&target.path(), &manifest.object, field_manager, *force)
+                .await
+                .map(|_| Outcome::ServerSideApplied),
+        };
+        match applied {
             Ok(outcome) => print(&format!(
                 "{} {}\n",
                 target.kind.object_name(&name),

@@ -100,7 +100,7 @@ fn banner(cluster: &Cluster, took: Duration) -> String {
 async fn run_demo(client: &Client, data_dir: &Path) -> anyhow::Result<()> {
     let session = Session::new(client.clone(), None);
     let manifests = files::read_file(&demo::install(data_dir)?)?;
-    apply::apply_manifests(&session, manifests).await?;
+    apply::apply_manifests(&session, manifests, &Default::default()).await?;
     wait_until_running(client, "default", "demo", DEMO_TIMEOUT).await?;
     let list = client
         .list(&PODS.path(Some("default"), None), &ListParams::default())

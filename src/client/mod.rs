@@ -177,6 +177,21 @@ impl Client {
         .await
     }
 
+    /// Server-side apply: PATCH `object` as `application/apply-patch+yaml` (JSON is YAML) for
+    /// `field_manager`, taking fields other managers own when `force`.
+    pub async fn server_side_apply(
+        &self,
+        path: &str,
+        object: &Value,
+        field_manager: &str,
+        force: bool,
+    ) -> Result<Value, ClientError> {
+        let manager = crate::api::kinds::percent_encode(field_manager);
+        let path = format!("{path}?fieldManager={manager}&force={force}");
+        let body = Some(("application/apply-patch+yaml", object));
+        self.json(Method::PATCH, &path, body).await
+    }
+
     /// DELETE an object (or a collection); returns what the server answered: the object
     /// being deleted gracefully, or a `Status`.
     pub async fn delete(&self, path: &str, params: &DeleteParams) -> Result<Value, ClientError> {

@@ -7,6 +7,7 @@ use serde_json::Value;
 use wasmkube::api::kinds::{DEPLOYMENTS, NAMESPACES, PODS};
 use wasmkube::testing::Cluster;
 
+use crate::cli::wasmkube;
 use crate::kubectl::kubectl;
 use crate::support::Output;
 
@@ -81,7 +82,7 @@ async fn kubectl_create_deployment_and_run_create_what_they_describe() {
     cluster.shutdown().await;
 }
 
-fn manifest(replicas: u32, extra_label: Option<&str>) -> String {
+pub fn manifest(replicas: u32, extra_label: Option<&str>) -> String {
     let extra = extra_label
         .map(|l| format!("\n    {l}: \"yes\""))
         .unwrap_or_default();
@@ -251,5 +252,33 @@ async fn a_typo_in_a_manifest_is_refused_when_strict_and_warned_about_otherwise(
         "{}",
         warned.stderr
     );
+    cluster.shutdown().await;
+}
+
+#[tokio::test]
+async fn our_apply_server_side_is_a_field_manager_beside_kubectls() {
+    let cluster = Cluster::start().await.unwrap();
+    let ours = ["apply", "--server-side", "-f", "-"];
+    let first = wasmkube(&cluster, &ours, Some(&manifest(1, None))).await;
+    assert_eq!(ok(&first), "deployment.apps/web serverside-applied");
+    let managers = &deployment(&cluster, "web")["metadata"]["managedFields"];
+    assert_eq!(managers[0]["manager"], "wasmkube");
+
+    let theirs = ["apply", "--server-side", "-f", "-"];
+    let conflict = kubectl(&cluster, &theirs, Some(&manifest(3, None))).await;
+    assert!(!conflict.success, "{}", conflict.stdout);
+    let said = "Apply failed with 1 conflict: conflict with \"wasmkube\": .spec.replicas";
+    assert!(conflict.stderr.contains(said), "{}", conflict.stderr);
+
+    let forced = [
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "--field-manager=ops",
+        "-f",
+        "-",
+    ];
+    ok(&wasmkube(&cluster, &forced, Some(&manifest(5, None))).await);
+    assert_eq!(deployment(&cluster, "web")["spec"]["replicas"], 5);
     cluster.shutdown().await;
 }
