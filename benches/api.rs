@@ -16,8 +16,8 @@ use wasmkube::api::watch::INITIAL_EVENTS_END;
 use wasmkube::testing::Cluster;
 
 mod support;
-use support::load::{LEASES_PATH, Pace, cluster_and_clients, lease, paced};
-use support::{exerciser, millis, percentile, row};
+use support::load::{LEASES_PATH, Pace, cluster_and_clients, paced, paced_lease_creates};
+use support::{exerciser, header, millis, p50_p99, row};
 
 const PACE: Pace = Pace {
     clients: 8,
@@ -29,28 +29,14 @@ const RUNS: usize = 5;
 
 /// Paced creates and, beside them, paced gets of what is there; (writes, gets), sorted.
 async fn writes_and_gets() -> (Vec<Duration>, Vec<Duration>) {
-    let (cluster, clients) = cluster_and_clients(PACE.clients * 2).await;
-    let clients = Arc::new(clients);
-    let writers = clients.clone();
-    let writes = tokio::spawn(paced(PACE, move |client, n| {
-        let writers = writers.clone();
-        async move {
-            let lease = lease(&format!("c{client}-{n}"), 0);
-            writers[client as usize]
-                .create(LEASES_PATH, &lease)
-                .await
-                .unwrap();
-        }
-    }));
-    let readers = clients.clone();
+    let (cluster, mut clients) = cluster_and_clients(PACE.clients * 2).await;
+    let readers = Arc::new(clients.split_off(PACE.clients as usize));
+    let writes = tokio::spawn(paced_lease_creates(PACE, clients));
     let gets = paced(PACE, move |client, _| {
         let readers = readers.clone();
         async move {
-            let reader = &readers[(PACE.clients + client) as usize];
-            reader
-                .get(&format!("{LEASES_PATH}/warm-{client}"))
-                .await
-                .unwrap();
+            let path = format!("{LEASES_PATH}/warm-{client}");
+            readers[client as usize].get(&path).await.unwrap();
         }
     })
     .await;
@@ -132,29 +118,10 @@ fn median(mut runs: Vec<Duration>) -> Duration {
 
 #[tokio::main]
 async fn main() {
-    println!("| {:<44} | {:>14} | {:<10} |", "measure", "value", "budget");
-    println!("|{:-<46}|{:->16}|{:-<12}|", "", "", "");
+    header();
     let (writes, gets) = writes_and_gets().await;
-    row(
-        "write p50 (1,000 writes/s, 8 clients)",
-        millis(percentile(&writes, 0.5)),
-        "",
-    );
-    row(
-        "write p99 (1,000 writes/s, 8 clients)",
-        millis(percentile(&writes, 0.99)),
-        "< 10 ms",
-    );
-    row(
-        "get p50 (beside the writes)",
-        millis(percentile(&gets, 0.5)),
-        "",
-    );
-    row(
-        "get p99 (beside the writes)",
-        millis(percentile(&gets, 0.99)),
-        "< 5 ms",
-    );
+    p50_p99("write (1,000 writes/s, 8 clients)", &writes, "< 10 ms");
+    p50_p99("get (beside the writes)", &gets, "< 5 ms");
 
     let cluster = cluster_with_pods().await;
     kubectl_get_pods(&cluster); // fills kubectl's discovery cache, as any second run has it

@@ -22,8 +22,10 @@ use wasmkube::store::SqliteStore;
 use wasmkube::testing::Cluster;
 
 mod support;
-use support::load::{LEASES_PATH, Pace, cluster_and_clients, lease, paced, warm_clients};
-use support::{exerciser, millis, percentile, row};
+use support::load::{
+    LEASES_PATH, Pace, cluster_and_clients, lease, paced, paced_lease_creates, warm_clients,
+};
+use support::{exerciser, header, millis, p50_p99, percentile, row};
 
 const PACE: Pace = Pace {
     clients: 8,
@@ -52,18 +54,7 @@ async fn in_process_writes() -> Vec<Duration> {
 /// Paced creates over HTTPS against a whole control plane.
 async fn http_writes() -> Vec<Duration> {
     let (cluster, clients) = cluster_and_clients(PACE.clients).await;
-    let clients = Arc::new(clients);
-    let latencies = paced(PACE, move |client, n| {
-        let clients = clients.clone();
-        async move {
-            let lease = lease(&format!("c{client}-{n}"), 0);
-            clients[client as usize]
-                .create(LEASES_PATH, &lease)
-                .await
-                .unwrap();
-        }
-    })
-    .await;
+    let latencies = paced_lease_creates(PACE, clients).await;
     cluster.shutdown().await;
     latencies
 }
@@ -88,18 +79,8 @@ async fn http_writes_beside_noisy_guests() -> Vec<Duration> {
     }) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let clients = Arc::new(warm_clients(&cluster, PACE.clients).await);
-    let latencies = paced(PACE, move |client, n| {
-        let clients = clients.clone();
-        async move {
-            let lease = lease(&format!("c{client}-{n}"), 0);
-            clients[client as usize]
-                .create(LEASES_PATH, &lease)
-                .await
-                .unwrap();
-        }
-    })
-    .await;
+    let clients = warm_clients(&cluster, PACE.clients).await;
+    let latencies = paced_lease_creates(PACE, clients).await;
     cluster.shutdown().await;
     latencies
 }
@@ -196,24 +177,14 @@ fn main() {
     let noisy = with_disk_probe(|| runtime.block_on(http_writes_beside_noisy_guests()));
     let (during, during_syncs) =
         with_disk_probe(|| runtime.block_on(writes_during_a_watch_of_the_whole_history()));
-    println!("| {:<44} | {:>14} | {:<10} |", "measure", "value", "budget");
-    println!("|{:-<46}|{:-<16}|{:-<12}|", "", "", "");
+    header();
     let runs = [
         ("in process", &in_process),
         ("HTTPS", &http),
         ("HTTPS + log flood + spin", &noisy),
     ];
     for (path, (latencies, syncs)) in runs {
-        row(
-            &format!("write p50, {path}"),
-            millis(percentile(latencies, 0.5)),
-            "reported",
-        );
-        row(
-            &format!("write p99, {path}"),
-            millis(percentile(latencies, 0.99)),
-            "< 20 ms",
-        );
+        p50_p99(&format!("write, {path},"), latencies, "< 20 ms");
         row(
             "  beside it: the disk's fdatasync p50",
             millis(percentile(syncs, 0.5)),

@@ -60,6 +60,20 @@ where
     latencies
 }
 
+/// Paced creates of Leases, one writer per client; their latencies, sorted.
+pub async fn paced_lease_creates(pace: Pace, clients: Vec<Client>) -> Vec<Duration> {
+    let clients = std::sync::Arc::new(clients);
+    paced(pace, move |client, n| {
+        let clients = clients.clone();
+        async move {
+            let lease = lease(&format!("c{client}-{n}"), 0);
+            let writer = &clients[client as usize];
+            writer.create(LEASES_PATH, &lease).await.unwrap();
+        }
+    })
+    .await
+}
+
 /// A cluster without a node, and one warmed-up client (TLS connection made) per caller.
 pub async fn cluster_and_clients(count: u32) -> (Cluster, Vec<Client>) {
     let cluster = Cluster::start_with(|config| config.embedded_node = false)

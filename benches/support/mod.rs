@@ -21,6 +21,26 @@ pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
+/// The head of a bench's table.
+pub fn header() {
+    println!("| {:<44} | {:>14} | {:<10} |", "measure", "value", "budget");
+    println!("|{:-<46}|{:->16}|{:-<12}|", "", "", "");
+}
+
+/// Two rows: the p50 of `sorted` (reported) and its p99 against `budget`.
+pub fn p50_p99(name: &str, sorted: &[Duration], budget: &str) {
+    row(
+        &format!("{name} p50"),
+        millis(percentile(sorted, 0.5)),
+        "reported",
+    );
+    row(
+        &format!("{name} p99"),
+        millis(percentile(sorted, 0.99)),
+        budget,
+    );
+}
+
 /// One row of a bench's table: what, the figure, its budget.
 pub fn row(name: &str, value: String, budget: &str) {
     println!("| {name:<44} | {value:>14} | {budget:<10} |");

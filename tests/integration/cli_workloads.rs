@@ -241,7 +241,7 @@ async fn rollout_pause_resume_and_restart_edit_the_deployment() {
 #[tokio::test]
 async fn rollout_status_fails_when_the_progress_deadline_is_exceeded() {
     let cluster = Cluster::start().await.unwrap();
-    let stuck = deployment_yaml_with(1, "[exit, \"1\"]", "  progressDeadlineSeconds: 2\n");
+    let stuck = deployment_yaml_with(1, "[exit, \"1\"]", "  progressDeadlineSeconds: 5\n");
     let applied = wasmkube(&cluster, &["apply", "-f", "-"], Some(&stuck)).await;
     assert!(applied.success, "{}", applied.stderr);
     let status = wasmkube(
