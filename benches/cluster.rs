@@ -167,6 +167,8 @@ async fn measure_cpu_isolation(
         memory_limit: None,
         cpu_limit_millicores: cpu,
         pod: wasmkube::node::limits::PodShare::new(1024),
+        network: None,
+        ports: vec![],
         log: ContainerLog::new(1 << 16),
     };
     let time_work = || async {

@@ -76,7 +76,13 @@ async fn post_status(node: &NodeContext) -> ApiResult<()> {
         .await
         .ok()
         .flatten();
-    object["status"] = node_status(&node.config, disk, node.disk_pressure.condition());
+    let endpoint = node.endpoint.get().copied();
+    object["status"] = node_status(
+        &node.config,
+        disk,
+        node.disk_pressure.condition(),
+        endpoint,
+    );
     node.plane
         .update(&NODES, None, name, object, Part::Status)
         .await
@@ -143,11 +149,13 @@ fn node_object(config: &NodeConfig) -> Value {
 }
 
 /// The Node's status: `disk` is the data dir's filesystem (its ephemeral storage), `pressure`
-/// the DiskPressure the housekeeping last found, with when it turned.
+/// the DiskPressure the housekeeping last found, with when it turned, `endpoint` where the
+/// node serves tunnels and logs (the kubelet port).
 fn node_status(
     config: &NodeConfig,
     disk: Option<FsStats>,
     pressure: Option<(bool, String)>,
+    endpoint: Option<std::net::SocketAddr>,
 ) -> Value {
     let heartbeat = Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true);
     let condition = |kind: &str, status: &str, reason: &str, message: &str| {
@@ -185,7 +193,9 @@ fn node_status(
         disk_pressure["lastTransitionTime"] = json!(since);
     }
     let (major, minor) = KUBERNETES_VERSION;
+    let kubelet_port = endpoint.map_or(0, |e| e.port());
     json!({
+        "daemonEndpoints": {"kubeletEndpoint": {"Port": kubelet_port}},
         "capacity": resources(config.capacity_memory_bytes, storage),
         // What pods may use: the guests' memory is capped at this, below the machine's, and
         // their writes stop above the disk space kept for the store.
@@ -225,7 +235,9 @@ mod tests {
             &config,
             Some(disk),
             Some((true, "2024-01-01T00:00:00Z".into())),
+            Some("127.0.0.1:10250".parse().unwrap()),
         );
+        assert_eq!(status["daemonEndpoints"]["kubeletEndpoint"]["Port"], 10250);
         let ki = |list: &str, name: &str| {
             let text = status[list][name]
                 .as_str()

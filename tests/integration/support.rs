@@ -113,7 +113,11 @@ pub async fn pod_logs(
         container: Some(container.into()),
         ..Default::default()
     };
-    let mut chunks = cluster.api().pod_logs(namespace, name, &options).unwrap();
+    let mut chunks = cluster
+        .api()
+        .pod_logs(namespace, name, &options)
+        .await
+        .unwrap();
     let mut text = String::new();
     while let Some(chunk) = chunks.recv().await {
         text.push_str(&String::from_utf8_lossy(&chunk));
