@@ -261,6 +261,7 @@ impl ApiError {
             store::Error::Conflict { .. } => ApiError::Conflict { resource, name },
             store::Error::Compacted { requested, oldest } => ApiError::Gone { requested, oldest },
             store::Error::Backend(message) => ApiError::Internal(message),
+            error @ store::Error::Stopped(_) => ApiError::Unavailable(error.to_string()),
         }
     }
 }
@@ -287,6 +288,19 @@ mod tests {
         assert_eq!(
             status["message"],
             "Pod \"web\" is invalid: spec.containers[0].image: Required value"
+        );
+    }
+
+    #[test]
+    fn a_stopped_store_answers_503_saying_why_and_what_recovers_it() {
+        let stopped = store::Error::Stopped("committing revision 7 to disk failed".into());
+        let status = ApiError::from_store(stopped, "pods", "web").to_status();
+        assert_eq!(status["code"], 503);
+        assert_eq!(status["reason"], "ServiceUnavailable");
+        let message = status["message"].as_str().unwrap();
+        assert!(
+            message.contains("revision 7") && message.contains("restart"),
+            "{message}"
         );
     }
 }

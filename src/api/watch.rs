@@ -1,6 +1,7 @@
 //! Watch streams: store events filtered by namespace and selectors, as `ADDED`/`MODIFIED`/`DELETED`.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -11,7 +12,7 @@ use super::Api;
 use super::error::{ApiError, ApiResult};
 use super::kinds::Resource;
 use super::objects::ListOptions;
-use crate::store::{EventKind, Revision};
+use crate::store::{self, EventKind, Revision, Store, Watch};
 
 /// How many events a watcher may have unread before the producer waits for it.
 const WATCH_BUFFER: usize = 256;
@@ -69,59 +70,116 @@ impl Api {
             .watch(&prefix, after)
             .map_err(|e| ApiError::from_store(e, resource.plural, ""))?;
         let (tx, rx) = mpsc::channel(WATCH_BUFFER);
-        let store = self.store.clone();
-        tokio::spawn(async move {
-            let deadline = tokio::time::sleep(timeout.unwrap_or(Duration::MAX / 4));
-            tokio::pin!(deadline);
-            let mut last = after;
-            let mut pending: std::collections::VecDeque<_> = watch.backlog.into();
-            let mut live = watch.live;
-            for event in initial {
-                if tx.send(event).await.is_err() {
-                    return;
-                }
-            }
-            loop {
-                let event = match pending.pop_front() {
-                    Some(event) => event,
-                    None => tokio::select! {
-                        received = live.recv() => match received {
-                            Ok(event) => event,
-                            Err(broadcast::error::RecvError::Lagged(_)) => {
-                                // Fell behind the live feed: re-read history from the last revision seen.
-                                match store.watch(&prefix, last) {
-                                    Ok(reopened) => {
-                                        pending = reopened.backlog.into();
-                                        live = reopened.live;
-                                        continue;
-                                    }
-                                    Err(error) => {
-                                        let status = ApiError::from_store(error, resource.plural, "").to_status();
-                                        let _ = tx.send(WatchEvent { kind: "ERROR", object: status }).await;
-                                        return;
-                                    }
-                                }
-                            }
-                            Err(broadcast::error::RecvError::Closed) => return,
-                        },
-                        _ = tx.closed() => return,
-                        _ = &mut deadline => return,
-                        _ = shutdown.cancelled() => return,
-                    },
-                };
-                if event.entry.revision <= last || !event.entry.key.starts_with(&prefix) {
-                    continue;
-                }
-                last = event.entry.revision;
-                if let Some(out) =
-                    translate(&options, event.kind, event.entry.value, event.prev.as_ref())
-                    && tx.send(out).await.is_err()
-                {
-                    return;
-                }
-            }
-        });
+        let stream = Stream {
+            tx,
+            options,
+            prefix,
+            resource,
+            last: after,
+            store: self.store.clone(),
+        };
+        tokio::spawn(stream.run(initial, watch, timeout, shutdown));
         Ok(rx)
+    }
+}
+
+/// One watch on its way to its receiver.
+struct Stream {
+    tx: mpsc::Sender<WatchEvent>,
+    options: ListOptions,
+    prefix: String,
+    resource: &'static Resource,
+    /// The revision of the last event delivered.
+    last: Revision,
+    store: Arc<dyn Store>,
+}
+
+/// The receiver has gone, or was told in an `ERROR` event why its watch ends.
+struct Ended;
+
+impl Stream {
+    async fn run(
+        mut self,
+        initial: Vec<WatchEvent>,
+        watch: Watch,
+        timeout: Option<Duration>,
+        shutdown: CancellationToken,
+    ) {
+        let receiver = self.tx.clone();
+        tokio::select! {
+            _ = self.deliver(initial, watch) => {}
+            _ = receiver.closed() => {}
+            _ = tokio::time::sleep(timeout.unwrap_or(Duration::MAX / 4)) => {}
+            _ = shutdown.cancelled() => {}
+        }
+    }
+
+    /// The initial objects, the history a page at a time, then the live feed. The live feed
+    /// buffers what happens meanwhile up to its capacity; a watcher further behind has lost
+    /// events and is ended with 410, as kube-apiserver's watch cache ends it.
+    async fn deliver(&mut self, initial: Vec<WatchEvent>, watch: Watch) -> Result<(), Ended> {
+        for event in initial {
+            self.send(event).await?;
+        }
+        let Watch {
+            mut backlog,
+            mut live,
+        } = watch;
+        loop {
+            let page = match backlog.next_page() {
+                Ok(page) if page.is_empty() => break,
+                Ok(page) => page,
+                Err(error) => return self.fail(error).await,
+            };
+            for event in page {
+                self.forward(event).await?;
+            }
+        }
+        loop {
+            match live.recv().await {
+                Ok(event) => self.forward(event).await?,
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    let gone = store::Error::Compacted {
+                        requested: self.last,
+                        oldest: self.store.current_revision(),
+                    };
+                    return self.fail(gone).await;
+                }
+                Err(broadcast::error::RecvError::Closed) => return Ok(()),
+            }
+        }
+    }
+
+    async fn forward(&mut self, event: store::Event) -> Result<(), Ended> {
+        if event.entry.revision <= self.last || !event.entry.key.starts_with(&self.prefix) {
+            return Ok(());
+        }
+        self.last = event.entry.revision;
+        match translate(
+            &self.options,
+            event.kind,
+            event.entry.value,
+            event.prev.as_ref(),
+        ) {
+            Some(out) => self.send(out).await,
+            None => Ok(()),
+        }
+    }
+
+    async fn send(&self, event: WatchEvent) -> Result<(), Ended> {
+        self.tx.send(event).await.map_err(|_| Ended)
+    }
+
+    /// Ends the watch with an `ERROR` event carrying the error's `Status`.
+    async fn fail(&self, error: store::Error) -> Result<(), Ended> {
+        let status = ApiError::from_store(error, self.resource.plural, "").to_status();
+        let _ = self
+            .send(WatchEvent {
+                kind: "ERROR",
+                object: status,
+            })
+            .await;
+        Err(Ended)
     }
 }
 
@@ -174,6 +232,8 @@ pub async fn follow(
         };
         while let Some(event) = events.recv().await {
             if event.kind == "ERROR" {
+                // Fell behind or lost the history it needed: list again.
+                tracing::debug!(resource = resource.plural, status = %event.object, "watch ended; relisting");
                 from = None;
                 break;
             }
@@ -280,8 +340,63 @@ pub fn parse_resource_version(text: Option<&str>) -> ApiResult<Option<Revision>>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::kinds::PODS;
+    use crate::api::kinds::{LEASES, PODS};
     use crate::api::selectors::FieldSelector;
+    use std::sync::Mutex;
+
+    /// More changes than the store's live feed buffers (8,192) and a watcher's channel together.
+    fn burst_of_leases(api: &Api, count: usize) {
+        let leases = (0..count)
+            .map(|i| json!({"metadata": {"name": format!("l{i}")}, "spec": {}}))
+            .collect();
+        api.create_many(&LEASES, Some("default"), leases).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_watcher_that_falls_behind_the_live_feed_is_ended_with_410() {
+        let (_dir, api) = Api::scratch();
+        let from_now = ListOptions {
+            resource_version: Some(api.current_revision()),
+            ..Default::default()
+        };
+        let token = CancellationToken::new();
+        let mut events = api
+            .watch(&LEASES, Some("default"), from_now, None, token)
+            .unwrap();
+        burst_of_leases(&api, 9_000);
+        let limit = Duration::from_secs(10);
+        let ended = tokio::time::timeout(limit, events.recv()).await;
+        let ended = ended.expect("an event").expect("an ERROR event");
+        assert_eq!(ended.kind, "ERROR");
+        assert_eq!(ended.object["code"], 410);
+        let message = ended.object["message"].as_str().unwrap();
+        assert!(message.contains("too old resource version"), "{message}");
+        let end = tokio::time::timeout(limit, events.recv()).await;
+        assert!(end.expect("the end").is_none(), "the watch ends");
+    }
+
+    #[tokio::test]
+    async fn follow_reopens_a_watch_that_fell_behind_without_handing_on_its_error() {
+        let (_dir, api) = Api::scratch();
+        let kinds: Arc<Mutex<Vec<&'static str>>> = Arc::default();
+        let shutdown = CancellationToken::new();
+        let following = {
+            let (api, kinds, shutdown) = (api.clone(), kinds.clone(), shutdown.clone());
+            tokio::spawn(async move {
+                let record = |event: WatchEvent| kinds.lock().unwrap().push(event.kind);
+                follow(&api, &LEASES, ListOptions::default(), &shutdown, record).await;
+            })
+        };
+        tokio::task::yield_now().await;
+        burst_of_leases(&api, 9_000);
+        crate::testing::eventually(Duration::from_secs(10), "every lease seen", || async {
+            (kinds.lock().unwrap().len() >= 9_000).then_some(())
+        })
+        .await;
+        shutdown.cancel();
+        following.await.unwrap();
+        assert!(kinds.lock().unwrap().iter().all(|kind| *kind == "ADDED"));
+    }
 
     #[test]
     fn objects_entering_and_leaving_a_selection_are_added_and_deleted() {

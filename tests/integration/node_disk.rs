@@ -10,7 +10,7 @@ use wasmkube::cluster::ClusterConfig;
 use wasmkube::node::allocatable::DiskThreshold;
 use wasmkube::testing::Cluster;
 
-use crate::support::{PodBuilder, container_status, event_reasons, eventually, phase};
+use crate::support::{PodBuilder, container_status, eventually, phase, wait_for_event};
 
 /// A cluster whose node measures its disk every 200 ms.
 async fn cluster_with(adjust: impl FnOnce(&mut ClusterConfig)) -> Cluster {
@@ -67,12 +67,7 @@ async fn a_pod_writing_past_its_empty_dir_size_limit_is_evicted_and_its_volume_r
         || async { (!volumes.exists()).then_some(()) },
     )
     .await;
-    eventually(Duration::from_secs(10), "an Evicted event", || async {
-        event_reasons(api, "default", "filler")
-            .contains(&"Evicted".to_string())
-            .then_some(())
-    })
-    .await;
+    wait_for_event(api, "default", "filler", "Evicted").await;
     cluster.shutdown().await;
 }
 

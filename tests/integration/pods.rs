@@ -6,7 +6,7 @@ use wasmkube::api::kinds::{NAMESPACES, PODS};
 use wasmkube::testing::Cluster;
 
 use crate::support::{
-    PodBuilder, container_status, event_reasons, eventually, phase, pod_logs, wait_for_pod,
+    PodBuilder, container_status, eventually, phase, pod_logs, wait_for_event, wait_for_pod,
 };
 
 fn terminated(pod: &Value, container: &str) -> Value {
@@ -113,7 +113,7 @@ async fn always_restarts_a_failing_container_with_crash_loop_back_off() {
         1
     );
     assert_eq!(container_status(&looping, "c")["ready"], false);
-    assert!(event_reasons(api, "default", "crashy").contains(&"BackOff".to_string()));
+    wait_for_event(api, "default", "crashy", "BackOff").await;
     cluster.shutdown().await;
 }
 
@@ -133,7 +133,7 @@ async fn a_container_allocating_past_its_memory_limit_is_oom_killed() {
     .await;
     assert_eq!(terminated(&done, "c")["reason"], "OOMKilled");
     assert_eq!(phase(&done), "Failed");
-    assert!(event_reasons(api, "default", "hungry").contains(&"OOMKilled".to_string()));
+    wait_for_event(api, "default", "hungry", "OOMKilled").await;
     cluster.shutdown().await;
 }
 
@@ -278,7 +278,7 @@ async fn a_component_that_does_not_compile_is_reported_and_retried() {
     })
     .await;
     assert_eq!(phase(&waiting), "Pending");
-    assert!(event_reasons(api, "default", "broken").contains(&"Failed".to_string()));
+    wait_for_event(api, "default", "broken", "Failed").await;
     cluster.shutdown().await;
 }
 
@@ -297,30 +297,8 @@ async fn a_second_pod_reuses_the_compiled_component() {
         })
         .await;
     }
-    let events = api
-        .list(
-            &wasmkube::api::kinds::EVENTS,
-            Some("default"),
-            &Default::default(),
-        )
-        .unwrap();
-    let pulled: Vec<(String, String)> = events["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["reason"] == "Pulled")
-        .map(|e| {
-            (
-                e["involvedObject"]["name"].as_str().unwrap().to_string(),
-                e["message"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
-    let second = pulled
-        .iter()
-        .find(|(name, _)| name == "second")
-        .expect("second pod pulled");
-    assert!(second.1.contains("already present"), "{}", second.1);
+    let pulled = wait_for_event(api, "default", "second", "Pulled").await;
+    assert!(pulled.contains("already present"), "{pulled}");
     cluster.shutdown().await;
 }
 

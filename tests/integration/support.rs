@@ -1,11 +1,15 @@
 //! Fixtures: pod builders, waiting with deadlines, and paths to the sample components.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use wasmkube::api::kinds::PODS;
+use wasmkube::api::kinds::{EVENTS, PODS};
 use wasmkube::api::{Api, ListOptions};
+use wasmkube::store::{SqliteOptions, SqliteStore};
 pub use wasmkube::testing::eventually;
+
+use crate::power_loss::Disk;
 
 /// The exerciser component built by build.rs.
 pub fn exerciser() -> String {
@@ -86,6 +90,35 @@ impl PodBuilder {
     }
 }
 
+/// A Lease: a kind no controller acts on, for tests of the write path alone.
+pub fn lease(name: &str) -> Value {
+    json!({
+        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"holderIdentity": "test"},
+    })
+}
+
+/// An object's `metadata.resourceVersion` as the number it is.
+pub fn resource_version(object: &Value) -> u64 {
+    object["metadata"]["resourceVersion"]
+        .as_str()
+        .and_then(|rv| rv.parse().ok())
+        .expect("a resourceVersion")
+}
+
+/// A bootstrapped API over a store on `disk` (a disk that can lose power).
+pub fn api_on(disk: &Disk) -> Arc<Api> {
+    let options = SqliteOptions {
+        vfs: Some(disk.vfs()),
+        ..SqliteOptions::default()
+    };
+    let store = SqliteStore::open_with(&disk.live("store.db"), options).unwrap();
+    let api = Api::new(Arc::new(store));
+    api.bootstrap().unwrap();
+    api
+}
+
 /// Waits until the pod satisfies `predicate`; returns it.
 pub async fn wait_for_pod(
     api: &Api,
@@ -137,22 +170,21 @@ pub fn phase(pod: &Value) -> &str {
     pod["status"]["phase"].as_str().unwrap_or_default()
 }
 
-/// Reasons of the events about object `name`.
-pub fn event_reasons(api: &Api, namespace: &str, name: &str) -> Vec<String> {
-    let events = api
-        .list(
-            &wasmkube::api::kinds::EVENTS,
-            Some(namespace),
-            &ListOptions::default(),
-        )
-        .unwrap();
-    events["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["involvedObject"]["name"] == name)
-        .map(|e| e["reason"].as_str().unwrap_or_default().to_string())
-        .collect()
+/// Waits until an event about object `name` gives `reason`; returns its message. Events are
+/// written in the background, so the change they explain may be visible before them.
+pub async fn wait_for_event(api: &Api, namespace: &str, name: &str, reason: &str) -> String {
+    let what = format!("a {reason} event about {name}");
+    eventually(Duration::from_secs(20), &what, || async {
+        let events = api
+            .list(&EVENTS, Some(namespace), &ListOptions::default())
+            .ok()?;
+        let event = events["items"]
+            .as_array()?
+            .iter()
+            .find(|e| e["involvedObject"]["name"] == name && e["reason"] == reason)?;
+        event["message"].as_str().map(str::to_string)
+    })
+    .await
 }
 
 /// What a command printed and whether it succeeded.

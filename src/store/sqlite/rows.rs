@@ -1,11 +1,12 @@
 //! The rows behind the store: objects and their history, written and read back.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use rusqlite::{Connection, params};
 use serde_json::Value;
 
-use super::{backend, parse};
+use super::{backend, parse, prefix_end};
 use crate::store::{Entry, Event, EventKind, Result, Revision, stamp_revision};
 
 /// One write of a batch: `value` is `None` for a delete.
@@ -66,7 +67,7 @@ pub(super) fn write_change(
 }
 
 /// Loads the current objects at open.
-pub(super) fn read_objects(conn: &Connection) -> Result<BTreeMap<String, Entry>> {
+pub(super) fn read_objects(conn: &Connection) -> Result<BTreeMap<String, Arc<Entry>>> {
     let mut stmt = conn
         .prepare("SELECT key, value, revision FROM objects")
         .map_err(backend)?;
@@ -87,7 +88,61 @@ pub(super) fn read_objects(conn: &Connection) -> Result<BTreeMap<String, Entry>>
             value: parse(&text)?,
             revision: revision as Revision,
         };
-        objects.insert(key, entry);
+        objects.insert(key, Arc::new(entry));
     }
     Ok(objects)
+}
+
+/// Up to `limit` events under `prefix` with a revision in `(after, until]`, oldest first.
+pub(super) fn read_events(
+    conn: &Connection,
+    prefix: &str,
+    (after, until): (Revision, Revision),
+    limit: usize,
+) -> Result<Vec<Event>> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT revision, key, deleted, value, prev FROM events
+             WHERE revision > ?1 AND revision <= ?2 AND key >= ?3 AND key < ?4
+             ORDER BY revision LIMIT ?5",
+        )
+        .map_err(backend)?;
+    let rows = stmt
+        .query_map(
+            params![
+                after as i64,
+                until as i64,
+                prefix,
+                prefix_end(prefix),
+                limit as i64
+            ],
+            |row| {
+                Ok((
+                    row.get::<_, i64>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, bool>(2)?,
+                    row.get::<_, String>(3)?,
+                    row.get::<_, Option<String>>(4)?,
+                ))
+            },
+        )
+        .map_err(backend)?;
+    let mut events = Vec::new();
+    for row in rows {
+        let (revision, key, deleted, text, prev) = row.map_err(backend)?;
+        events.push(Event {
+            kind: if deleted {
+                EventKind::Delete
+            } else {
+                EventKind::Put
+            },
+            entry: Entry {
+                key,
+                value: parse(&text)?,
+                revision: revision as Revision,
+            },
+            prev: prev.as_deref().map(parse).transpose()?,
+        });
+    }
+    Ok(events)
 }
