@@ -77,7 +77,9 @@ impl Ipv4Block {
         }
         let count = 1u64 << (prefix - self.prefix);
         let step = 1u64 << (32 - u32::from(prefix));
-        let base = self.nth(index.checked_mul(step)?).filter(|_| index < count)?;
+        let base = self
+            .nth(index.checked_mul(step)?)
+            .filter(|_| index < count)?;
         Some(Ipv4Block { base, prefix })
     }
 

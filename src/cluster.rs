@@ -17,10 +17,10 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::Api;
+use crate::api::kubelet_client::KubeletClient;
 use crate::api::server::{self, Context};
 use crate::client::control_plane::ControlPlane;
 use crate::controller_runtime::backoff::Backoff;
-use crate::api::kubelet_client::KubeletClient;
 use crate::controllers::node_ipam::NodeIpamConfig;
 use crate::controllers::node_lifecycle::NodeLifecycleConfig;
 use crate::events::Recorder;
@@ -142,7 +142,8 @@ impl Cluster {
         let tls = crate::tls::load_or_create(&tls_dir, config.api_addr)
             .context("cannot set up the API's TLS certificates")?;
         let issuer = Arc::new(
-            crate::tls::Issuer::load(&tls_dir).context("cannot load the cluster CA to sign with")?,
+            crate::tls::Issuer::load(&tls_dir)
+                .context("cannot load the cluster CA to sign with")?,
         );
         let api_identity = issuer
             .api_server_client()

@@ -82,7 +82,9 @@ impl KubeletClient {
         let mut body = response.into_body();
         tokio::spawn(async move {
             while let Some(Ok(frame)) = body.frame().await {
-                let Ok(data) = frame.into_data() else { continue };
+                let Ok(data) = frame.into_data() else {
+                    continue;
+                };
                 if chunks.send(data).await.is_err() {
                     return;
                 }
@@ -114,7 +116,10 @@ impl KubeletClient {
             .header(header::HOST, endpoint.to_string())
             .body(Empty::<Bytes>::new())
             .map_err(|e| e.to_string())?;
-        sender.send_request(request).await.map_err(|e| e.to_string())
+        sender
+            .send_request(request)
+            .await
+            .map_err(|e| e.to_string())
     }
 }
 

@@ -173,6 +173,8 @@ impl Api {
             Err(error) => return Err(error),
         };
         let client = self.kubelet_client().ok_or_else(not_on_a_node)?;
-        client.container_logs(&node, &pod, &container, options).await
+        client
+            .container_logs(&node, &pod, &container, options)
+            .await
     }
 }

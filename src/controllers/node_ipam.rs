@@ -60,30 +60,19 @@ impl NodeIpamConfig {
 /// Assigns blocks to nodes that have none until `shutdown`.
 pub async fn run(api: Arc<Api>, config: NodeIpamConfig, shutdown: CancellationToken) {
     let recorder = Recorder::new(api.clone(), "node-ipam-controller", "");
-    follow(
-        &api,
-        &NODES,
-        ListOptions::default(),
-        &shutdown,
-        |event| {
-            if event.kind == "DELETED" || event.object["spec"]["podCIDR"].is_string() {
-                return;
-            }
-            if let Err(error) = assign(&api, &config, &event.object, &recorder) {
-                tracing::warn!(%error, "assigning a node its pod CIDR failed");
-            }
-        },
-    )
+    follow(&api, &NODES, ListOptions::default(), &shutdown, |event| {
+        if event.kind == "DELETED" || event.object["spec"]["podCIDR"].is_string() {
+            return;
+        }
+        if let Err(error) = assign(&api, &config, &event.object, &recorder) {
+            tracing::warn!(%error, "assigning a node its pod CIDR failed");
+        }
+    })
     .await;
 }
 
 /// Gives `node` the first free block of the range.
-fn assign(
-    api: &Api,
-    config: &NodeIpamConfig,
-    node: &Value,
-    recorder: &Recorder,
-) -> ApiResult<()> {
+fn assign(api: &Api, config: &NodeIpamConfig, node: &Value, recorder: &Recorder) -> ApiResult<()> {
     let name = node["metadata"]["name"].as_str().unwrap_or_default();
     let nodes = take_items(&mut api.list(&NODES, None, &ListOptions::default())?);
     let taken: HashSet<Ipv4Block> = nodes

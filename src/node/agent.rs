@@ -80,7 +80,10 @@ impl Agent {
             return Ok(());
         };
         let ip = config.host_ip.parse().map_err(|_| {
-            ApiError::Internal(format!("the node address {:?} is not an IP", config.host_ip))
+            ApiError::Internal(format!(
+                "the node address {:?} is not an IP",
+                config.host_ip
+            ))
         })?;
         let wanted = SocketAddr::new(ip, config.kubelet_port);
         let cannot = |e: &dyn std::fmt::Display| {
@@ -215,8 +218,9 @@ impl Agent {
         }
         drop(handles);
         // Pods that ran here before claim their addresses first, so a new pod cannot take one.
-        let (placed, new): (Vec<&Value>, Vec<&Value>) =
-            pods.iter().partition(|pod| pod["status"]["podIP"].is_string());
+        let (placed, new): (Vec<&Value>, Vec<&Value>) = pods
+            .iter()
+            .partition(|pod| pod["status"]["podIP"].is_string());
         for pod in placed.into_iter().chain(new) {
             self.apply("ADDED", pod);
         }
@@ -246,7 +250,13 @@ impl Agent {
                     tracing::warn!(%error, "cannot start pod");
                     let message = format!("Failed to create pod sandbox: {error}");
                     let warning = crate::events::EventType::Warning;
-                    (self.node.recorder).record(pod, None, warning, "FailedCreatePodSandBox", &message);
+                    (self.node.recorder).record(
+                        pod,
+                        None,
+                        warning,
+                        "FailedCreatePodSandBox",
+                        &message,
+                    );
                 }
             },
             _ => {}
@@ -290,4 +300,3 @@ impl NodePods for Agent {
         }
     }
 }
-

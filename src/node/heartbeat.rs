@@ -68,7 +68,21 @@ pub async fn run(node: Arc<NodeContext>, shutdown: CancellationToken) {
     }
 }
 
+/// How often a status write that raced another writer of the Node (the node IPAM controller
+/// setting `spec.podCIDR`, the lifecycle controller's taints) is tried again on the fresh object.
+const STATUS_ATTEMPTS: usize = 5;
+
 async fn post_status(node: &NodeContext) -> ApiResult<()> {
+    let mut attempt = 1;
+    loop {
+        match write_status(node).await {
+            Err(ApiError::Conflict { .. }) if attempt < STATUS_ATTEMPTS => attempt += 1,
+            written => return written,
+        }
+    }
+}
+
+async fn write_status(node: &NodeContext) -> ApiResult<()> {
     let name = &node.config.node_name;
     let mut object = node.plane.get(&NODES, None, name).await?;
     let data_dir = node.config.data_dir.clone();
@@ -77,12 +91,7 @@ async fn post_status(node: &NodeContext) -> ApiResult<()> {
         .ok()
         .flatten();
     let endpoint = node.endpoint.get().copied();
-    object["status"] = node_status(
-        &node.config,
-        disk,
-        node.disk_pressure.condition(),
-        endpoint,
-    );
+    object["status"] = node_status(&node.config, disk, node.disk_pressure.condition(), endpoint);
     node.plane
         .update(&NODES, None, name, object, Part::Status)
         .await

@@ -142,7 +142,9 @@ pub fn spawn(node: Arc<NodeContext>, raw: Value) -> Result<PodHandle, ApiError> 
     let pod: Pod =
         serde_json::from_value(raw.clone()).map_err(|e| ApiError::Internal(e.to_string()))?;
     let spec = pod.spec.clone().unwrap_or_default();
-    let previous_ip = raw["status"]["podIP"].as_str().and_then(|ip| ip.parse().ok());
+    let previous_ip = raw["status"]["podIP"]
+        .as_str()
+        .and_then(|ip| ip.parse().ok());
     let address = node
         .network
         .table
@@ -155,6 +157,10 @@ pub fn spawn(node: Arc<NodeContext>, raw: Value) -> Result<PodHandle, ApiError> 
             ApiError::Unavailable("no free pod IP in this node's block (spec.podCIDR)".into())
         })?;
     let net = node.network.pod(address);
+    let (recorder, object) = (node.recorder.clone(), raw.clone());
+    net.denials.report_to(Box::new(move |message| {
+        recorder.record(&object, None, EventType::Warning, "NetworkDenied", message);
+    }));
     let previous: HashMap<String, &Value> = ["initContainerStatuses", "containerStatuses"]
         .iter()
         .filter_map(|list| raw["status"][list].as_array())

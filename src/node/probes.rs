@@ -98,7 +98,11 @@ fn check(container: &Container, probe: &Probe) -> Result<Check, String> {
         let headers = http.http_headers.iter().flatten();
         return Ok(Check::Http {
             port: port(container, &http.port)?,
-            path: http.path.clone().filter(|p| !p.is_empty()).unwrap_or("/".into()),
+            path: http
+                .path
+                .clone()
+                .filter(|p| !p.is_empty())
+                .unwrap_or("/".into()),
             headers: headers.map(|h| (h.name.clone(), h.value.clone())).collect(),
         });
     }
@@ -197,7 +201,10 @@ pub async fn http_get(
         let (major, minor) = KUBERNETES_VERSION;
         let mut request = http::Request::get(path)
             .header(http::header::HOST, host.to_string())
-            .header(http::header::USER_AGENT, format!("kube-probe/{major}.{minor}"))
+            .header(
+                http::header::USER_AGENT,
+                format!("kube-probe/{major}.{minor}"),
+            )
             .header(http::header::ACCEPT, "*/*");
         for (name, value) in headers {
             request = request.header(name.as_str(), value.as_str());
@@ -205,21 +212,35 @@ pub async fn http_get(
         let request = request
             .body(Empty::<bytes::Bytes>::new())
             .map_err(|e| e.to_string())?;
-        let response = sender.send_request(request).await.map_err(|e| e.to_string())?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| e.to_string())?;
         let status = response.status();
         if status.is_success() || status.is_redirection() {
             Ok(())
         } else {
-            Err(format!("HTTP probe failed with statuscode: {}", status.as_u16()))
+            Err(format!(
+                "HTTP probe failed with statuscode: {}",
+                status.as_u16()
+            ))
         }
     };
     tokio::time::timeout(timeout, attempt)
         .await
-        .unwrap_or_else(|_| Err(format!("Get \"http://{host}{path}\": context deadline exceeded")))
+        .unwrap_or_else(|_| {
+            Err(format!(
+                "Get \"http://{host}{path}\": context deadline exceeded"
+            ))
+        })
 }
 
 /// A `tcpSocket` probe: success when a connection opens within `timeout`.
-pub async fn tcp_connect(from: Ipv4Addr, host: SocketAddr, timeout: Duration) -> Result<(), String> {
+pub async fn tcp_connect(
+    from: Ipv4Addr,
+    host: SocketAddr,
+    timeout: Duration,
+) -> Result<(), String> {
     tokio::time::timeout(timeout, connect(from, host))
         .await
         .unwrap_or_else(|_| Err(format!("dial tcp {host}: i/o timeout")))
@@ -244,16 +265,21 @@ mod tests {
     use serde_json::json;
 
     fn container(probe: serde_json::Value) -> Container {
-        serde_json::from_value(json!({"name": "c", "ports": [{"name": "web", "containerPort": 8080}],
-            "livenessProbe": probe}))
+        serde_json::from_value(
+            json!({"name": "c", "ports": [{"name": "web", "containerPort": 8080}],
+            "livenessProbe": probe}),
+        )
         .unwrap()
     }
 
     #[test]
     fn a_probe_gets_kubernetes_defaults_and_its_port_by_name() {
-        let spec = ProbeSpec::of(&container(json!({"httpGet": {"port": "web"}})), ProbeKind::Liveness)
-            .unwrap()
-            .unwrap();
+        let spec = ProbeSpec::of(
+            &container(json!({"httpGet": {"port": "web"}})),
+            ProbeKind::Liveness,
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(
             spec.check,
             Check::Http {
@@ -263,7 +289,12 @@ mod tests {
             }
         );
         assert_eq!(
-            (spec.period, spec.timeout, spec.success_threshold, spec.failure_threshold),
+            (
+                spec.period,
+                spec.timeout,
+                spec.success_threshold,
+                spec.failure_threshold
+            ),
             (Duration::from_secs(10), Duration::from_secs(1), 1, 3)
         );
         assert_eq!(spec.initial_delay, Duration::ZERO);
@@ -273,7 +304,10 @@ mod tests {
     #[test]
     fn probes_that_cannot_run_say_why() {
         for (probe, why) in [
-            (json!({"tcpSocket": {"port": "nope"}}), "not a port of the container"),
+            (
+                json!({"tcpSocket": {"port": "nope"}}),
+                "not a port of the container",
+            ),
             (json!({"httpGet": {"port": 80, "scheme": "HTTPS"}}), "HTTPS"),
             (json!({"exec": {"command": []}}), "no command"),
             (json!({"periodSeconds": 3}), "no handler"),
@@ -287,9 +321,12 @@ mod tests {
 
     #[test]
     fn the_verdict_turns_only_after_threshold_results_in_a_row() {
-        let mut spec = ProbeSpec::of(&container(json!({"tcpSocket": {"port": 1}})), ProbeKind::Readiness)
-            .unwrap()
-            .unwrap();
+        let mut spec = ProbeSpec::of(
+            &container(json!({"tcpSocket": {"port": 1}})),
+            ProbeKind::Liveness,
+        )
+        .unwrap()
+        .unwrap();
         spec.success_threshold = 2;
         let mut tally = Tally::new();
         assert_eq!(tally.record(true, &spec), None);

@@ -94,9 +94,7 @@ pub enum Error {
     CompileTimeout { digest: String, timeout: Duration },
     #[error("{digest} is not a valid WebAssembly component: {message}")]
     CompileFailed { digest: String, message: String },
-    #[error(
-        "{digest} exports neither wasi:cli/run nor wasi:http/incoming-handler: {message}"
-    )]
+    #[error("{digest} exports neither wasi:cli/run nor wasi:http/incoming-handler: {message}")]
     NotACommand { digest: String, message: String },
     #[error("{digest} imports something the node does not provide: {message}")]
     Unlinkable { digest: String, message: String },

@@ -13,7 +13,12 @@ use crate::power_loss::Disk;
 
 /// The exerciser component built by build.rs.
 pub fn exerciser() -> String {
-    format!("{}/exerciser.wasm", env!("WASMKUBE_SAMPLES_DIR"))
+    sample("exerciser.wasm")
+}
+
+/// A sample component build.rs put in `wasm-samples/` (`client.wasm`, `http-echo.wasm`).
+pub fn sample(file: &str) -> String {
+    format!("{}/{file}", env!("WASMKUBE_SAMPLES_DIR"))
 }
 
 /// Builds Pod manifests: `PodBuilder::named("a").container("c", &["print", "hi"]).build()`.

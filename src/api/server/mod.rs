@@ -144,12 +144,16 @@ fn node_identity<B>(request: &Request<B>, context: &Context) -> Response<Body> {
         return error(&ApiError::MethodNotAllowed);
     }
     let Some(issuer) = &context.issuer else {
-        return error(&ApiError::NotFoundPath("this server issues no node identities".into()));
+        return error(&ApiError::NotFoundPath(
+            "this server issues no node identities".into(),
+        ));
     };
     let query = routes::parse_query(request.uri().query().unwrap_or(""));
     let node = routes::param(&query, "node").unwrap_or_default();
     if let Some(problem) = super::kinds::meta::dns_subdomain_error(node) {
-        return error(&ApiError::BadRequest(format!("node: invalid value {node:?}: {problem}")));
+        return error(&ApiError::BadRequest(format!(
+            "node: invalid value {node:?}: {problem}"
+        )));
     }
     let address = routes::param(&query, "address").unwrap_or_default();
     let Ok(address) = address.parse::<std::net::IpAddr>() else {

@@ -23,7 +23,9 @@ impl PodLogs for Agent {
     ) -> BoxFuture<'a, ApiResult<mpsc::Receiver<Bytes>>> {
         let uid = pod["metadata"]["uid"].as_str().unwrap_or_default();
         let name = pod["metadata"]["name"].as_str().unwrap_or_default();
-        Box::pin(std::future::ready(self.open_logs(uid, name, container, options)))
+        Box::pin(std::future::ready(
+            self.open_logs(uid, name, container, options),
+        ))
     }
 }
 

@@ -2,8 +2,8 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -264,7 +264,9 @@ mod tests {
         let ran = Duration::from_millis(10);
         assert_eq!(first.charge(start + Duration::from_millis(20), ran), None);
         // Alone, the second would be within its half core; together they are ahead.
-        let pause = second.charge(start + Duration::from_millis(20), ran).unwrap();
+        let pause = second
+            .charge(start + Duration::from_millis(20), ran)
+            .unwrap();
         assert_eq!(pause, Duration::from_millis(20));
     }
 }

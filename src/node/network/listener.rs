@@ -124,7 +124,12 @@ async fn route(request: Request<Incoming>, endpoint: &Endpoint) -> Response<Body
     };
     let query = parse_query(request.uri().query().unwrap_or(""));
     let opened = match LogOptions::from_query(pod, &query) {
-        Ok(options) => endpoint.logs.open(namespace, pod, container, &options).await,
+        Ok(options) => {
+            endpoint
+                .logs
+                .open(namespace, pod, container, &options)
+                .await
+        }
         Err(error) => Err(error),
     };
     match opened {

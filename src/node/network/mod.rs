@@ -3,13 +3,15 @@
 //! pod network is reachable, HTTP components served on their ports, and the authenticated
 //! tunnel that carries connections to pods of other nodes.
 //!
-//! `addresses` hands out pod IPs and maps them to loopback addresses, `routing` decides where
+//! `addresses` hands out pod IPs and maps them to loopback addresses, `denials` counts and
+//! reports what was refused, `routing` decides where
 //! a connection goes (the seam Services extend), `sockets` shadows `wasi:sockets`, `egress`
 //! and `tunnel` carry connections to other nodes, `listener` is the node's HTTPS endpoint
 //! (tunnel, container logs), `http` serves `wasi:http` components and routes their outgoing
 //! requests, `peers` learns the other nodes' blocks.
 
 pub mod addresses;
+pub mod denials;
 pub mod egress;
 pub mod http;
 pub mod listener;
@@ -102,11 +104,17 @@ impl NodeNetwork {
     }
 
     pub fn router(&self) -> Arc<dyn Router> {
-        self.router.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.router
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub fn resolver(&self) -> Arc<dyn Resolver> {
-        self.resolver.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.resolver
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Takes `block` (the node's `spec.podCIDR`) and starts taking tunnelled connections of
@@ -139,6 +147,7 @@ impl NodeNetwork {
         PodNet {
             address,
             node: self.clone(),
+            denials: Arc::default(),
         }
     }
 }
@@ -148,6 +157,8 @@ impl NodeNetwork {
 pub struct PodNet {
     pub address: Arc<PodAddress>,
     node: Arc<NodeNetwork>,
+    /// What the network refused the pod's guests.
+    pub denials: Arc<denials::Denials>,
 }
 
 impl PodNet {
@@ -157,11 +168,16 @@ impl PodNet {
 
     /// Where a connection of this pod's guests to `to` goes: the pod itself for its own
     /// addresses, else wherever the node's router says.
+    /// A denied route is counted and reported (see [`denials`]).
     pub fn route(&self, to: SocketAddr) -> Route {
         if self.address.is_own(to.ip()) {
             return Route::Local(self.address.on_host(to.port()));
         }
-        self.node.router().route(&self.address, to)
+        let route = self.node.router().route(&self.address, to);
+        if route == Route::Denied {
+            self.denials.deny(to);
+        }
+        route
     }
 
     /// The addresses `name` stands for, as this pod's guests see them.

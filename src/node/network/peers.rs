@@ -12,9 +12,9 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::routing::{NodeEndpoint, PodTable};
+use crate::api::ApiResult;
 use crate::api::kinds::NODES;
 use crate::api::kubelet_client::endpoint;
-use crate::api::ApiResult;
 use crate::cidr::Ipv4Block;
 use crate::client::control_plane::ControlPlane;
 
@@ -62,7 +62,10 @@ async fn watch_nodes(
 ) -> ApiResult<()> {
     let (nodes, version) = plane.list(&NODES, "").await?;
     for node in nodes {
-        let name = node["metadata"]["name"].as_str().unwrap_or_default().to_string();
+        let name = node["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         known.insert(name, node);
     }
     publish(node_name, table, own, known);
@@ -98,7 +101,9 @@ fn publish(
 ) {
     let mut peers = Vec::new();
     for (name, node) in nodes {
-        let Some(block) = pod_cidr(node) else { continue };
+        let Some(block) = pod_cidr(node) else {
+            continue;
+        };
         if name == node_name {
             own.send_if_modified(|current| {
                 let changed = current.is_none();
@@ -147,7 +152,10 @@ mod tests {
         .collect();
         publish("me", &table, &own, &nodes);
         assert!(seen.has_changed().unwrap());
-        assert_eq!(*seen.borrow_and_update(), Some("10.244.1.0/24".parse().unwrap()));
+        assert_eq!(
+            *seen.borrow_and_update(),
+            Some("10.244.1.0/24".parse().unwrap())
+        );
         let peer = table.peer_for("10.244.2.9".parse().unwrap()).unwrap();
         assert_eq!(peer.name, "peer");
         assert_eq!(peer.address, "127.0.0.1:10250".parse().unwrap());

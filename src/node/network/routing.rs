@@ -55,7 +55,11 @@ impl PodAddress {
             return host;
         };
         let seen = if ip == self.loopback {
-            if local { Ipv4Addr::LOCALHOST } else { self.pod_ip }
+            if local {
+                Ipv4Addr::LOCALHOST
+            } else {
+                self.pod_ip
+            }
         } else {
             pod_ip_of(ip, self.pod_ip.octets()[0]).unwrap_or(ip)
         };

@@ -192,7 +192,9 @@ async fn start_connect<T: SocketsView>(
 ) -> Answer<()> {
     let Some(net) = store.data_mut().pod_sockets().map(|p| p.net.clone()) else {
         let mut view = store.data_mut().sockets();
-        return answer(HostTcpSocket::start_connect(&mut view, this, network, address));
+        return answer(HostTcpSocket::start_connect(
+            &mut view, this, network, address,
+        ));
     };
     let to = SocketAddr::from(address);
     let route = net.route(to);
@@ -266,7 +268,10 @@ fn read_address<T: SocketsView>(
     let peer = HostTcpSocket::remote_address(&mut sockets, borrow(&this));
     let read = match side {
         Side::Local => HostTcpSocket::local_address(&mut sockets, this),
-        Side::Remote => peer.as_ref().map(|p| *p).map_err(|_| ErrorCode::InvalidState.into()),
+        Side::Remote => peer
+            .as_ref()
+            .map(|p| *p)
+            .map_err(|_| ErrorCode::InvalidState.into()),
     };
     let Some((loopback, pod)) = view_of else {
         return answer(read);
@@ -321,4 +326,3 @@ fn answer<T>(result: SocketResult<T>) -> Answer<T> {
 fn borrow<R: 'static>(resource: &Resource<R>) -> Resource<R> {
     Resource::new_borrow(resource.rep())
 }
-

@@ -97,7 +97,10 @@ impl TunnelClient {
     }
 
     /// The HTTP/2 connection to `node`, made when there is none or it closed.
-    async fn sender(&self, node: &NodeEndpoint) -> Result<http2::SendRequest<Empty<Bytes>>, String> {
+    async fn sender(
+        &self,
+        node: &NodeEndpoint,
+    ) -> Result<http2::SendRequest<Empty<Bytes>>, String> {
         let existing = self
             .connections
             .lock()

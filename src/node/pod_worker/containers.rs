@@ -8,10 +8,10 @@ use k8s_openapi::api::core::v1::Container;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use super::probing::Probed;
 use super::{LogPair, Worker};
 use crate::api::objects::now;
 use crate::events::EventType;
-use super::probing::Probed;
 use crate::node::container_spec::{self, image_path};
 use crate::node::logs::{ContainerLog, LogFiles, Rotation};
 use crate::node::pod_status::{

@@ -42,13 +42,23 @@ enum Flow {
 
 impl Worker {
     /// Probes app container `slot` until `instance` ends (or a probe ends it).
-    pub(super) async fn probe(&self, container: &Container, slot: Slot, instance: &CancellationToken) {
+    pub(super) async fn probe(
+        &self,
+        container: &Container,
+        slot: Slot,
+        instance: &CancellationToken,
+    ) {
         let Slot::App(_) = slot else { return };
         let spec = |kind| match ProbeSpec::of(container, kind)? {
             Ok(spec) => Some(spec),
             Err(why) => {
                 let message = format!("{} probe cannot run: {why}", kind.title());
-                self.event(Some(&container.name), EventType::Warning, "Unhealthy", &message);
+                self.event(
+                    Some(&container.name),
+                    EventType::Warning,
+                    "Unhealthy",
+                    &message,
+                );
                 None
             }
         };
@@ -119,7 +129,12 @@ impl Worker {
             };
             if let Err(why) = &result {
                 let message = format!("{} probe failed: {why}", spec.kind.title());
-                self.event(Some(&container.name), EventType::Warning, "Unhealthy", &message);
+                self.event(
+                    Some(&container.name),
+                    EventType::Warning,
+                    "Unhealthy",
+                    &message,
+                );
             }
             if let Some(verdict) = tally.record(result.is_ok(), spec)
                 && turned(verdict) == Flow::Stop
@@ -139,7 +154,12 @@ impl Worker {
             container.name,
             kind.title().to_ascii_lowercase()
         );
-        self.event(Some(&container.name), EventType::Normal, "Killing", &message);
+        self.event(
+            Some(&container.name),
+            EventType::Normal,
+            "Killing",
+            &message,
+        );
         instance.cancel();
     }
 
@@ -158,7 +178,9 @@ impl Worker {
                 path,
                 headers,
             } => probes::http_get(from, pod.on_host(*port), path, headers, spec.timeout).await,
-            Check::Tcp { port } => probes::tcp_connect(from, pod.on_host(*port), spec.timeout).await,
+            Check::Tcp { port } => {
+                probes::tcp_connect(from, pod.on_host(*port), spec.timeout).await
+            }
             Check::Exec { command } => self.exec(container, command, spec.timeout).await,
         }
     }
@@ -167,7 +189,12 @@ impl Worker {
     /// with the rest as arguments, or else the container's own component is run with `command`
     /// as its argv — in the container's sandbox (its volumes, environment, limits, the pod's
     /// network). Exit code 0 is success.
-    async fn exec(&self, container: &Container, command: &[String], timeout: Duration) -> Result<(), String> {
+    async fn exec(
+        &self,
+        container: &Container,
+        command: &[String],
+        timeout: Duration,
+    ) -> Result<(), String> {
         let names_component = command[0].ends_with(".wasm") || command[0].starts_with("file://");
         let image = if names_component {
             image_path(&command[0])
@@ -181,7 +208,10 @@ impl Worker {
             .await
             .map_err(|e| format!("exec probe: {e}"))?;
         if loaded.component.is_http() {
-            return Err(format!("exec probe: {} is an HTTP component, not a command", image.display()));
+            return Err(format!(
+                "exec probe: {} is an HTTP component, not a command",
+                image.display()
+            ));
         }
         let output = ContainerLog::new(EXEC_OUTPUT_BYTES);
         let mut run = self.container_run(container, output.clone()).await?;
@@ -199,7 +229,11 @@ impl Worker {
         if exit.code == 0 {
             return Ok(());
         }
-        let printed: Vec<String> = output.lines(None, None).into_iter().map(|l| l.text).collect();
+        let printed: Vec<String> = output
+            .lines(None, None)
+            .into_iter()
+            .map(|l| l.text)
+            .collect();
         Err(format!(
             "command {command:?} exited with {}: {}",
             exit.code,

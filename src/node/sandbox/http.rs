@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use http::header::{HOST, HeaderValue};
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -31,7 +32,10 @@ impl Runtime {
         cancel: CancellationToken,
     ) -> Exit {
         let Some(network) = &run.network else {
-            return Exit::start_failed("an HTTP component is served in its pod's network, and this container has none".into());
+            return Exit::start_failed(
+                "an HTTP component is served in its pod's network, and this container has none"
+                    .into(),
+            );
         };
         if run.ports.is_empty() {
             return Exit::start_failed(
@@ -86,7 +90,16 @@ impl Handler {
         }
     }
 
-    async fn instance_answer(&self, request: Request<Incoming>) -> Result<Response<WasiBody>, String> {
+    async fn instance_answer(
+        &self,
+        mut request: Request<Incoming>,
+    ) -> Result<Response<WasiBody>, String> {
+        // An HTTP/1.0 request may name no host; wasi:http needs an authority: it is this pod.
+        if request.uri().authority().is_none() && !request.headers().contains_key(HOST) {
+            request
+                .headers_mut()
+                .insert(HOST, HeaderValue::from_static("localhost"));
+        }
         let clock = BusyClock::new();
         let mut store = self.runtime.new_store(&self.run, &self.share, &clock)?;
         let (answered, answer) = oneshot::channel();
@@ -114,7 +127,8 @@ impl Handler {
             outcome.map_err(|error| {
                 let max_handles = store.data().table.max_capacity();
                 let exit = oom_if_limited(exit_of_error(&error, max_handles), store.data());
-                exit.message.unwrap_or_else(|| format!("exit code {}", exit.code))
+                exit.message
+                    .unwrap_or_else(|| format!("exit code {}", exit.code))
             })
         }));
         match answer.await {

@@ -118,13 +118,12 @@ fn validate_port(port: &IntOrString, field: &str, causes: &mut Vec<Cause>) {
             *number,
             "must be between 1 and 65535, inclusive",
         )),
-        IntOrString::String(name) if name.len() > 15 || dns_label_error(name).is_some() => {
-            causes.push(Cause::invalid(
+        IntOrString::String(name) if name.len() > 15 || dns_label_error(name).is_some() => causes
+            .push(Cause::invalid(
                 field,
                 name,
                 "must contain at most 15 characters, only lower-case letters, digits and '-'",
-            ))
-        }
+            )),
         _ => {}
     }
 }
@@ -146,20 +145,32 @@ mod tests {
     fn causes(container: &Container) -> Vec<String> {
         let mut causes = Vec::new();
         validate(container, "spec.containers[0]", &mut causes);
-        causes.into_iter().map(|c| format!("{}: {}", c.field, c.message)).collect()
+        causes
+            .into_iter()
+            .map(|c| format!("{}: {}", c.field, c.message))
+            .collect()
     }
 
     #[test]
     fn probes_get_kubernetes_defaults() {
-        let mut c = container(json!({"readinessProbe": {"httpGet": {"port": 80}, "periodSeconds": 0}}));
+        let mut c =
+            container(json!({"readinessProbe": {"httpGet": {"port": 80}, "periodSeconds": 0}}));
         default(&mut c);
         let probe = c.readiness_probe.unwrap();
         assert_eq!(
-            (probe.timeout_seconds, probe.period_seconds, probe.success_threshold, probe.failure_threshold),
+            (
+                probe.timeout_seconds,
+                probe.period_seconds,
+                probe.success_threshold,
+                probe.failure_threshold
+            ),
             (Some(1), Some(10), Some(1), Some(3))
         );
         let http = probe.http_get.unwrap();
-        assert_eq!((http.path.as_deref(), http.scheme.as_deref()), (Some("/"), Some("HTTP")));
+        assert_eq!(
+            (http.path.as_deref(), http.scheme.as_deref()),
+            (Some("/"), Some("HTTP"))
+        );
     }
 
     #[test]
@@ -182,8 +193,10 @@ mod tests {
                 "spec.containers[0].startupProbe.httpGet.httpHeaders[0].name: Invalid value: \"bad header\": a valid HTTP header must consist of alphanumeric characters or '-'",
             ]
         );
-        let fine = container(json!({"livenessProbe": {"httpGet": {"port": "web", "path": "/healthz"}},
-            "readinessProbe": {"exec": {"command": ["check.wasm"]}}}));
+        let fine = container(
+            json!({"livenessProbe": {"httpGet": {"port": "web", "path": "/healthz"}},
+            "readinessProbe": {"exec": {"command": ["check.wasm"]}}}),
+        );
         assert!(causes(&fine).is_empty());
     }
 }

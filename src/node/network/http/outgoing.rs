@@ -103,7 +103,8 @@ async fn send(
 /// The connect and first-byte timeouts the guest asked for, within the node's default.
 fn timeouts(options: Option<RequestOptions>) -> (Duration, Duration) {
     let options = options.unwrap_or_default();
-    let bounded = |asked: Option<Duration>| asked.map_or(DEFAULT_TIMEOUT, |d| d.min(DEFAULT_TIMEOUT));
+    let bounded =
+        |asked: Option<Duration>| asked.map_or(DEFAULT_TIMEOUT, |d| d.min(DEFAULT_TIMEOUT));
     (
         bounded(options.connect_timeout),
         bounded(options.first_byte_timeout),

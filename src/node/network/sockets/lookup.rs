@@ -48,10 +48,7 @@ pub(super) fn add_to_linker<T: SocketsView>(linker: &mut Linker<T>) -> wasmtime:
             let answer = match state.pod_sockets() {
                 None => Err(ErrorCode::PermanentResolverFailure),
                 Some(_) if !is_valid_name(&name) => Err(ErrorCode::InvalidArgument),
-                Some(pod) => pod
-                    .net()
-                    .resolve(&name)
-                    .ok_or(ErrorCode::NameUnresolvable),
+                Some(pod) => pod.net().resolve(&name).ok_or(ErrorCode::NameUnresolvable),
             };
             let stream = match answer {
                 Ok(addresses) => ResolvedAddresses {
@@ -104,7 +101,13 @@ mod tests {
 
     #[test]
     fn names_and_literals_are_valid_and_junk_is_not() {
-        for good in ["localhost", "web-1", "svc.ns.svc.cluster.local.", "10.0.0.1", "[::1]"] {
+        for good in [
+            "localhost",
+            "web-1",
+            "svc.ns.svc.cluster.local.",
+            "10.0.0.1",
+            "[::1]",
+        ] {
             assert!(is_valid_name(good), "{good}");
         }
         for bad in ["", ".", "a..b", "with space", &"x".repeat(64), "é.com"] {
