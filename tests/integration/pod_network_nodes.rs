@@ -3,13 +3,14 @@
 //! server reads logs of pods on either agent through the agent's endpoint, and that endpoint
 //! refuses clients without a certificate of the cluster.
 
+use std::path::Path;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use wasmkube::client::Client;
 
 use crate::pod_network::{with_client, with_echo};
-use crate::processes::{free_port, start_agent, start_control_plane};
+use crate::processes::{Process, free_port, start_agent, start_control_plane};
 use crate::support::{PodBuilder, eventually};
 
 const PODS: &str = "/api/v1/namespaces/default/pods";
@@ -43,16 +44,24 @@ async fn logged(client: &Client, pod: &str, container: &str, needle: &str) -> St
     .await
 }
 
+/// A server with its data in `root/s` and agents named `agents`; the processes (stopped when
+/// dropped) and an admin client.
+async fn start_cluster(root: &Path, agents: &[&str]) -> (Vec<Process>, Client) {
+    let port = free_port();
+    let url = format!("https://127.0.0.1:{port}");
+    let (server, client) = start_control_plane("server", &root.join("s"), port).await;
+    let token = std::fs::read_to_string(root.join("s/node-token")).unwrap();
+    let mut processes = vec![server];
+    for name in agents {
+        processes.push(start_agent(&url, &token, name, &root.join(name)));
+    }
+    (processes, client)
+}
+
 #[tokio::test]
 async fn a_pod_reaches_a_pod_of_another_node_by_pod_ip_through_the_tunnel() {
     let root = tempfile::tempdir().unwrap();
-    let server_dir = root.path().join("s");
-    let port = free_port();
-    let url = format!("https://127.0.0.1:{port}");
-    let (_server, client) = start_control_plane("server", &server_dir, port).await;
-    let token = std::fs::read_to_string(server_dir.join("node-token")).unwrap();
-    let _edge1 = start_agent(&url, &token, "edge-1", &root.path().join("a1"));
-    let _edge2 = start_agent(&url, &token, "edge-2", &root.path().join("a2"));
+    let (_processes, client) = start_cluster(root.path(), &["edge-1", "edge-2"]).await;
     let mut blocks = Vec::new();
     for name in ["edge-1", "edge-2"] {
         let node = wait_for(
@@ -119,12 +128,8 @@ async fn a_pod_reaches_a_pod_of_another_node_by_pod_ip_through_the_tunnel() {
 #[tokio::test]
 async fn a_nodes_endpoint_refuses_a_client_without_a_cluster_certificate() {
     let root = tempfile::tempdir().unwrap();
-    let server_dir = root.path().join("s");
-    let port = free_port();
-    let url = format!("https://127.0.0.1:{port}");
-    let (_server, client) = start_control_plane("server", &server_dir, port).await;
-    let token = std::fs::read_to_string(server_dir.join("node-token")).unwrap();
-    let _edge = start_agent(&url, &token, "edge-1", &root.path().join("a1"));
+    let (_processes, client) = start_cluster(root.path(), &["edge-1"]).await;
+    let token = std::fs::read_to_string(root.path().join("s/node-token")).unwrap();
     let node = wait_for(&client, "/api/v1/nodes/edge-1", "the endpoint", |n| {
         n["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"].as_u64() > Some(0)
     })
@@ -132,7 +137,7 @@ async fn a_nodes_endpoint_refuses_a_client_without_a_cluster_certificate() {
     let endpoint_port = node["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"]
         .as_u64()
         .unwrap();
-    let ca = std::fs::read_to_string(server_dir.join("tls").join("ca.crt")).unwrap();
+    let ca = std::fs::read_to_string(root.path().join("s/tls/ca.crt")).unwrap();
     // The admin's token is no certificate: the node does not finish the handshake.
     let outsider =
         Client::with_ca(&format!("https://127.0.0.1:{endpoint_port}"), &token, &ca).unwrap();

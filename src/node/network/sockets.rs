@@ -102,11 +102,8 @@ fn add_tcp<T: SocketsView>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
         "create-tcp-socket",
         |mut store: StoreContextMut<'_, T>, (family,): (IpAddressFamily,)| {
             let state = store.data_mut();
-            if refuses_family(state, family) {
-                return Ok((Err(ErrorCode::NotSupported),));
-            }
-            if state.guest_files().reserve().is_err() {
-                return Ok((Err(ErrorCode::NewSocketLimit),));
+            if let Err(code) = admit_socket(state, family) {
+                return Ok((Err(code),));
             }
             let made = tcp_create_socket::Host::create_tcp_socket(&mut state.sockets(), family);
             book_open(state.guest_files(), made.as_ref().ok().map(Resource::rep));
@@ -119,12 +116,9 @@ fn add_tcp<T: SocketsView>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
         |mut store: StoreContextMut<'_, T>,
          (this, network, address): (Resource<TcpSocket>, Resource<Network>, IpSocketAddress)| {
             Box::new(async move {
-                let address = match store.data_mut().pod_sockets() {
-                    None => address,
-                    Some(pod) => match pod.bind_address(address.into()) {
-                        Some(host) => host.into(),
-                        None => return Ok((Err(ErrorCode::AddressNotBindable),)),
-                    },
+                let address = match host_bind_address(store.data_mut(), address) {
+                    Ok(address) => address,
+                    Err(code) => return Ok((Err(code),)),
                 };
                 let mut view = store.data_mut().sockets();
                 answer(HostTcpSocket::start_bind(&mut view, this, network, address).await)
@@ -227,6 +221,38 @@ async fn start_connect<T: SocketsView>(
     ))
 }
 
+/// Whether the guest may make one more socket of `family`: not an IPv6 one in a pod
+/// (`not-supported`), nor one past its pod's open files (`new-socket-limit`); the file is
+/// reserved.
+pub(super) fn admit_socket<T: SocketsView>(
+    state: &mut T,
+    family: IpAddressFamily,
+) -> Result<(), ErrorCode> {
+    // IPv6 loopback cannot be split per pod: `::1` must never mean the host's.
+    if family == IpAddressFamily::Ipv6 && state.pod_sockets().is_some() {
+        return Err(ErrorCode::NotSupported);
+    }
+    state
+        .guest_files()
+        .reserve()
+        .map_err(|_| ErrorCode::NewSocketLimit)
+}
+
+/// Where a socket the guest binds at `address` is bound on the host: its pod's loopback address
+/// for any address that means the pod, `address-not-bindable` for any other.
+pub(super) fn host_bind_address<T: SocketsView>(
+    state: &mut T,
+    address: IpSocketAddress,
+) -> Result<IpSocketAddress, ErrorCode> {
+    match state.pod_sockets() {
+        None => Ok(address),
+        Some(pod) => pod
+            .bind_address(address.into())
+            .map(IpSocketAddress::from)
+            .ok_or(ErrorCode::AddressNotBindable),
+    }
+}
+
 /// Binds the socket to the pod's loopback address (any port) unless the guest bound it;
 /// returns its host address.
 async fn bind_to_pod<T: SocketsView>(
@@ -287,12 +313,6 @@ fn read_address<T: SocketsView>(
         };
         seen.into()
     }))
-}
-
-/// Whether a socket of `family` is refused: IPv6 in a pod, whose loopback cannot be split per
-/// pod, so `::1` would be the host's.
-fn refuses_family<T: SocketsView>(state: &mut T, family: IpAddressFamily) -> bool {
-    family == IpAddressFamily::Ipv6 && state.pod_sockets().is_some()
 }
 
 /// Books the socket a guest opened (`Some(rep)`) against its files, or returns the

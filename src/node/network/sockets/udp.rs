@@ -7,9 +7,7 @@ use std::net::SocketAddr;
 
 use wasmtime::StoreContextMut;
 use wasmtime::component::{Linker, Resource, ResourceType};
-use wasmtime_wasi::p2::bindings::sockets::network::{
-    ErrorCode, IpAddressFamily, IpSocketAddress, Network,
-};
+use wasmtime_wasi::p2::bindings::sockets::network::{IpAddressFamily, IpSocketAddress, Network};
 use wasmtime_wasi::p2::bindings::sockets::udp::{
     HostIncomingDatagramStream, HostOutgoingDatagramStream, HostUdpSocket, IncomingDatagram,
     IncomingDatagramStream, OutgoingDatagram, OutgoingDatagramStream, UdpSocket,
@@ -17,7 +15,7 @@ use wasmtime_wasi::p2::bindings::sockets::udp::{
 use wasmtime_wasi::p2::bindings::sockets::udp_create_socket;
 use wasmtime_wasi::sockets::WasiSocketsView;
 
-use super::{PodSockets, SocketsView, answer, book_open, refuses_family};
+use super::{PodSockets, SocketsView, admit_socket, answer, book_open, host_bind_address};
 use crate::node::network::routing::Route;
 
 const UDP: &str = "wasi:sockets/udp@0.2.12";
@@ -40,11 +38,8 @@ pub(super) fn add_to_linker<T: SocketsView>(linker: &mut Linker<T>) -> wasmtime:
         |mut store: StoreContextMut<'_, T>, (family,): (IpAddressFamily,)| {
             Box::new(async move {
                 let state = store.data_mut();
-                if refuses_family(state, family) {
-                    return Ok((Err(ErrorCode::NotSupported),));
-                }
-                if state.guest_files().reserve().is_err() {
-                    return Ok((Err(ErrorCode::NewSocketLimit),));
+                if let Err(code) = admit_socket(state, family) {
+                    return Ok((Err(code),));
                 }
                 let mut view = state.sockets();
                 let made = udp_create_socket::Host::create_udp_socket(&mut view, family).await;
@@ -62,12 +57,9 @@ pub(super) fn add_to_linker<T: SocketsView>(linker: &mut Linker<T>) -> wasmtime:
         |mut store: StoreContextMut<'_, T>,
          (this, network, address): (Resource<UdpSocket>, Resource<Network>, IpSocketAddress)| {
             Box::new(async move {
-                let address = match store.data_mut().pod_sockets() {
-                    None => address,
-                    Some(pod) => match pod.bind_address(address.into()) {
-                        Some(host) => host.into(),
-                        None => return Ok((Err(ErrorCode::AddressNotBindable),)),
-                    },
+                let address = match host_bind_address(store.data_mut(), address) {
+                    Ok(address) => address,
+                    Err(code) => return Ok((Err(code),)),
                 };
                 let mut view = store.data_mut().sockets();
                 answer(HostUdpSocket::start_bind(&mut view, this, network, address).await)
