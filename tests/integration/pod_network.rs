@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::{Value, json};
 use wasmkube::api::kinds::{NODES, PODS};
 use wasmkube::api::logs::LogOptions;
@@ -102,6 +102,27 @@ pub async fn get_on_one_connection(address: SocketAddr, paths: &[&str]) -> Vec<(
         answers.push((status, String::from_utf8_lossy(&body).into_owned()));
     }
     answers
+}
+
+/// A GET over HTTP/2 without TLS (prior knowledge), as h2c clients make it.
+async fn h2c_get(address: SocketAddr, path: &str) -> String {
+    let stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let (mut sender, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    let request = http::Request::get(format!("http://web{path}"))
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let call = sender.send_request(request);
+    let response = tokio::time::timeout(Duration::from_secs(10), call)
+        .await
+        .expect("an h2c answer within 10 s")
+        .unwrap();
+    assert_eq!(response.version(), http::Version::HTTP_2);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    String::from_utf8_lossy(&body).into_owned()
 }
 
 fn tcp_pair(name: &str, text: &str) -> Value {
@@ -227,6 +248,10 @@ async fn an_http_component_answers_its_siblings_and_the_node_an_instance_per_req
     assert_eq!(answers[0].0, 500, "{:?}", answers[0].1);
     let answers = get_on_one_connection(served, &["/after"]).await;
     assert_eq!(answers[0], (200, "pod=web version=v1 path=/after\n".into()));
+    assert_eq!(
+        h2c_get(served, "/h2").await,
+        "pod=web version=v1 path=/h2\n"
+    );
     cluster.shutdown().await;
 }
 

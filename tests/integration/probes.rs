@@ -156,3 +156,30 @@ async fn exec_probes_run_a_command_in_the_container_and_startup_gates_liveness()
     .await;
     cluster.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_probe_without_a_handler_is_refused_naming_the_field_and_nothing_is_stored() {
+    let cluster = Cluster::start().await.unwrap();
+    let pod = PodBuilder::named("bad")
+        .container("c", &["sleep", "600000"])
+        .with("livenessProbe", json!({"periodSeconds": 3}))
+        .with("readinessProbe", json!({"tcpSocket": {"port": 70000}}))
+        .build();
+    let refused = cluster.api().create(&PODS, Some("default"), pod);
+    let error = refused.expect_err("an invalid probe was stored");
+    let status = error.to_status();
+    assert_eq!(status["code"], 422, "{status}");
+    let message = status["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains(
+            "spec.containers[0].livenessProbe: Required value: must specify a handler type"
+        ),
+        "{message}"
+    );
+    assert!(
+        message.contains("spec.containers[0].readinessProbe.tcpSocket.port"),
+        "{message}"
+    );
+    assert!(cluster.api().get(&PODS, Some("default"), "bad").is_err());
+    cluster.shutdown().await;
+}
