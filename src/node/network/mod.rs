@@ -21,7 +21,7 @@ pub mod sockets;
 pub mod tunnel;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, OnceLock};
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::sync::CancellationToken;
@@ -70,8 +70,10 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin> Connection for T {}
 /// the tunnel to other nodes.
 pub struct NodeNetwork {
     pub table: Arc<PodTable>,
-    router: RwLock<Arc<dyn Router>>,
-    resolver: RwLock<Arc<dyn Resolver>>,
+    /// Where guests' connections go (Services will wrap the pod router).
+    router: Arc<dyn Router>,
+    /// What guests' names resolve to (cluster DNS will replace the hosts file).
+    resolver: Arc<dyn Resolver>,
     pub tunnel: tunnel::TunnelClient,
     egress: OnceLock<egress::Egress>,
 }
@@ -86,35 +88,11 @@ impl NodeNetwork {
         });
         Arc::new(NodeNetwork {
             table,
-            router: RwLock::new(router),
-            resolver: RwLock::new(Arc::new(HostsResolver)),
+            router,
+            resolver: Arc::new(HostsResolver),
             tunnel,
             egress: OnceLock::new(),
         })
-    }
-
-    /// Replaces the router (Services wrap the pod router to rewrite their ClusterIPs).
-    pub fn set_router(&self, router: Arc<dyn Router>) {
-        *self.router.write().unwrap_or_else(|p| p.into_inner()) = router;
-    }
-
-    /// Replaces the resolver (cluster DNS).
-    pub fn set_resolver(&self, resolver: Arc<dyn Resolver>) {
-        *self.resolver.write().unwrap_or_else(|p| p.into_inner()) = resolver;
-    }
-
-    pub fn router(&self) -> Arc<dyn Router> {
-        self.router
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-
-    pub fn resolver(&self) -> Arc<dyn Resolver> {
-        self.resolver
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
     }
 
     /// Takes `block` (the node's `spec.podCIDR`) and starts taking tunnelled connections of
@@ -173,7 +151,7 @@ impl PodNet {
         if self.address.is_own(to.ip()) {
             return Route::Local(self.address.on_host(to.port()));
         }
-        let route = self.node.router().route(&self.address, to);
+        let route = self.node.router.route(&self.address, to);
         if route == Route::Denied {
             self.denials.deny(to);
         }
@@ -185,7 +163,7 @@ impl PodNet {
         if let Ok(ip) = name.trim_matches(['[', ']']).parse::<IpAddr>() {
             return Some(vec![ip]);
         }
-        self.node.resolver().resolve(&self.address, name)
+        self.node.resolver.resolve(&self.address, name)
     }
 
     /// The socket address check under the rewriting (defence in depth): guests bind only their
