@@ -61,6 +61,7 @@ async fn requests_until(address: SocketAddr, deadline: Instant) -> Vec<Duration>
             .body(Empty::<Bytes>::new())
             .unwrap();
         let start = Instant::now();
+        sender.ready().await.unwrap();
         let response = sender.send_request(request).await.unwrap();
         assert_eq!(response.status(), 200);
         response.into_body().collect().await.unwrap();
@@ -82,12 +83,21 @@ fn loopback_of(pod: &Value) -> Ipv4Addr {
     Ipv4Addr::new(127, b, c, d)
 }
 
+/// Waits for the pod to run, polling every 200 µs (as the cluster bench does: `eventually`'s
+/// 20 ms would round every start up).
 async fn running(api: &wasmkube::api::Api, name: &str) -> Value {
-    eventually(Duration::from_secs(30), "the pod Running", || async {
-        let pod = api.get(&PODS, Some("default"), name).ok()?;
-        (pod["status"]["phase"] == "Running").then_some(pod)
-    })
-    .await
+    let start = Instant::now();
+    loop {
+        let pod = api.get(&PODS, Some("default"), name).unwrap();
+        if pod["status"]["phase"] == "Running" {
+            return pod;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{name} never ran"
+        );
+        tokio::time::sleep(Duration::from_micros(200)).await;
+    }
 }
 
 /// The node serving http-echo: requests/s and p50 latency; then pod create → Running times.

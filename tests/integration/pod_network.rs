@@ -92,6 +92,8 @@ pub async fn get_on_one_connection(address: SocketAddr, paths: &[&str]) -> Vec<(
             .header("host", "web")
             .body(Empty::<Bytes>::new())
             .unwrap();
+        // The connection takes the next request once the last answer is read to its end.
+        sender.ready().await.unwrap();
         let call = sender.send_request(request);
         let response = tokio::time::timeout(Duration::from_secs(10), call)
             .await
