@@ -14,8 +14,24 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 const TARGET: &str = "wasm32-wasip2";
-/// The binaries of the samples workspace copied to `wasm-samples/<name>.wasm`.
-const SAMPLES: &[&str] = &["exerciser"];
+/// The artifacts of the samples workspace (`target/wasm32-wasip2/release/<artifact>`) and the
+/// names they are copied to in `wasm-samples/`: two commands, and an HTTP component (a
+/// library, whose file cargo names with an underscore).
+const SAMPLES: &[(&str, &str)] = &[
+    ("exerciser.wasm", "exerciser.wasm"),
+    ("client.wasm", "client.wasm"),
+    ("http_echo.wasm", "http-echo.wasm"),
+];
+/// What a change in rebuilds the samples.
+const SAMPLE_INPUTS: &[&str] = &[
+    "src",
+    "Cargo.toml",
+    "Cargo.lock",
+    "client/src",
+    "client/Cargo.toml",
+    "http-echo/src",
+    "http-echo/Cargo.toml",
+];
 
 /// Inherited variables a nested cargo must not see: the outer build's target,
 /// flags, target dir and jobserver would redirect or break it. User settings
@@ -32,16 +48,16 @@ const REMOVED_VARS: &[&str] = &[
 fn main() {
     let root = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
     let samples = root.join("wasm-samples");
-    for input in ["src", "Cargo.toml", "Cargo.lock"] {
+    for input in SAMPLE_INPUTS {
         println!("cargo:rerun-if-changed=wasm-samples/{input}");
     }
     println!("cargo:rerun-if-changed=build.rs");
 
     ensure_target_installed();
     build_samples(&samples);
-    for name in SAMPLES {
-        let built = samples.join(format!("target/{TARGET}/release/{name}.wasm"));
-        copy_if_changed(&built, &samples.join(format!("{name}.wasm")));
+    for (artifact, name) in SAMPLES {
+        let built = samples.join(format!("target/{TARGET}/release/{artifact}"));
+        copy_if_changed(&built, &samples.join(name));
     }
     println!("cargo:rustc-env=WASMKUBE_SAMPLES_DIR={}", samples.display());
 }
@@ -76,7 +92,8 @@ fn build_samples(samples: &Path) {
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = Command::new(&cargo);
     command
-        .args(["build", "--release", "--target", TARGET, "--manifest-path"])
+        .args(["build", "--workspace", "--release", "--target", TARGET])
+        .arg("--manifest-path")
         .arg(samples.join("Cargo.toml"))
         .arg("--target-dir")
         .arg(samples.join("target"))

@@ -50,7 +50,15 @@ fn measure_up() -> (Duration, u64) {
         let data_dir = dir.path().to_str().unwrap();
         let address = format!("127.0.0.1:{port}");
         let mut up = Process::start(
-            &["up", "--data-dir", data_dir, "--api-addr", &address],
+            &[
+                "up",
+                "--data-dir",
+                data_dir,
+                "--api-addr",
+                &address,
+                "--kubelet-port",
+                "0",
+            ],
             dir.path(),
         );
         while !healthy(dir.path(), port) {
@@ -167,6 +175,8 @@ async fn measure_cpu_isolation(
         memory_limit: None,
         cpu_limit_millicores: cpu,
         pod: wasmkube::node::limits::PodShare::new(1024),
+        network: None,
+        ports: vec![],
         log: ContainerLog::new(1 << 16),
     };
     let time_work = || async {

@@ -53,6 +53,8 @@ async fn millicores_while(runtime: &Runtime, steps: &[&str], cpu: Option<u64>) -
         memory_limit: None,
         cpu_limit_millicores: cpu,
         pod: PodShare::new(1024),
+        network: None,
+        ports: vec![],
         log: ContainerLog::with_files(1 << 20, Some((files, writer))),
     };
     let stop = CancellationToken::new();

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 use wasmkube::api::kinds::{EVENTS, NAMESPACES, NODES, PODS};
-use wasmkube::api::{Api, ListOptions, Part};
+use wasmkube::api::{Api, ListOptions, Part, WriteOptions};
 use wasmkube::store::SqliteStore;
 use wasmkube::testing::Cluster;
 
@@ -31,11 +31,16 @@ const NAMESPACE: &str = "bench";
 
 fn create_node(api: &Api, name: &str) {
     let node = json!({"metadata": {"name": name, "labels": {"pool": "bench"}}, "spec": {}});
-    let mut node = api.create(&NODES, None, node).unwrap();
+    api.create(&NODES, None, node).unwrap();
     let room = json!({"cpu": "1000", "memory": "4Ti", "pods": "10000"});
-    node["status"] = json!({"capacity": room, "allocatable": room,
-                            "conditions": [{"type": "Ready", "status": "True"}]});
-    api.update(&NODES, None, name, node, Part::Status).unwrap();
+    // The node IPAM controller may write the new node first (its pod CIDR).
+    let target = (&NODES, None, name, Part::Status);
+    api.update_retrying(target, false, &WriteOptions::default(), |node| {
+        node["status"] = json!({"capacity": room, "allocatable": room,
+                                "conditions": [{"type": "Ready", "status": "True"}]});
+        Ok(())
+    })
+    .unwrap();
 }
 
 fn pod(index: usize) -> Value {

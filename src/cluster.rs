@@ -17,9 +17,11 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::Api;
+use crate::api::kubelet_client::KubeletClient;
 use crate::api::server::{self, Context};
 use crate::client::control_plane::ControlPlane;
 use crate::controller_runtime::backoff::Backoff;
+use crate::controllers::node_ipam::NodeIpamConfig;
 use crate::controllers::node_lifecycle::NodeLifecycleConfig;
 use crate::events::Recorder;
 use crate::node::agent::Agent;
@@ -48,6 +50,10 @@ pub struct ClusterConfig {
     pub watch_history: u64,
     /// What the embedded node keeps for itself and lets its pods use.
     pub node_limits: NodeLimits,
+    /// The cluster's pod range and the nodes' blocks of it.
+    pub node_ipam: NodeIpamConfig,
+    /// Where the embedded node's endpoint listens (0: any free port).
+    pub kubelet_port: u16,
 }
 
 impl Default for ClusterConfig {
@@ -63,6 +69,8 @@ impl Default for ClusterConfig {
             heartbeat_interval: Duration::from_secs(10),
             watch_history: crate::store::DEFAULT_HISTORY,
             node_limits: NodeLimits::default(),
+            node_ipam: NodeIpamConfig::default(),
+            kubelet_port: crate::node::DEFAULT_KUBELET_PORT,
         }
     }
 }
@@ -119,6 +127,7 @@ impl Cluster {
     /// names an unknown component.
     pub async fn start(config: ClusterConfig) -> anyhow::Result<Cluster> {
         components::check_disabled(&config.disabled)?;
+        config.node_ipam.validate().map_err(anyhow::Error::msg)?;
         crate::node::disk::create_private_dir(&config.data_dir)
             .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
         let store_path = config.data_dir.join("store.db");
@@ -129,8 +138,19 @@ impl Cluster {
         api.bootstrap()
             .context("cannot create the system namespaces")?;
         let token = tokens::admin_token(&config.data_dir)?;
-        let tls = crate::tls::load_or_create(&config.data_dir.join("tls"), config.api_addr)
+        let tls_dir = config.data_dir.join("tls");
+        let tls = crate::tls::load_or_create(&tls_dir, config.api_addr)
             .context("cannot set up the API's TLS certificates")?;
+        let issuer = Arc::new(
+            crate::tls::Issuer::load(&tls_dir)
+                .context("cannot load the cluster CA to sign with")?,
+        );
+        let api_identity = issuer
+            .api_server_client()
+            .context("cannot issue the API server's certificate towards nodes")?;
+        api.set_kubelet_client(
+            KubeletClient::new(&api_identity).context("cannot set up the client of nodes")?,
+        );
         let node_token = tokens::node_token(&config.data_dir, &tls.ca_pem)?;
         let acceptor = tokio_rustls::TlsAcceptor::from(crate::tls::server_config(&tls)?);
         let listener = TcpListener::bind(config.api_addr)
@@ -147,11 +167,12 @@ impl Cluster {
             shutdown: shutdown.clone(),
             in_flight: Default::default(),
             images: crate::images::ImageStore::open(&config.data_dir),
+            issuer: Some(issuer.clone()),
         });
         let mut tasks = vec![tokio::spawn(server::serve(listener, context))];
         tasks.extend(components::start(&api, &config, &shutdown));
         if config.embedded_node {
-            start_embedded_node(&api, &config, &shutdown).await?;
+            start_embedded_node(&api, &config, &issuer, &shutdown).await?;
         }
         let cluster = Cluster {
             api,
@@ -254,9 +275,20 @@ fn private_store_files(store_path: &Path) -> anyhow::Result<()> {
 async fn start_embedded_node(
     api: &Arc<Api>,
     config: &ClusterConfig,
+    issuer: &crate::tls::Issuer,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
     let mut node_config = NodeConfig::new(&config.node_name, config.data_dir.clone());
+    let address: IpAddr = node_config
+        .host_ip
+        .parse()
+        .context("the node address is not an IP")?;
+    node_config.identity = Some(
+        issuer
+            .node_identity(&config.node_name, &[address])
+            .context("cannot issue the node's certificate")?,
+    );
+    node_config.kubelet_port = config.kubelet_port;
     node_config.backoff = config.backoff;
     node_config.heartbeat_interval = config.heartbeat_interval;
     node_config.control_plane = true;

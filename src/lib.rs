@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod atomic_file;
+pub mod cidr;
 pub mod cli;
 pub mod client;
 pub mod cluster;

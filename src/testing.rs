@@ -46,6 +46,7 @@ impl Cluster {
                 max: Duration::from_secs(1),
             },
             heartbeat_interval: Duration::from_secs(1),
+            kubelet_port: 0,
             ..ClusterConfig::default()
         };
         adjust(&mut config);

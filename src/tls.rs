@@ -1,6 +1,9 @@
 //! The API's TLS: a cluster CA made at first start, the server certificate it signs, and
 //! the rustls configurations of the server and of clients that trust that CA.
 //!
+//! The CA also issues nodes' identities and the API server's client identity towards nodes
+//! (`identity`).
+//!
 //! Files under `<data-dir>/tls/`: `ca.crt`, `ca.key`, `server.crt`, `server.key` (keys mode
 //! 0600). They are reused across starts; the server certificate is made anew when it no
 //! longer verifies under the CA for every address it must serve (a new bind address, an
@@ -11,8 +14,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer as CaIssuer,
+    KeyPair, KeyUsagePurpose,
 };
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::ServerCertVerifier;
@@ -20,6 +23,13 @@ use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
+
+mod identity;
+
+pub use identity::{
+    API_SERVER_CLIENT, Identity, Issuer, NODES_ORGANIZATION, identity_client_config,
+    listener_config,
+};
 
 /// The CA's subject; a server certificate re-signed later names it as its issuer.
 const CA_COMMON_NAME: &str = "wasmkube-ca";
@@ -162,7 +172,7 @@ fn ca_params() -> CertificateParams {
 
 /// A server certificate and key for `names`, signed by the CA key.
 fn issue_server_cert(ca_key: &KeyPair, names: &[String]) -> Result<(String, String), TlsError> {
-    let issuer = Issuer::new(ca_params(), ca_key);
+    let issuer = CaIssuer::new(ca_params(), ca_key);
     let key = KeyPair::generate()?;
     let mut params = CertificateParams::new(names.to_vec())?;
     params

@@ -1,11 +1,11 @@
-//! `/wasmkube/v1/images`: the control plane's image store over HTTP, for `wasmkube images`
-//! and for joined nodes fetching what a pod names. Not a Kubernetes resource (kubectl never
-//! sees it), as an image store is not one in Kubernetes either.
+//! `/v1-wasmkube/images` (beside `/v1-wasmkube/node-identity`): the control plane's image
+//! store over HTTP, for `wasmkube images` and for joined nodes fetching what a pod names. Not
+//! a Kubernetes resource (kubectl never sees it), as an image store is not one in Kubernetes.
 //!
-//! - `GET /wasmkube/v1/images`: `{"items": [Image...]}`
-//! - `POST /wasmkube/v1/images?name=NAME`: the component's bytes; answers the `Image`
-//! - `GET /wasmkube/v1/images/NAME`: the component's bytes (`application/wasm`)
-//! - `DELETE /wasmkube/v1/images/NAME`: answers the removed `Image`
+//! - `GET /v1-wasmkube/images`: `{"items": [Image...]}`
+//! - `POST /v1-wasmkube/images?name=NAME`: the component's bytes; answers the `Image`
+//! - `GET /v1-wasmkube/images/NAME`: the component's bytes (`application/wasm`)
+//! - `DELETE /v1-wasmkube/images/NAME`: answers the removed `Image`
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
@@ -18,7 +18,7 @@ use super::server::{self, Body};
 use crate::images::{self, ImageStore, MAX_IMAGE_BYTES};
 
 /// The path prefix, for clients.
-pub const IMAGES_PATH: &str = "/wasmkube/v1/images";
+pub const IMAGES_PATH: &str = "/v1-wasmkube/images";
 
 /// Serves a request under [`IMAGES_PATH`]; `name` is the rest of the path (`None` for the
 /// collection).

@@ -12,6 +12,7 @@ pub mod eviction;
 pub mod field_validation;
 pub mod images;
 pub mod kinds;
+pub mod kubelet_client;
 mod limit_ranger;
 pub mod list_options;
 pub mod logs;
@@ -31,7 +32,7 @@ pub mod watch;
 pub mod write;
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use serde_json::Value;
 
@@ -53,8 +54,10 @@ pub struct Api {
     store: Arc<dyn Store>,
     /// The kinds served, built-in and registered at run time.
     registry: kinds::Registry,
-    /// Where each node serves its pods' logs from.
+    /// Where each node in this process serves its pods' logs from.
     log_sources: RwLock<HashMap<String, Arc<dyn logs::PodLogs>>>,
+    /// How the API server reaches the endpoints of nodes in other processes.
+    kubelet: OnceLock<kubelet_client::KubeletClient>,
 }
 
 impl Api {
@@ -63,6 +66,7 @@ impl Api {
             store,
             registry: kinds::Registry::default(),
             log_sources: RwLock::new(HashMap::new()),
+            kubelet: OnceLock::new(),
         })
     }
 
@@ -150,6 +154,15 @@ impl Api {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .insert(node.to_string(), source);
+    }
+
+    /// Sets how the API server reaches nodes' endpoints (once; later calls change nothing).
+    pub fn set_kubelet_client(&self, client: kubelet_client::KubeletClient) {
+        let _ = self.kubelet.set(client);
+    }
+
+    fn kubelet_client(&self) -> Option<&kubelet_client::KubeletClient> {
+        self.kubelet.get()
     }
 
     fn log_source(&self, node: &str) -> Option<Arc<dyn logs::PodLogs>> {

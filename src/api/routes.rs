@@ -8,7 +8,7 @@ use hyper::body::Incoming;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use super::error::{ApiError, ApiResult, Cause};
+use super::error::{ApiError, ApiResult};
 use super::kinds::{Resource, Subresource};
 use super::list_options::ListOptions;
 use super::logs::LogOptions;
@@ -50,7 +50,7 @@ pub async fn route(request: Request<Incoming>, context: &Context) -> ApiResult<R
         ));
     }
     let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
-    if let ["wasmkube", "v1", "images", name @ ..] = segments.as_slice() {
+    if let ["v1-wasmkube", "images", name @ ..] = segments.as_slice() {
         let name = (!name.is_empty()).then(|| name.join("/"));
         let store = &context.images;
         return images::serve(request, store, name.as_deref(), param(&query, "name")).await;
@@ -250,11 +250,10 @@ async fn object(
         None | Some(Subresource::Finalize) => Part::Main,
         Some(Subresource::Status) => Part::Status,
         Some(Subresource::Log) if request.method() == Method::GET => {
-            let chunks = api.pod_logs(
-                namespace.unwrap_or_default(),
-                name,
-                &log_options(name, query)?,
-            )?;
+            let options = LogOptions::from_query(name, query)?;
+            let chunks = api
+                .pod_logs(namespace.unwrap_or_default(), name, &options)
+                .await?;
             return Ok(server::stream("text/plain", chunks));
         }
         Some(Subresource::Binding) if request.method() == Method::POST => {
@@ -380,34 +379,6 @@ fn watch_lines(
     rx
 }
 
-fn log_options(pod: &str, query: &[(String, String)]) -> ApiResult<LogOptions> {
-    let number = |name: &str| -> ApiResult<Option<i64>> {
-        param(query, name)
-            .map(|v| {
-                v.parse::<i64>()
-                    .map_err(|_| ApiError::BadRequest(format!("{name}: invalid value {v:?}")))
-            })
-            .transpose()
-    };
-    let tail_lines = number("tailLines")?;
-    if let Some(tail) = tail_lines.filter(|t| *t < 0) {
-        let cause = Cause::invalid("tailLines", tail, "must be greater than or equal to 0");
-        return Err(ApiError::Invalid {
-            kind: "PodLogOptions".into(),
-            name: pod.into(),
-            causes: vec![cause],
-        });
-    }
-    Ok(LogOptions {
-        container: param(query, "container").map(str::to_string),
-        follow: flag(query, "follow"),
-        tail_lines: tail_lines.map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
-        since_seconds: number("sinceSeconds")?,
-        previous: flag(query, "previous"),
-        timestamps: flag(query, "timestamps"),
-    })
-}
-
 /// DeleteOptions from the body (when there is one) and the query.
 async fn delete_options(
     request: Request<Incoming>,
@@ -437,18 +408,21 @@ async fn delete_options(
     Ok(options)
 }
 
-fn param<'a>(query: &'a [(String, String)], name: &str) -> Option<&'a str> {
+/// The value of query parameter `name`.
+pub fn param<'a>(query: &'a [(String, String)], name: &str) -> Option<&'a str> {
     query
         .iter()
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.as_str())
 }
 
-fn flag(query: &[(String, String)], name: &str) -> bool {
+/// Whether query parameter `name` is set (`true`, `1` or no value).
+pub fn flag(query: &[(String, String)], name: &str) -> bool {
     matches!(param(query, name), Some("true" | "1" | ""))
 }
 
-fn parse_query(query: &str) -> Vec<(String, String)> {
+/// The decoded `name=value` pairs of a query string.
+pub fn parse_query(query: &str) -> Vec<(String, String)> {
     query
         .split('&')
         .filter(|pair| !pair.is_empty())
@@ -462,7 +436,8 @@ fn parse_query(query: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-fn percent_decode(text: &str) -> String {
+/// `%XX` escapes decoded (invalid UTF-8 replaced).
+pub fn percent_decode(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

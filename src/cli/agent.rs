@@ -73,10 +73,16 @@ pub async fn run(global: &GlobalArgs, args: AgentArgs) -> anyhow::Result<()> {
         client = join_when_reachable(&args.server, &args.token) => client?,
         signal = shutdown_signal() => bail!("{signal} received before the node joined"),
     };
+    let identity = tokio::select! {
+        identity = identity_when_reachable(&client, &name, args.address) => identity?,
+        signal = shutdown_signal() => bail!("{signal} received before the node joined"),
+    };
     let mut config = NodeConfig::new(&name, data_dir);
     config.labels = args.labels.iter().cloned().collect::<BTreeMap<_, _>>();
     config.host_ip = args.address.to_string();
     config.limits = args.node.limits();
+    config.kubelet_port = args.node.kubelet_port;
+    config.identity = Some(identity);
     let guest_open_files = crate::node::allocatable::raise_open_file_limit();
     let runtime = Runtime::new(config.runtime_config(guest_open_files))
         .context("cannot start the wasmtime runtime")?;
@@ -109,6 +115,28 @@ async fn join_when_reachable(server: &str, token: &str) -> anyhow::Result<crate:
         match join::connect(server, token).await {
             Ok(client) => return Ok(client),
             Err(error @ JoinError::FetchCa(_)) => {
+                tracing::warn!(%error, "cannot reach the server yet; retrying");
+                tokio::time::sleep(RETRY).await;
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+}
+
+/// The node's certificate from the control plane, retrying while the server cannot be reached.
+async fn identity_when_reachable(
+    client: &crate::client::Client,
+    name: &str,
+    address: std::net::IpAddr,
+) -> anyhow::Result<crate::tls::Identity> {
+    loop {
+        match join::node_identity(client, name, address).await {
+            Ok(identity) => return Ok(identity),
+            // Anything but the server's answer is a transport failure: try again.
+            Err(JoinError::Identity(cause))
+                if !matches!(cause, crate::client::ClientError::Api(_)) =>
+            {
+                let error = JoinError::Identity(cause);
                 tracing::warn!(%error, "cannot reach the server yet; retrying");
                 tokio::time::sleep(RETRY).await;
             }

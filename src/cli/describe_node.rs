@@ -43,6 +43,13 @@ pub fn node(out: &mut Out, node: &Node, pods: &[Pod], now: Timestamp) {
     for address in status.addresses.iter().flatten() {
         out.field(1, &address.type_, &address.address);
     }
+    // Where the API server reads the node's logs and other nodes open tunnels (the kubelet's
+    // port); 0 until the node listens.
+    let port = status
+        .daemon_endpoints
+        .as_ref()
+        .and_then(|d| d.kubelet_endpoint.as_ref());
+    out.field(0, "KubeletPort", port.map_or(0, |e| e.port));
     for (title, quantities) in [
         ("Capacity", &status.capacity),
         ("Allocatable", &status.allocatable),
@@ -55,6 +62,8 @@ pub fn node(out: &mut Out, node: &Node, pods: &[Pod], now: Timestamp) {
     if let Some(info) = &status.node_info {
         system_info(out, info);
     }
+    out.field(0, "PodCIDR", spec.pod_cidr.as_deref().unwrap_or_default());
+    out.field(0, "PodCIDRs", spec.pod_cidrs.unwrap_or_default().join(","));
     let allocatable = Usage::allocatable(status.allocatable.as_ref());
     non_terminated_pods(out, pods, &allocatable, now);
     allocated_resources(out, pods, &allocatable);

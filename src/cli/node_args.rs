@@ -37,6 +37,10 @@ pub struct NodeArgs {
     /// How often the node measures its disk and its pods' disk usage
     #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
     pub housekeeping_interval: Duration,
+    /// Where the node serves other nodes' tunnels and the API server's log reads (0: any free
+    /// port; the Node's status says which)
+    #[arg(long, default_value_t = crate::node::DEFAULT_KUBELET_PORT, value_name = "PORT")]
+    pub kubelet_port: u16,
 }
 
 impl NodeArgs {

@@ -10,13 +10,15 @@ use tokio::time::Instant;
 
 use super::up::shutdown_signal;
 use super::{GlobalArgs, parse_duration, print};
+use crate::cidr::Ipv4Block;
 use crate::cluster::{Cluster, ClusterConfig};
+use crate::controllers::node_ipam::NodeIpamConfig;
 
 /// Flags of the control plane, for `up` and `server`.
 #[derive(Clone, Debug, Args)]
 pub struct ControlPlaneArgs {
     /// Do not start a component (repeatable or comma-separated): scheduler, namespace,
-    /// replicaset, deployment, garbage-collector, node-lifecycle
+    /// replicaset, deployment, garbage-collector, node-ipam, node-lifecycle
     #[arg(long, value_name = "NAME", value_delimiter = ',')]
     pub disable: Vec<String>,
     /// How long a node may stay silent before it is marked NotReady (Unknown)
@@ -25,6 +27,12 @@ pub struct ControlPlaneArgs {
     /// How long pods stay on an unreachable node before they are evicted
     #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
     pub pod_eviction_timeout: Duration,
+    /// The pods' IP range; each node gets a block of it (`Node.spec.podCIDR`)
+    #[arg(long, default_value = "10.244.0.0/16", value_name = "CIDR")]
+    pub cluster_cidr: Ipv4Block,
+    /// The size of each node's block of the pod range, as a prefix length
+    #[arg(long, default_value_t = 24, value_name = "BITS")]
+    pub node_cidr_mask_size: u8,
 }
 
 impl ControlPlaneArgs {
@@ -33,6 +41,10 @@ impl ControlPlaneArgs {
         config.disabled = self.disable.clone();
         config.node_lifecycle.grace_period = self.node_monitor_grace_period;
         config.node_lifecycle.eviction_timeout = self.pod_eviction_timeout;
+        config.node_ipam = NodeIpamConfig {
+            cluster_cidr: self.cluster_cidr,
+            node_mask: self.node_cidr_mask_size,
+        };
     }
 }
 

@@ -59,6 +59,7 @@ pub async fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<()> {
     }
     args.control_plane.configure(&mut config);
     config.node_limits = args.node.limits();
+    config.kubelet_port = args.node.kubelet_port;
     let started = Instant::now();
     let cluster = Cluster::start(config)
         .await

@@ -39,6 +39,9 @@ pub const COMPONENTS: &[(&str, Start)] = &[
     ("apiextensions", |api, _, stop| {
         Box::pin(controllers::custom_resource_definitions::run(api, stop))
     }),
+    ("node-ipam", |api, config, stop| {
+        Box::pin(controllers::node_ipam::run(api, config.node_ipam, stop))
+    }),
     ("node-lifecycle", |api, config, stop| {
         Box::pin(controllers::node_lifecycle::run(
             api,

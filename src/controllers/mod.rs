@@ -4,5 +4,6 @@ pub mod custom_resource_definitions;
 pub mod deployment;
 pub mod garbage_collector;
 pub mod namespace;
+pub mod node_ipam;
 pub mod node_lifecycle;
 pub mod replica_set;

@@ -1,23 +1,25 @@
-//! The node agent: registers the Node, heartbeats, and keeps a worker per pod bound here.
+//! The node agent: registers the Node, heartbeats, serves the node's endpoint, and keeps a
+//! worker per pod bound here.
+
+mod logs;
 
 use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
-use chrono::{DateTime, SecondsFormat, Utc};
 use futures::StreamExt;
 use serde_json::Value;
-use tokio::sync::mpsc;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::eviction::{self, NodePods, PodOnDisk};
-use super::logs::LogLine;
+use super::network::{listener, peers};
 use super::pod_worker::{self, PodHandle, Stop};
 use super::{NodeContext, heartbeat};
 use crate::api::kinds::PODS;
-use crate::api::logs::{LogOptions, PodLogs};
 use crate::api::{ApiError, ApiResult};
+use crate::cidr::Ipv4Block;
 use crate::client::control_plane::ControlPlane;
 
 /// A running node agent.
@@ -28,12 +30,16 @@ pub struct Agent {
 
 /// Waits between attempts to reach the API server, doubling up to the cap.
 const RESYNC_DELAY: (Duration, Duration) = (Duration::from_millis(200), Duration::from_secs(2));
+/// How long the node waits for its block of pod IPs before it says so in its log.
+const BLOCK_PATIENCE: Duration = Duration::from_secs(5);
 
 impl Agent {
-    /// Registers the node, then runs its heartbeats and pod loop until `shutdown`.
+    /// Registers the node, opens its endpoint, then runs its heartbeats and pod loop until
+    /// `shutdown`. Pods start once the control plane has given the node its block of pod IPs.
     ///
     /// # Errors
-    /// When the Node object cannot be written.
+    /// When the Node object cannot be written (`Unavailable`: try again), or the endpoint
+    /// cannot listen.
     pub async fn start(
         node: Arc<NodeContext>,
         shutdown: CancellationToken,
@@ -43,13 +49,22 @@ impl Agent {
             node,
             pods: Mutex::new(HashMap::new()),
         });
+        agent.serve_endpoint(&shutdown).await?;
         if let ControlPlane::InProcess(api) = &agent.node.plane {
             api.register_log_source(&agent.node.config.node_name, agent.clone());
         }
+        let (own_block, block) = watch::channel(None);
+        tokio::spawn(peers::follow(
+            agent.node.plane.clone(),
+            agent.name().to_string(),
+            agent.node.network.table.clone(),
+            own_block,
+            shutdown.clone(),
+        ));
         tokio::spawn(heartbeat::run(agent.node.clone(), shutdown.clone()));
         let pods: Arc<dyn NodePods> = agent.clone();
         tokio::spawn(eviction::run(agent.node.clone(), pods, shutdown.clone()));
-        tokio::spawn(agent.clone().sync_pods(shutdown));
+        tokio::spawn(agent.clone().sync_pods(block, shutdown));
         Ok(agent)
     }
 
@@ -57,10 +72,79 @@ impl Agent {
         &self.node.config.node_name
     }
 
+    /// Listens on the node's address and port for tunnels and log reads, when the node has an
+    /// identity to serve them with.
+    async fn serve_endpoint(self: &Arc<Self>, shutdown: &CancellationToken) -> ApiResult<()> {
+        let config = &self.node.config;
+        let Some(identity) = &config.identity else {
+            return Ok(());
+        };
+        let ip = config.host_ip.parse().map_err(|_| {
+            ApiError::Internal(format!(
+                "the node address {:?} is not an IP",
+                config.host_ip
+            ))
+        })?;
+        let wanted = SocketAddr::new(ip, config.kubelet_port);
+        let cannot = |e: &dyn std::fmt::Display| {
+            ApiError::Internal(format!("the node endpoint cannot listen on {wanted}: {e}"))
+        };
+        let tls = crate::tls::listener_config(identity).map_err(|e| cannot(&e))?;
+        let socket = tokio::net::TcpListener::bind(wanted)
+            .await
+            .map_err(|e| cannot(&e))?;
+        let bound = socket.local_addr().map_err(|e| cannot(&e))?;
+        let _ = self.node.endpoint.set(bound);
+        let endpoint = Arc::new(listener::Endpoint {
+            tls: tokio_rustls::TlsAcceptor::from(tls),
+            table: self.node.network.table.clone(),
+            logs: self.clone(),
+        });
+        tokio::spawn(listener::serve(socket, endpoint, shutdown.clone()));
+        Ok(())
+    }
+
+    /// Waits for the node's block of pod IPs (the control plane's node IPAM assigns it after
+    /// registration) and starts the pod network with it; false on shutdown.
+    async fn wait_for_network(
+        &self,
+        mut block: watch::Receiver<Option<Ipv4Block>>,
+        shutdown: &CancellationToken,
+    ) -> bool {
+        let mut warned = false;
+        let block = loop {
+            let wait = tokio::time::timeout(BLOCK_PATIENCE, block.wait_for(Option::is_some));
+            tokio::select! {
+                waited = wait => match waited {
+                    Ok(Ok(block)) => break *block,
+                    Ok(Err(_)) => return false,
+                    Err(_) if !warned => {
+                        warned = true;
+                        tracing::warn!("no pod IP block (spec.podCIDR) assigned to this node yet; is the control plane's node-ipam controller running?");
+                    }
+                    Err(_) => {}
+                },
+                () = shutdown.cancelled() => return false,
+            }
+        };
+        let Some(block) = block else { return false };
+        if let Err(error) = self.node.network.start(block, shutdown.clone()).await {
+            tracing::error!(%error, "the pod network cannot start; pods cannot reach other nodes");
+        }
+        true
+    }
+
     /// Keeps the pods bound to this node in step with the API: list, reconcile, watch; and
     /// again whenever the watch ends or the API server cannot be reached. Running pods are
     /// left alone meanwhile.
-    async fn sync_pods(self: Arc<Self>, shutdown: CancellationToken) {
+    async fn sync_pods(
+        self: Arc<Self>,
+        block: watch::Receiver<Option<Ipv4Block>>,
+        shutdown: CancellationToken,
+    ) {
+        if !self.wait_for_network(block, &shutdown).await {
+            return;
+        }
         let selector = format!("spec.nodeName={}", self.name());
         let mut delay = RESYNC_DELAY.0;
         while !shutdown.is_cancelled() {
@@ -133,7 +217,11 @@ impl Agent {
             }
         }
         drop(handles);
-        for pod in pods {
+        // Pods that ran here before claim their addresses first, so a new pod cannot take one.
+        let (placed, new): (Vec<&Value>, Vec<&Value>) = pods
+            .iter()
+            .partition(|pod| pod["status"]["podIP"].is_string());
+        for pod in placed.into_iter().chain(new) {
             self.apply("ADDED", pod);
         }
     }
@@ -158,7 +246,18 @@ impl Agent {
                 Ok(handle) => {
                     pods.insert(uid, handle);
                 }
-                Err(error) => tracing::warn!(%error, "cannot start pod"),
+                Err(error) => {
+                    tracing::warn!(%error, "cannot start pod");
+                    let message = format!("Failed to create pod sandbox: {error}");
+                    let warning = crate::events::EventType::Warning;
+                    (self.node.recorder).record(
+                        pod,
+                        None,
+                        warning,
+                        "FailedCreatePodSandBox",
+                        &message,
+                    );
+                }
             },
             _ => {}
         }
@@ -199,96 +298,5 @@ impl NodePods for Agent {
             tracing::info!(pod = uid, %message, "evicting pod");
             handle.evict(message);
         }
-    }
-}
-
-impl PodLogs for Agent {
-    fn open(
-        &self,
-        pod: &Value,
-        container: &str,
-        options: &LogOptions,
-    ) -> ApiResult<mpsc::Receiver<Bytes>> {
-        let uid = pod["metadata"]["uid"].as_str().unwrap_or_default();
-        let name = pod["metadata"]["name"].as_str().unwrap_or_default();
-        let pair = self
-            .pods
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(uid)
-            .and_then(|h| h.logs(container));
-        let waiting = || {
-            ApiError::BadRequest(format!(
-                "container \"{container}\" in pod \"{name}\" is waiting to start: ContainerCreating"
-            ))
-        };
-        let pair = pair.ok_or_else(waiting)?;
-        let log = if options.previous {
-            pair.previous.ok_or_else(|| {
-                ApiError::BadRequest(format!(
-                    "previous terminated container \"{container}\" in pod \"{name}\" not found"
-                ))
-            })?
-        } else {
-            pair.current
-        };
-        let since = options.since_seconds.and_then(|s| since(Utc::now(), s));
-        let (lines, mut cursor) = log.snapshot(options.tail_lines, since);
-        let (tx, rx) = mpsc::channel(64);
-        let (follow, timestamps) = (options.follow, options.timestamps);
-        tokio::spawn(async move {
-            if tx.send(render(&lines, timestamps)).await.is_err() || !follow {
-                return;
-            }
-            loop {
-                let next = tokio::select! {
-                    next = log.next_lines(cursor) => next,
-                    _ = tx.closed() => return,
-                };
-                let Some((lines, next_cursor)) = next else {
-                    return;
-                };
-                cursor = next_cursor;
-                if !lines.is_empty() && tx.send(render(&lines, timestamps)).await.is_err() {
-                    return;
-                }
-            }
-        });
-        Ok(rx)
-    }
-}
-
-/// The oldest time `sinceSeconds` lets through, `now` minus `seconds`; `None` (no bound) when
-/// that lies before any time a clock can show, so a huge value means "everything", never a
-/// panic. A negative value counts as zero.
-fn since(now: DateTime<Utc>, seconds: i64) -> Option<DateTime<Utc>> {
-    let back = chrono::TimeDelta::try_seconds(seconds.max(0))?;
-    now.checked_sub_signed(back)
-}
-
-fn render(lines: &[LogLine], timestamps: bool) -> Bytes {
-    let mut out = String::new();
-    for line in lines {
-        if timestamps {
-            out.push_str(&line.time.to_rfc3339_opts(SecondsFormat::Nanos, true));
-            out.push(' ');
-        }
-        out.push_str(&line.text);
-        out.push('\n');
-    }
-    Bytes::from(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn since_seconds_beyond_any_clock_means_every_line_instead_of_a_panic() {
-        let now = Utc::now();
-        assert_eq!(since(now, i64::MAX), None);
-        assert_eq!(since(now, i64::MAX / 1000), None);
-        assert_eq!(since(now, 10), Some(now - chrono::TimeDelta::seconds(10)));
-        assert_eq!(since(now, -5), Some(now));
     }
 }

@@ -171,6 +171,21 @@ fn sub_path_dir(volume: &Path, sub_path: &str) -> Result<PathBuf, String> {
     Ok(dir)
 }
 
+/// The container's TCP `containerPort`s, each once.
+pub fn tcp_ports(container: &Container) -> Vec<u16> {
+    let mut ports: Vec<u16> = container
+        .ports
+        .iter()
+        .flatten()
+        .filter(|p| p.protocol.as_deref().unwrap_or("TCP") == "TCP")
+        .filter_map(|p| u16::try_from(p.container_port).ok())
+        .filter(|p| *p != 0)
+        .collect();
+    ports.sort_unstable();
+    ports.dedup();
+    ports
+}
+
 /// `resources.limits.memory` in bytes and `resources.limits.cpu` in millicores.
 pub fn limits(container: &Container) -> (Option<u64>, Option<u64>) {
     let limits = container.resources.as_ref().and_then(|r| r.limits.as_ref());

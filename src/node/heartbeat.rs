@@ -68,7 +68,21 @@ pub async fn run(node: Arc<NodeContext>, shutdown: CancellationToken) {
     }
 }
 
+/// How often a status write that raced another writer of the Node (the node IPAM controller
+/// setting `spec.podCIDR`, the lifecycle controller's taints) is tried again on the fresh object.
+const STATUS_ATTEMPTS: usize = 5;
+
 async fn post_status(node: &NodeContext) -> ApiResult<()> {
+    let mut attempt = 1;
+    loop {
+        match write_status(node).await {
+            Err(ApiError::Conflict { .. }) if attempt < STATUS_ATTEMPTS => attempt += 1,
+            written => return written,
+        }
+    }
+}
+
+async fn write_status(node: &NodeContext) -> ApiResult<()> {
     let name = &node.config.node_name;
     let mut object = node.plane.get(&NODES, None, name).await?;
     let data_dir = node.config.data_dir.clone();
@@ -76,7 +90,8 @@ async fn post_status(node: &NodeContext) -> ApiResult<()> {
         .await
         .ok()
         .flatten();
-    object["status"] = node_status(&node.config, disk, node.disk_pressure.condition());
+    let endpoint = node.endpoint.get().copied();
+    object["status"] = node_status(&node.config, disk, node.disk_pressure.condition(), endpoint);
     node.plane
         .update(&NODES, None, name, object, Part::Status)
         .await
@@ -143,11 +158,13 @@ fn node_object(config: &NodeConfig) -> Value {
 }
 
 /// The Node's status: `disk` is the data dir's filesystem (its ephemeral storage), `pressure`
-/// the DiskPressure the housekeeping last found, with when it turned.
+/// the DiskPressure the housekeeping last found, with when it turned, `endpoint` where the
+/// node serves tunnels and logs (the kubelet port).
 fn node_status(
     config: &NodeConfig,
     disk: Option<FsStats>,
     pressure: Option<(bool, String)>,
+    endpoint: Option<std::net::SocketAddr>,
 ) -> Value {
     let heartbeat = Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true);
     let condition = |kind: &str, status: &str, reason: &str, message: &str| {
@@ -185,7 +202,9 @@ fn node_status(
         disk_pressure["lastTransitionTime"] = json!(since);
     }
     let (major, minor) = KUBERNETES_VERSION;
+    let kubelet_port = endpoint.map_or(0, |e| e.port());
     json!({
+        "daemonEndpoints": {"kubeletEndpoint": {"Port": kubelet_port}},
         "capacity": resources(config.capacity_memory_bytes, storage),
         // What pods may use: the guests' memory is capped at this, below the machine's, and
         // their writes stop above the disk space kept for the store.
@@ -225,7 +244,9 @@ mod tests {
             &config,
             Some(disk),
             Some((true, "2024-01-01T00:00:00Z".into())),
+            Some("127.0.0.1:10250".parse().unwrap()),
         );
+        assert_eq!(status["daemonEndpoints"]["kubeletEndpoint"]["Port"], 10250);
         let ki = |list: &str, name: &str| {
             let text = status[list][name]
                 .as_str()

@@ -10,7 +10,9 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 use sha2::{Digest, Sha256};
 
+use crate::api::server::NODE_IDENTITY_PATH;
 use crate::client::{Client, ClientError};
+use crate::tls::Identity;
 
 const PREFIX: &str = "K10";
 const SEPARATOR: &str = "::node:";
@@ -26,6 +28,10 @@ pub enum JoinError {
         "the server's CA (sha256 {actual}) is not the one the token names ({expected}): wrong server or token"
     )]
     CaMismatch { expected: String, actual: String },
+    #[error("the server issued no certificate for this node: {0}")]
+    Identity(#[source] ClientError),
+    #[error("the server's node certificate answer is malformed: {0}")]
+    IdentityMalformed(String),
 }
 
 /// A join token for the cluster whose CA is `ca_pem`.
@@ -70,6 +76,34 @@ pub async fn connect(server: &str, token: &str) -> Result<Client, JoinError> {
         });
     }
     Client::with_ca(server, token, &ca_pem).map_err(JoinError::FetchCa)
+}
+
+/// The node's identity from the control plane (k3s-style): a certificate of the cluster CA for
+/// `name` at `address`, which serves the node's endpoint and opens tunnels to other nodes.
+///
+/// # Errors
+/// When the server refuses or answers something else than an identity.
+pub async fn node_identity(
+    client: &Client,
+    name: &str,
+    address: std::net::IpAddr,
+) -> Result<Identity, JoinError> {
+    let path = format!("{NODE_IDENTITY_PATH}?node={name}&address={address}");
+    let answer = client
+        .create(&path, &serde_json::json!({}))
+        .await
+        .map_err(JoinError::Identity)?;
+    let field = |name: &str| {
+        answer[name]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| JoinError::IdentityMalformed(format!("no {name:?}")))
+    };
+    Ok(Identity {
+        ca_pem: field("caCert")?,
+        cert_pem: field("cert")?,
+        key_pem: field("key")?,
+    })
 }
 
 /// TLS that accepts any server certificate: only for fetching the CA, whose hash is then

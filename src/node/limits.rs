@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-pub use cpu::{BusyClock, CpuThrottle, EPOCH_TICK, Metered};
+pub use cpu::{BusyClock, CpuShare, CpuThrottle, EPOCH_TICK, Metered};
 pub use files::{GuestFiles, LimitExceeded};
 pub use memory::{MemoryCap, MemoryLimiter};
 
@@ -57,6 +57,23 @@ impl Budget {
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
                 Some(used.saturating_sub(amount))
             });
+    }
+}
+
+/// What all instances of one container draw from together (an HTTP container's concurrent
+/// requests): its memory limit and its CPU share.
+#[derive(Debug)]
+pub struct ContainerShare {
+    pub memory: Option<Arc<Budget>>,
+    pub cpu: Arc<CpuShare>,
+}
+
+impl ContainerShare {
+    pub fn new(memory_limit: Option<u64>, cpu_millicores: Option<u64>) -> ContainerShare {
+        ContainerShare {
+            memory: memory_limit.map(Budget::new),
+            cpu: CpuShare::new(cpu_millicores),
+        }
     }
 }
 

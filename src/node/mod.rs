@@ -1,7 +1,8 @@
 //! The node: the agent that runs pods bound to this node as WASI components in wasmtime.
 //!
 //! `agent` watches the API for pods, `pod_worker` drives one pod's lifecycle, `runtime` and
-//! `sandbox` wrap wasmtime, `logs` keeps bounded container output.
+//! `sandbox` wrap wasmtime, `logs` keeps bounded container output, `network` is the pod network
+//! and the node's endpoint, `probes` check containers' health.
 
 pub mod agent;
 pub mod allocatable;
@@ -13,19 +14,24 @@ pub mod images;
 pub mod join;
 pub mod limits;
 pub mod logs;
+pub mod network;
 pub mod pod_status;
 pub mod pod_worker;
+pub mod probes;
 pub mod runtime;
 pub mod sandbox;
 pub mod status_batch;
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use crate::client::control_plane::ControlPlane;
 use crate::controller_runtime::backoff::Backoff;
 use crate::events::Recorder;
+use crate::tls::Identity;
 
 /// How a node runs: its identity, where it keeps data, and its tunables.
 #[derive(Clone, Debug)]
@@ -52,7 +58,15 @@ pub struct NodeConfig {
     /// What the node keeps for itself and lets its pods use.
     pub limits: allocatable::NodeLimits,
     pub started_at: String,
+    /// Where the node's endpoint (tunnel, logs) listens, on `host_ip`; 0: any free port.
+    pub kubelet_port: u16,
+    /// The node's certificate from the control plane; without one the node has no endpoint
+    /// and opens no tunnels.
+    pub identity: Option<Identity>,
 }
+
+/// The kubelet's port, where a node serves its endpoint unless told otherwise.
+pub const DEFAULT_KUBELET_PORT: u16 = 10250;
 
 impl NodeConfig {
     pub fn new(node_name: &str, data_dir: PathBuf) -> Self {
@@ -71,6 +85,8 @@ impl NodeConfig {
             capacity_pods: 1000,
             limits: allocatable::NodeLimits::default(),
             started_at: crate::api::objects::now(),
+            kubelet_port: DEFAULT_KUBELET_PORT,
+            identity: None,
         }
     }
 }
@@ -116,13 +132,17 @@ pub struct NodeContext {
     pub log_writer: logs::LogWriter,
     /// Whether the node's disk is under pressure, as its housekeeping last found it.
     pub disk_pressure: eviction::DiskPressure,
+    /// The pod network: pod IPs, routing, the tunnel to other nodes.
+    pub network: Arc<network::NodeNetwork>,
+    /// Where the node's endpoint listens, once it does.
+    pub endpoint: OnceLock<SocketAddr>,
 }
 
 impl NodeContext {
     /// A node's shared context; starts its log writer.
     ///
     /// # Errors
-    /// When the log writer's thread cannot start.
+    /// When the log writer's thread cannot start, or the node's identity is unusable.
     pub fn new(
         plane: ControlPlane,
         runtime: runtime::Runtime,
@@ -130,6 +150,13 @@ impl NodeContext {
         config: NodeConfig,
         status_batch: Option<status_batch::StatusBatch>,
     ) -> std::io::Result<NodeContext> {
+        let tunnel_tls = config
+            .identity
+            .as_ref()
+            .map(crate::tls::identity_client_config)
+            .transpose()
+            .map_err(std::io::Error::other)?;
+        let network = network::NodeNetwork::new(network::tunnel::TunnelClient::new(tunnel_tls));
         Ok(NodeContext {
             plane,
             runtime,
@@ -138,6 +165,8 @@ impl NodeContext {
             status_batch,
             log_writer: logs::LogWriter::start()?,
             disk_pressure: eviction::DiskPressure::default(),
+            network,
+            endpoint: OnceLock::new(),
         })
     }
 

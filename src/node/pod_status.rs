@@ -55,6 +55,11 @@ pub struct ContainerRecord {
     pub state: ContainerState,
     pub last_termination: Option<Termination>,
     pub restart_count: i32,
+    /// Whether the running instance is ready: its readiness probe passes (after its startup
+    /// probe), or it has none.
+    pub ready: bool,
+    /// Whether the running instance has started: its startup probe passed, or it has none.
+    pub started: bool,
 }
 
 impl ContainerRecord {
@@ -66,11 +71,18 @@ impl ContainerRecord {
             state: ContainerState::waiting("ContainerCreating", None),
             last_termination: None,
             restart_count: 0,
+            ready: false,
+            started: false,
         }
     }
 
     pub fn is_running(&self) -> bool {
         matches!(self.state, ContainerState::Running { .. })
+    }
+
+    /// Running and ready (`containerStatuses[].ready`, what `READY n/m` counts).
+    pub fn is_ready(&self) -> bool {
+        self.is_running() && self.ready
     }
 
     fn to_json(&self) -> Value {
@@ -80,8 +92,8 @@ impl ContainerRecord {
             "imageID": self.image_id,
             "state": self.state.to_json(),
             "lastState": self.last_termination.clone().map(|t| ContainerState::Terminated(t).to_json()).unwrap_or(json!({})),
-            "ready": self.is_running(),
-            "started": self.is_running(),
+            "ready": self.is_ready(),
+            "started": self.is_running() && self.started,
             "restartCount": self.restart_count,
         })
     }
@@ -187,10 +199,11 @@ pub fn status_json(pod: &PodRecord) -> Value {
 }
 
 fn containers_ready(pod: &PodRecord) -> bool {
-    pod.app.iter().all(ContainerRecord::is_running) && !pod.terminating
+    pod.app.iter().all(ContainerRecord::is_ready) && !pod.terminating
 }
 
-/// The pod's Ready condition: every app container running, the pod running and not terminating.
+/// The pod's Ready condition: every app container running and ready, the pod running and not
+/// terminating.
 pub fn is_ready(pod: &PodRecord) -> bool {
     containers_ready(pod) && phase(pod) == "Running"
 }
@@ -227,6 +240,8 @@ mod tests {
                 .enumerate()
                 .map(|(i, state)| ContainerRecord {
                     state,
+                    ready: true,
+                    started: true,
                     ..ContainerRecord::new(&format!("c{i}"), "x.wasm")
                 })
                 .collect(),
@@ -322,6 +337,23 @@ mod tests {
             .unwrap();
         assert_eq!(disruption["reason"], "TerminationByKubelet");
         assert!(!is_ready(&record));
+    }
+
+    #[test]
+    fn a_running_container_that_is_not_ready_keeps_the_pod_out_of_ready() {
+        let running = ContainerState::Running {
+            started_at: String::new(),
+        };
+        let mut record = pod("Always", vec![running.clone(), running]);
+        assert!(is_ready(&record));
+        record.app[1].ready = false;
+        let status = status_json(&record);
+        assert!(!is_ready(&record));
+        assert_eq!(status["conditions"][2]["status"], "False");
+        assert_eq!(status["conditions"][2]["reason"], "ContainersNotReady");
+        assert_eq!(status["containerStatuses"][0]["ready"], true);
+        assert_eq!(status["containerStatuses"][1]["ready"], false);
+        assert_eq!(status["phase"], "Running");
     }
 
     #[test]

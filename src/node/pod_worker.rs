@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::NodeContext;
 use super::limits::PodShare;
 use super::logs::ContainerLog;
+use super::network::PodNet;
 use super::pod_status::{self, ContainerRecord, PodRecord, Termination};
 use crate::api::ApiError;
 use crate::api::objects::now;
@@ -21,6 +22,8 @@ use crate::controller_runtime::supervisor::supervise_with;
 use crate::events::EventType;
 
 mod containers;
+mod probing;
+mod runs;
 mod status;
 
 /// Why a pod's containers are being stopped.
@@ -57,6 +60,8 @@ struct PodShared {
     pod: Arc<Pod>,
     /// What the pod's containers draw from together.
     share: Arc<PodShare>,
+    /// The pod's place in the pod network (its pod IP and loopback address).
+    net: PodNet,
     /// Stops the pod's containers: on a stop, or when the node evicts the pod.
     containers: CancellationToken,
     logs: Mutex<HashMap<String, LogPair>>,
@@ -112,6 +117,13 @@ impl PodHandle {
         live.then(|| (self.shared.pod.clone(), self.shared.share.clone()))
     }
 
+    /// Whether this is the worker of pod `namespace/name`.
+    pub fn is(&self, namespace: &str, name: &str) -> bool {
+        let meta = &self.shared.pod.metadata;
+        meta.name.as_deref() == Some(name)
+            && meta.namespace.as_deref().unwrap_or("default") == namespace
+    }
+
     pub fn logs(&self, container: &str) -> Option<LogPair> {
         self.shared
             .logs
@@ -122,11 +134,34 @@ impl PodHandle {
     }
 }
 
-/// Starts the worker of `pod` (a stored Pod object bound to this node).
+/// Starts the worker of `pod` (a stored Pod object bound to this node), giving it a pod IP —
+/// the one it had, when it ran here before and the address is free.
+///
+/// # Errors
+/// A pod object that does not decode, or no free address in the node's block.
 pub fn spawn(node: Arc<NodeContext>, raw: Value) -> Result<PodHandle, ApiError> {
     let pod: Pod =
         serde_json::from_value(raw.clone()).map_err(|e| ApiError::Internal(e.to_string()))?;
     let spec = pod.spec.clone().unwrap_or_default();
+    let previous_ip = raw["status"]["podIP"]
+        .as_str()
+        .and_then(|ip| ip.parse().ok());
+    let address = node
+        .network
+        .table
+        .claim(
+            pod.metadata.namespace.as_deref().unwrap_or("default"),
+            pod.metadata.name.as_deref().unwrap_or_default(),
+            previous_ip,
+        )
+        .ok_or_else(|| {
+            ApiError::Unavailable("no free pod IP in this node's block (spec.podCIDR)".into())
+        })?;
+    let net = node.network.pod(address);
+    let (recorder, object) = (node.recorder.clone(), raw.clone());
+    net.denials.report_to(Box::new(move |message| {
+        recorder.record(&object, None, EventType::Warning, "NetworkDenied", message);
+    }));
     let previous: HashMap<String, &Value> = ["initContainerStatuses", "containerStatuses"]
         .iter()
         .filter_map(|list| raw["status"][list].as_array())
@@ -153,7 +188,7 @@ pub fn spawn(node: Arc<NodeContext>, raw: Value) -> Result<PodHandle, ApiError> 
             .unwrap_or_else(now),
         ready_transition: now(),
         host_ip: node.config.host_ip.clone(),
-        pod_ip: node.config.host_ip.clone(),
+        pod_ip: net.address.pod_ip.to_string(),
         terminating: false,
         // A pod this node evicted before it restarted stays evicted.
         eviction: (raw["status"]["reason"] == "Evicted").then(|| {
@@ -168,6 +203,7 @@ pub fn spawn(node: Arc<NodeContext>, raw: Value) -> Result<PodHandle, ApiError> 
         pod: Arc::new(pod.clone()),
         containers: CancellationToken::new(),
         share: PodShare::new(node.config.limits.pod_max_open_files),
+        net,
         logs: Mutex::new(HashMap::new()),
         changed: Notify::new(),
         written: Mutex::new(None),
@@ -312,6 +348,8 @@ impl Worker {
         if reason != Stop::Shutdown {
             this.remove(reason).await;
         }
+        let table = &this.node.network.table;
+        table.release(this.shared.net.address.pod_ip);
     }
 
     /// Once an evicted pod's containers have stopped: says why in an event, and removes its

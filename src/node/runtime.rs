@@ -12,9 +12,11 @@ use std::time::{Duration, Instant};
 use wasmtime::Engine;
 use wasmtime::component::{Component, Linker};
 use wasmtime_wasi::p2::bindings::CommandPre;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
 use super::disk::DiskRoom;
 use super::limits::Budget;
+use super::network::sockets;
 use super::sandbox::{InstanceState, add_metered_filesystem};
 
 mod artifact;
@@ -92,7 +94,7 @@ pub enum Error {
     CompileTimeout { digest: String, timeout: Duration },
     #[error("{digest} is not a valid WebAssembly component: {message}")]
     CompileFailed { digest: String, message: String },
-    #[error("{digest} does not export wasi:cli/run: {message}")]
+    #[error("{digest} exports neither wasi:cli/run nor wasi:http/incoming-handler: {message}")]
     NotACommand { digest: String, message: String },
     #[error("{digest} imports something the node does not provide: {message}")]
     Unlinkable { digest: String, message: String },
@@ -121,12 +123,20 @@ pub struct Loaded {
     pub duration: Duration,
 }
 
-/// A compiled command component, linked against WASI p2 and ready to
+/// A compiled component, linked against WASI p2 (and `wasi:http`) and ready to
 /// instantiate (export lookups done once).
 pub struct PreparedComponent {
     digest: String,
     component: Component,
-    command: CommandPre<InstanceState>,
+    entry: Entry,
+}
+
+/// How a container's component is run: the world it exports.
+pub enum Entry {
+    /// `wasi:cli/run`: a process-like command, run once per container start.
+    Command(CommandPre<InstanceState>),
+    /// `wasi:http/incoming-handler`: served by the node, an instance per request.
+    Http(ProxyPre<InstanceState>),
 }
 
 impl PreparedComponent {
@@ -139,8 +149,14 @@ impl PreparedComponent {
         &self.component
     }
 
-    pub(crate) fn command(&self) -> &CommandPre<InstanceState> {
-        &self.command
+    pub(crate) fn entry(&self) -> &Entry {
+        &self.entry
+    }
+
+    /// Whether the node serves this component over HTTP (it exports
+    /// `wasi:http/incoming-handler`).
+    pub fn is_http(&self) -> bool {
+        matches!(self.entry, Entry::Http(_))
     }
 }
 
@@ -179,7 +195,10 @@ impl Runtime {
         // status (`exit 3`), not only success or failure.
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| Error::Engine(format!("{e:#}")))?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
+            .map_err(|e| Error::Engine(format!("{e:#}")))?;
         add_metered_filesystem(&mut linker).map_err(|e| Error::Engine(format!("{e:#}")))?;
+        sockets::add_to_linker(&mut linker).map_err(|e| Error::Engine(format!("{e:#}")))?;
         let ticker = EpochTicker::start(engine.clone())?;
         let config_max_memory = config.max_memory_cache_bytes;
         let budgets = NodeBudgets {
@@ -341,14 +360,22 @@ impl Runtime {
                     digest: digest.to_owned(),
                     message: format!("{e:#}"),
                 })?;
-        let command = CommandPre::new(instance).map_err(|e| Error::NotACommand {
-            digest: digest.to_owned(),
-            message: format!("{e:#}"),
-        })?;
+        let entry = match CommandPre::new(instance.clone()) {
+            Ok(command) => Entry::Command(command),
+            Err(not_a_command) => match ProxyPre::new(instance) {
+                Ok(proxy) => Entry::Http(proxy),
+                Err(not_http) => {
+                    return Err(Error::NotACommand {
+                        digest: digest.to_owned(),
+                        message: format!("{not_a_command:#}; {not_http:#}"),
+                    });
+                }
+            },
+        };
         Ok(PreparedComponent {
             digest: digest.to_owned(),
             component,
-            command,
+            entry,
         })
     }
 }

@@ -1,5 +1,6 @@
-//! Running one container: a WASI command instance in its own store, with
-//! only the capabilities the pod declared, under memory and CPU limits.
+//! Running one container: a WASI command instance in its own store (or, for an HTTP
+//! component, an instance per request), with only the capabilities the pod declared — its
+//! volumes and its pod's network — under memory and CPU limits.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -8,15 +9,21 @@ use tokio_util::sync::CancellationToken;
 use wasmtime::component::{ResourceTable, ResourceTableError};
 use wasmtime::{Store, Trap};
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::disk::GuestDisk;
 use super::limits::{
-    BusyClock, CpuThrottle, GuestFiles, LimitExceeded, MemoryCap, MemoryLimiter, PodShare,
+    BusyClock, ContainerShare, CpuThrottle, GuestFiles, LimitExceeded, MemoryCap, MemoryLimiter,
+    PodShare,
 };
 use super::logs::ContainerLog;
-use super::runtime::{PreparedComponent, Runtime};
+use super::network::PodNet;
+use super::network::http::PodHttpHooks;
+use super::network::sockets::{PodSockets, SocketsView};
+use super::runtime::{Entry, PreparedComponent, Runtime};
 
 mod filesystem;
+mod http;
 
 pub(crate) use filesystem::add_to_linker as add_metered_filesystem;
 
@@ -47,6 +54,10 @@ pub struct ContainerRun {
     pub cpu_limit_millicores: Option<u64>,
     /// What the container shares with the other containers of its pod.
     pub pod: Arc<PodShare>,
+    /// The pod's network; `None`: no sockets at all.
+    pub network: Option<PodNet>,
+    /// The `containerPort`s (TCP) an HTTP component is served on.
+    pub ports: Vec<u16>,
     /// Receives stdout and stderr; closed when the run ends.
     pub log: Arc<ContainerLog>,
 }
@@ -135,6 +146,9 @@ pub struct InstanceState {
     disk: GuestDisk,
     /// The guest's log, whose writing to disk it is charged for.
     log: Arc<ContainerLog>,
+    network: Option<PodSockets>,
+    http: WasiHttpCtx,
+    hooks: PodHttpHooks,
 }
 
 impl WasiView for InstanceState {
@@ -143,6 +157,26 @@ impl WasiView for InstanceState {
             ctx: &mut self.wasi,
             table: &mut self.table,
         }
+    }
+}
+
+impl WasiHttpView for InstanceState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.hooks,
+        }
+    }
+}
+
+impl SocketsView for InstanceState {
+    fn pod_sockets(&mut self) -> Option<&mut PodSockets> {
+        self.network.as_mut()
+    }
+
+    fn guest_files(&mut self) -> &mut GuestFiles {
+        &mut self.files
     }
 }
 
@@ -156,6 +190,8 @@ impl Runtime {
     ///   guest that never calls the host: guests yield to tokio every few ms.
     /// - `run.log` is closed (partial lines flushed) before returning; use a
     ///   fresh log per run and keep the old one for `--previous`.
+    /// - An HTTP component is served on `run.ports` until `cancel`; it ends earlier only when
+    ///   it cannot be served (a port is taken).
     pub async fn run(
         &self,
         component: &PreparedComponent,
@@ -163,27 +199,35 @@ impl Runtime {
         cancel: CancellationToken,
     ) -> Exit {
         let log = Arc::clone(&run.log);
-        let clock = BusyClock::new();
-        let exit = tokio::select! {
-            biased;
-            () = cancel.cancelled() => Exit::killed(),
-            exit = clock.meter(self.run_instance(component, run, &clock)) => exit,
+        let share = ContainerShare::new(run.memory_limit, run.cpu_limit_millicores);
+        let exit = match component.entry() {
+            Entry::Command(command) => {
+                let clock = BusyClock::new();
+                let instance = self.run_command(command, &run, &share, &clock);
+                tokio::select! {
+                    biased;
+                    () = cancel.cancelled() => Exit::killed(),
+                    exit = clock.meter(instance) => exit,
+                }
+            }
+            Entry::Http(proxy) => self.serve(proxy, run, Arc::new(share), cancel).await,
         };
         log.close();
         exit
     }
 
-    async fn run_instance(
+    async fn run_command(
         &self,
-        component: &PreparedComponent,
-        run: ContainerRun,
+        command: &wasmtime_wasi::p2::bindings::CommandPre<InstanceState>,
+        run: &ContainerRun,
+        share: &ContainerShare,
         clock: &Arc<BusyClock>,
     ) -> Exit {
-        let mut store = match self.new_store(run, clock) {
+        let mut store = match self.new_store(run, share, clock) {
             Ok(store) => store,
             Err(message) => return Exit::start_failed(message),
         };
-        let command = match component.command().instantiate_async(&mut store).await {
+        let command = match command.instantiate_async(&mut store).await {
             Ok(command) => command,
             Err(error) => {
                 let exit = Exit::start_failed(format!("instantiation failed: {error:#}"));
@@ -202,9 +246,12 @@ impl Runtime {
         exit
     }
 
+    /// A store for one instance of the container `run` describes, drawing on `share` with the
+    /// container's other instances.
     fn new_store(
         &self,
-        run: ContainerRun,
+        run: &ContainerRun,
+        share: &ContainerShare,
         clock: &Arc<BusyClock>,
     ) -> Result<Store<InstanceState>, String> {
         let mut wasi = WasiCtxBuilder::new();
@@ -212,12 +259,8 @@ impl Runtime {
             .args(&run.args)
             .envs(&run.env)
             .stdout(run.log.stdout())
-            .stderr(run.log.stderr())
-            // No sockets and no name lookup until the pod network exists;
-            // the default address check already denies every address.
-            .allow_tcp(false)
-            .allow_udp(false)
-            .allow_ip_name_lookup(false);
+            .stderr(run.log.stderr());
+        allow_pod_network(&mut wasi, run.network.as_ref());
         for mount in &run.mounts {
             let perms = if mount.read_only {
                 FsPerms::ReadOnly
@@ -240,14 +283,17 @@ impl Runtime {
         let state = InstanceState {
             wasi: wasi.build(),
             table,
-            memory: MemoryLimiter::new(run.memory_limit, budgets.memory.clone()),
-            cpu: CpuThrottle::new(run.cpu_limit_millicores, Arc::clone(clock)),
+            memory: MemoryLimiter::new(share.memory.clone(), budgets.memory.clone()),
+            cpu: CpuThrottle::new(share.cpu.clone(), Arc::clone(clock)),
             log: Arc::clone(&run.log),
             files: GuestFiles::new(run.pod.files.clone(), budgets.files.clone()),
             disk: GuestDisk {
                 room: budgets.disk.clone(),
                 pod: run.pod.writes.clone(),
             },
+            network: run.network.clone().map(PodSockets::new),
+            http: WasiHttpCtx::new(),
+            hooks: PodHttpHooks::new(run.network.clone()),
         };
         let mut store = Store::new(self.engine(), state);
         store.limiter(|state| &mut state.memory);
@@ -259,6 +305,24 @@ impl Runtime {
         });
         Ok(store)
     }
+}
+
+/// Sockets and name lookups through the pod network, when there is one; without it the default
+/// address check denies every address and TCP, UDP and lookups stay off.
+fn allow_pod_network(wasi: &mut WasiCtxBuilder, network: Option<&PodNet>) {
+    let Some(network) = network.cloned() else {
+        wasi.allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false);
+        return;
+    };
+    wasi.allow_tcp(true)
+        .allow_udp(true)
+        .allow_ip_name_lookup(true)
+        .socket_addr_check(move |address, usage| {
+            let permitted = network.permits(address, usage);
+            Box::pin(async move { permitted })
+        });
 }
 
 /// An exit from a guest error: `exit(N)` from WASI, a limit the guest ran into, or a trap.

@@ -344,6 +344,18 @@ async fn describe_node_lists_its_pods_with_their_requests_and_the_totals() {
             "{prefix} missing from\n{text}"
         );
     }
+    let value = |prefix: &str| {
+        let line = text.lines().find(|l| l.trim_start().starts_with(prefix));
+        let line = line.unwrap_or_else(|| panic!("{prefix} missing from\n{text}"));
+        line.split_whitespace()
+            .nth(1)
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(value("InternalIP:"), "127.0.0.1", "{text}");
+    let port: u16 = value("KubeletPort:").parse().unwrap();
+    assert_ne!(port, 0, "the node's endpoint listens: {text}");
+    assert!(value("PodCIDR:").starts_with("10.244."), "{text}");
     let pods = text
         .lines()
         .find(|l| l.starts_with("Non-terminated Pods:"))

@@ -324,7 +324,7 @@ async fn following_a_log_streams_new_lines_and_ends_with_the_container() {
         follow: true,
         ..Default::default()
     };
-    let mut chunks = api.pod_logs("default", "ticker", &options).unwrap();
+    let mut chunks = api.pod_logs("default", "ticker", &options).await.unwrap();
     let mut text = String::new();
     let collect = async {
         while let Some(chunk) = chunks.recv().await {

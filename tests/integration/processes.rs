@@ -79,18 +79,16 @@ pub fn free_port() -> u16 {
 }
 
 /// Runs `wasmkube COMMAND --data-dir DIR --api-addr 127.0.0.1:PORT` (`up` or `server`) and
-/// waits until its API answers; returns the process and an admin client.
+/// waits until its API answers; returns the process and an admin client. The node of `up`
+/// serves its endpoint on a free port (tests run side by side).
 pub async fn start_control_plane(command: &str, data_dir: &Path, port: u16) -> (Process, Client) {
-    let process = Process::start(
-        &[
-            command,
-            "--data-dir",
-            data_dir.to_str().unwrap(),
-            "--api-addr",
-            &format!("127.0.0.1:{port}"),
-        ],
-        data_dir,
-    );
+    let api_addr = format!("127.0.0.1:{port}");
+    let mut args = vec![command, "--data-dir", data_dir.to_str().unwrap()];
+    args.extend(["--api-addr", &api_addr]);
+    if command == "up" {
+        args.extend(["--kubelet-port", "0"]);
+    }
+    let process = Process::start(&args, data_dir);
     let kubeconfig = data_dir.join("kubeconfig");
     let client = eventually(Duration::from_secs(30), "the API to answer", || async {
         let client = Client::from_kubeconfig(&kubeconfig).ok()?;
@@ -101,7 +99,8 @@ pub async fn start_control_plane(command: &str, data_dir: &Path, port: u16) -> (
     (process, client)
 }
 
-/// Runs `wasmkube agent` named `name` with its data under `data_dir`.
+/// Runs `wasmkube agent` named `name` with its data under `data_dir`, its endpoint on a free
+/// port.
 pub fn start_agent(server: &str, token: &str, name: &str, data_dir: &Path) -> Process {
     Process::start(
         &[
@@ -114,6 +113,8 @@ pub fn start_agent(server: &str, token: &str, name: &str, data_dir: &Path) -> Pr
             token,
             "--name",
             name,
+            "--kubelet-port",
+            "0",
         ],
         data_dir,
     )

@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use wasmkube::api::kinds::{EVENTS, PODS};
 use wasmkube::api::{Api, DeleteOptions, ListOptions};
-use wasmkube::client::Client;
+use wasmkube::client::{Client, ClientError};
 use wasmkube::testing::Cluster;
 
 use crate::support::{PodBuilder, eventually};
@@ -62,17 +62,24 @@ impl FakeNode {
         self
     }
 
+    /// Creates the node, then writes its status — again on a conflict, as the node IPAM
+    /// controller gives a new node its pod CIDR meanwhile.
     async fn create(self, client: &Client) {
-        let mut node = client.create("/api/v1/nodes", &self.node).await.unwrap();
+        let node = client.create("/api/v1/nodes", &self.node).await.unwrap();
         let name = node["metadata"]["name"].as_str().unwrap().to_string();
-        node["status"] = json!({
-            "capacity": self.allocatable, "allocatable": self.allocatable,
-            "conditions": [{"type": "Ready", "status": self.ready}],
-        });
-        client
-            .replace(&format!("/api/v1/nodes/{name}/status"), &node)
-            .await
-            .unwrap();
+        let path = format!("/api/v1/nodes/{name}");
+        for _ in 0..5 {
+            let mut node = client.get(&path).await.unwrap();
+            node["status"] = json!({
+                "capacity": self.allocatable, "allocatable": self.allocatable,
+                "conditions": [{"type": "Ready", "status": self.ready}],
+            });
+            match client.replace(&format!("{path}/status"), &node).await {
+                Err(ClientError::Api(status)) if status.code == 409 => continue,
+                written => return drop(written.unwrap()),
+            }
+        }
+        panic!("the status of node {name} kept conflicting");
     }
 }
 

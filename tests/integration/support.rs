@@ -13,7 +13,12 @@ use crate::power_loss::Disk;
 
 /// The exerciser component built by build.rs.
 pub fn exerciser() -> String {
-    format!("{}/exerciser.wasm", env!("WASMKUBE_SAMPLES_DIR"))
+    sample("exerciser.wasm")
+}
+
+/// A sample component build.rs put in `wasm-samples/` (`client.wasm`, `http-echo.wasm`).
+pub fn sample(file: &str) -> String {
+    format!("{}/{file}", env!("WASMKUBE_SAMPLES_DIR"))
 }
 
 /// Builds Pod manifests: `PodBuilder::named("a").container("c", &["print", "hi"]).build()`.
@@ -146,7 +151,11 @@ pub async fn pod_logs(
         container: Some(container.into()),
         ..Default::default()
     };
-    let mut chunks = cluster.api().pod_logs(namespace, name, &options).unwrap();
+    let mut chunks = cluster
+        .api()
+        .pod_logs(namespace, name, &options)
+        .await
+        .unwrap();
     let mut text = String::new();
     while let Some(chunk) = chunks.recv().await {
         text.push_str(&String::from_utf8_lossy(&chunk));

@@ -29,6 +29,8 @@ usage: exerciser STEP...   (steps run in order)
   append-every MS PATH TEXT         forever append and print `TEXT <n>`
   follow PATH                       forever print lines appended to PATH
   listen PORT | connect HOST:PORT   try the network, print ok or denied
+  serve-tcp PORT TEXT               forever: take a connection on 127.0.0.1:PORT, read it to
+                                    its end, answer `TEXT (to LOCAL from PEER)`, close
 ";
 
 fn main() {
@@ -81,6 +83,7 @@ fn run_step(step: &str, script: &mut Script) {
         "follow" => steps::follow(&script.text(step, "PATH")),
         "listen" => steps::listen(script.number(step, "PORT")),
         "connect" => steps::connect(&script.text(step, "HOST:PORT")),
+        "serve-tcp" => steps::serve_tcp(script.number(step, "PORT"), &script.text(step, "TEXT")),
         other => usage_error(&format!("unknown step {other}")),
     }
 }

@@ -225,6 +225,27 @@ pub fn connect(address: &str) {
     }
 }
 
+/// Serves TCP on `127.0.0.1:port` (the pod's port) one connection after another: reads what
+/// the peer sends until it closes its side, then answers who answered whom.
+pub fn serve_tcp(port: u16, text: &str) -> ! {
+    let listener = TcpListener::bind(("127.0.0.1", port))
+        .unwrap_or_else(|e| fail(&format!("serve-tcp {port}"), e));
+    println!("serving on {}", listener.local_addr().map_or_else(|e| e.to_string(), |a| a.to_string()));
+    loop {
+        let (mut stream, peer) = match listener.accept() {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                eprintln!("exerciser: accept: {e}");
+                continue;
+            }
+        };
+        let mut request = Vec::new();
+        let _ = stream.read_to_end(&mut request);
+        let local = stream.local_addr().map_or_else(|e| e.to_string(), |a| a.to_string());
+        let _ = writeln!(stream, "{text} (to {local} from {peer})");
+    }
+}
+
 fn read_new(file: &mut File, offset: &mut u64, pending: &mut Vec<u8>) -> io::Result<()> {
     if file.metadata()?.len() < *offset {
         *offset = 0;

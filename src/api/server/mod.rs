@@ -53,8 +53,10 @@ pub struct Context {
     pub shutdown: CancellationToken,
     /// The caps on requests being served.
     pub in_flight: limits::InFlight,
-    /// The images clients import and joined nodes fetch (`/wasmkube/v1/images`).
+    /// The images clients import and joined nodes fetch (`/v1-wasmkube/images`).
     pub images: crate::images::ImageStore,
+    /// Signs nodes' identities (`/v1-wasmkube/node-identity`); `None`: this server issues none.
+    pub issuer: Option<Arc<crate::tls::Issuer>>,
 }
 
 /// Serves the API over TLS on `listener` until `shutdown` fires; open connections then finish
@@ -106,6 +108,9 @@ async fn handle(request: Request<Incoming>, context: &Context) -> Response<Body>
     if !authorized(&request, &context.tokens) {
         return error(&ApiError::Unauthorized);
     }
+    if path == NODE_IDENTITY_PATH {
+        return node_identity(&request, context);
+    }
     let _slot = match context.in_flight.admit(request.method()) {
         Ok(slot) => slot,
         Err(refused) => {
@@ -128,6 +133,42 @@ async fn handle(request: Request<Incoming>, context: &Context) -> Response<Body>
                 "the server panicked handling the request: {message}"
             )))
         }
+    }
+}
+
+/// Where a joining node gets its identity, k3s-style (`/v1-k3s/serving-kubelet.crt`): a
+/// certificate of the cluster CA for its name and address, and its key.
+pub const NODE_IDENTITY_PATH: &str = "/v1-wasmkube/node-identity";
+
+/// `POST /v1-wasmkube/node-identity?node=NAME&address=IP`, for holders of a token.
+fn node_identity<B>(request: &Request<B>, context: &Context) -> Response<Body> {
+    if request.method() != Method::POST {
+        return error(&ApiError::MethodNotAllowed);
+    }
+    let Some(issuer) = &context.issuer else {
+        return error(&ApiError::NotFoundPath(
+            "this server issues no node identities".into(),
+        ));
+    };
+    let query = routes::parse_query(request.uri().query().unwrap_or(""));
+    let node = routes::param(&query, "node").unwrap_or_default();
+    if let Some(problem) = super::kinds::meta::dns_subdomain_error(node) {
+        return error(&ApiError::BadRequest(format!(
+            "node: invalid value {node:?}: {problem}"
+        )));
+    }
+    let address = routes::param(&query, "address").unwrap_or_default();
+    let Ok(address) = address.parse::<std::net::IpAddr>() else {
+        return error(&ApiError::BadRequest(format!(
+            "address: invalid value {address:?}: must be an IP address"
+        )));
+    };
+    match issuer.node_identity(node, &[address]) {
+        Ok(identity) => json(
+            StatusCode::OK,
+            &serde_json::json!({"caCert": identity.ca_pem, "cert": identity.cert_pem, "key": identity.key_pem}),
+        ),
+        Err(problem) => error(&ApiError::Internal(problem.to_string())),
     }
 }
 

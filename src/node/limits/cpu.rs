@@ -1,9 +1,9 @@
-//! CPU limits: epoch-deadline accounting and throttling of one guest.
+//! CPU limits: epoch-deadline accounting and throttling of a container's guests.
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -97,35 +97,74 @@ impl<F: Future> Future for Metered<F> {
     }
 }
 
-/// Decides, at each epoch deadline, whether a guest must pause to stay within its CPU share.
+/// The CPU share of one container, which all its instances (an HTTP container's concurrent
+/// requests) draw on together: guest time is booked in a window of wall time, and whoever runs
+/// past the share pauses until the window has caught up.
+#[derive(Debug)]
+pub struct CpuShare {
+    /// Share of one core, `millicores / 1000`; `None` = unlimited.
+    share: Option<f64>,
+    window: Mutex<Window>,
+}
+
+#[derive(Debug)]
+struct Window {
+    start: Instant,
+    used: Duration,
+}
+
+impl CpuShare {
+    pub fn new(millicores: Option<u64>) -> Arc<CpuShare> {
+        Arc::new(CpuShare {
+            share: millicores.map(|m| m.max(1) as f64 / 1000.0),
+            window: Mutex::new(Window {
+                start: Instant::now(),
+                used: Duration::ZERO,
+            }),
+        })
+    }
+
+    /// Books `ran` of guest time at `now`; returns how long to pause so that guest time stays
+    /// within the share of wall time over the window.
+    fn charge(&self, now: Instant, ran: Duration) -> Option<Duration> {
+        let share = self.share?;
+        let mut window = self.window.lock().unwrap_or_else(|p| p.into_inner());
+        if now.saturating_duration_since(window.start) > ACCOUNTING_WINDOW {
+            window.start = now.checked_sub(ran).unwrap_or(now);
+            window.used = Duration::ZERO;
+        }
+        window.used += ran;
+        let earned_at = window.used.div_f64(share);
+        let elapsed = now.saturating_duration_since(window.start);
+        earned_at.checked_sub(elapsed).filter(|d| !d.is_zero())
+    }
+}
+
+/// Decides, at each epoch deadline, whether a guest must pause to keep its container within
+/// its CPU share.
 ///
 /// What it charges is what the guest's [`BusyClock`] counted since the last deadline — guest
 /// code and the host calls in between, however long — plus the time the node spent on the
 /// guest's behalf off its thread (writing its logs). A guest that makes the host work for it
 /// pays for that work, so a `10m` guest writing newlines uses about 10m of the machine.
 pub struct CpuThrottle {
-    /// Share of one core, `millicores / 1000`; `None` = unlimited.
-    share: Option<f64>,
+    share: Arc<CpuShare>,
     clock: Arc<BusyClock>,
-    window_start: Instant,
-    guest_in_window: Duration,
     total_guest: Duration,
 }
 
 impl CpuThrottle {
-    pub fn new(millicores: Option<u64>, clock: Arc<BusyClock>) -> CpuThrottle {
+    pub fn new(share: Arc<CpuShare>, clock: Arc<BusyClock>) -> CpuThrottle {
         CpuThrottle {
-            share: millicores.map(|m| m.max(1) as f64 / 1000.0),
+            share,
             clock,
-            window_start: Instant::now(),
-            guest_in_window: Duration::ZERO,
             total_guest: Duration::ZERO,
         }
     }
 
     /// Ticks until the first deadline.
     pub fn slice_ticks(&self) -> u64 {
-        if self.share.is_some() {
+        if self.share.share.is_some() {
             LIMITED_SLICE_TICKS
         } else {
             UNLIMITED_SLICE_TICKS
@@ -153,19 +192,9 @@ impl CpuThrottle {
         UpdateDeadline::YieldCustom(self.slice_ticks(), Box::pin(pause_then_resume))
     }
 
-    /// Books `ran` of guest time at `now`; returns how long to pause so that
-    /// guest time stays within `share` of wall time over the window.
     fn charge(&mut self, now: Instant, ran: Duration) -> Option<Duration> {
         self.total_guest += ran;
-        let share = self.share?;
-        if now.saturating_duration_since(self.window_start) > ACCOUNTING_WINDOW {
-            self.window_start = now.checked_sub(ran).unwrap_or(now);
-            self.guest_in_window = Duration::ZERO;
-        }
-        self.guest_in_window += ran;
-        let earned_at = self.guest_in_window.div_f64(share);
-        let elapsed = now.saturating_duration_since(self.window_start);
-        earned_at.checked_sub(elapsed).filter(|d| !d.is_zero())
+        self.share.charge(now, ran)
     }
 }
 
@@ -173,9 +202,13 @@ impl CpuThrottle {
 mod tests {
     use super::*;
 
+    fn window_start(cpu: &CpuThrottle) -> Instant {
+        cpu.share.window.lock().unwrap().start
+    }
+
     #[test]
     fn unlimited_guest_is_never_paused() {
-        let mut cpu = CpuThrottle::new(None, BusyClock::new());
+        let mut cpu = CpuThrottle::new(CpuShare::new(None), BusyClock::new());
         let start = Instant::now();
         for i in 1..100 {
             assert_eq!(cpu.charge(start + EPOCH_TICK * i, EPOCH_TICK), None);
@@ -184,8 +217,8 @@ mod tests {
 
     #[test]
     fn guest_limited_to_100m_pauses_nine_times_as_long_as_it_ran() {
-        let mut cpu = CpuThrottle::new(Some(100), BusyClock::new());
-        let start = cpu.window_start;
+        let mut cpu = CpuThrottle::new(CpuShare::new(Some(100)), BusyClock::new());
+        let start = window_start(&cpu);
         let pause = cpu.charge(start + EPOCH_TICK, EPOCH_TICK).unwrap();
         assert_eq!(pause, EPOCH_TICK * 9);
         // After the pause it may run one more tick before pausing again.
@@ -214,11 +247,26 @@ mod tests {
 
     #[test]
     fn a_long_host_call_is_charged_in_full_and_a_10m_guest_pays_for_it() {
-        let mut cpu = CpuThrottle::new(Some(10), BusyClock::new());
-        let start = cpu.window_start;
+        let mut cpu = CpuThrottle::new(CpuShare::new(Some(10)), BusyClock::new());
+        let start = window_start(&cpu);
         let ran = Duration::from_millis(50);
         let pause = cpu.charge(start + ran, ran).unwrap();
         assert_eq!(pause, Duration::from_secs(5) - ran);
         assert_eq!(cpu.guest_time(), ran);
+    }
+
+    #[test]
+    fn instances_of_a_container_share_its_cpu() {
+        let share = CpuShare::new(Some(500));
+        let mut first = CpuThrottle::new(share.clone(), BusyClock::new());
+        let mut second = CpuThrottle::new(share.clone(), BusyClock::new());
+        let start = window_start(&first);
+        let ran = Duration::from_millis(10);
+        assert_eq!(first.charge(start + Duration::from_millis(20), ran), None);
+        // Alone, the second would be within its half core; together they are ahead.
+        let pause = second
+            .charge(start + Duration::from_millis(20), ran)
+            .unwrap();
+        assert_eq!(pause, Duration::from_millis(20));
     }
 }

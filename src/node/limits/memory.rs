@@ -1,5 +1,6 @@
-//! Memory limits: each store's linear memory under its container's limit and, together with
-//! every other guest's, under the node's memory for pods.
+//! Memory limits: each store's linear memory under its container's limit (shared by all the
+//! container's instances — an HTTP container's concurrent requests) and, together with every
+//! other guest's, under the node's memory for pods.
 
 use std::sync::Arc;
 
@@ -22,12 +23,12 @@ pub enum MemoryCap {
     Node,
 }
 
-/// Caps the total linear memory of one store, draws it from the node's memory for pods, and
-/// remembers which cap stopped the guest. What the store holds goes back to the node when the
-/// limiter is dropped with it.
+/// Draws the linear memory of one store from its container's limit and the node's memory for
+/// pods, and remembers which cap stopped the guest. What the store holds goes back to both when
+/// the limiter is dropped with it.
 #[derive(Debug, Default)]
 pub struct MemoryLimiter {
-    limit: Option<usize>,
+    container: Option<Arc<Budget>>,
     node: Option<Arc<Budget>>,
     used: usize,
     /// The growth approved last, undone if the allocation itself fails.
@@ -36,9 +37,10 @@ pub struct MemoryLimiter {
 }
 
 impl MemoryLimiter {
-    pub fn new(limit_bytes: Option<u64>, node: Option<Arc<Budget>>) -> MemoryLimiter {
+    /// A store of a container whose instances share `container` (its `limits.memory`).
+    pub fn new(container: Option<Arc<Budget>>, node: Option<Arc<Budget>>) -> MemoryLimiter {
         MemoryLimiter {
-            limit: limit_bytes.map(|l| usize::try_from(l).unwrap_or(usize::MAX)),
+            container,
             node,
             ..MemoryLimiter::default()
         }
@@ -50,8 +52,8 @@ impl MemoryLimiter {
     }
 
     /// The container's own limit, in bytes.
-    pub fn limit_bytes(&self) -> Option<usize> {
-        self.limit
+    pub fn limit_bytes(&self) -> Option<u64> {
+        self.container.as_ref().map(|container| container.limit())
     }
 
     /// The node's memory for pods, in bytes.
@@ -65,10 +67,16 @@ impl MemoryLimiter {
     }
 }
 
+impl MemoryLimiter {
+    fn budgets(&self) -> impl Iterator<Item = &Arc<Budget>> {
+        self.container.iter().chain(self.node.iter())
+    }
+}
+
 impl Drop for MemoryLimiter {
     fn drop(&mut self) {
-        if let Some(node) = &self.node {
-            node.give_back(self.used as u64);
+        for budget in self.budgets() {
+            budget.give_back(self.used as u64);
         }
     }
 }
@@ -81,18 +89,22 @@ impl ResourceLimiter for MemoryLimiter {
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
         let growth = desired.saturating_sub(current);
-        let next = self.used.saturating_add(growth);
-        if self.limit.is_some_and(|limit| next > limit) {
+        if let Some(container) = &self.container
+            && !container.take(growth as u64)
+        {
             self.hit = Some(MemoryCap::Container);
             return Ok(false);
         }
         if let Some(node) = &self.node
             && !node.take(growth as u64)
         {
+            if let Some(container) = &self.container {
+                container.give_back(growth as u64);
+            }
             self.hit = Some(MemoryCap::Node);
             return Ok(false);
         }
-        self.used = next;
+        self.used = self.used.saturating_add(growth);
         self.pending = growth;
         Ok(true)
     }
@@ -100,8 +112,8 @@ impl ResourceLimiter for MemoryLimiter {
     fn memory_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
         let pending = std::mem::take(&mut self.pending);
         self.used -= pending;
-        if let Some(node) = &self.node {
-            node.give_back(pending as u64);
+        for budget in self.budgets() {
+            budget.give_back(pending as u64);
         }
         Ok(())
     }
@@ -136,7 +148,7 @@ mod tests {
 
     #[test]
     fn memory_growth_past_the_limit_is_denied_and_remembered() {
-        let mut limiter = MemoryLimiter::new(Some(64 * MIB as u64), None);
+        let mut limiter = MemoryLimiter::new(Some(Budget::new(64 * MIB as u64)), None);
         assert!(limiter.memory_growing(0, 16 * MIB, None).unwrap());
         assert!(limiter.memory_growing(16 * MIB, 48 * MIB, None).unwrap());
         assert_eq!(limiter.limit_hit(), None);
@@ -147,9 +159,24 @@ mod tests {
 
     #[test]
     fn memory_of_all_instances_counts_toward_one_limit() {
-        let mut limiter = MemoryLimiter::new(Some(10 * MIB as u64), None);
+        let mut limiter = MemoryLimiter::new(Some(Budget::new(10 * MIB as u64)), None);
         assert!(limiter.memory_growing(0, 6 * MIB, None).unwrap());
         assert!(!limiter.memory_growing(0, 6 * MIB, None).unwrap());
+    }
+
+    #[test]
+    fn instances_of_one_container_share_its_limit_and_give_it_back() {
+        let container = Budget::new(10 * MIB as u64);
+        let node = Budget::new(100 * MIB as u64);
+        let mut first = MemoryLimiter::new(Some(container.clone()), Some(node.clone()));
+        let mut second = MemoryLimiter::new(Some(container.clone()), Some(node.clone()));
+        assert!(first.memory_growing(0, 6 * MIB, None).unwrap());
+        assert!(!second.memory_growing(0, 6 * MIB, None).unwrap());
+        assert_eq!(second.limit_hit(), Some(MemoryCap::Container));
+        assert_eq!(node.used(), 6 * MIB as u64, "a refusal takes nothing");
+        drop(first);
+        assert_eq!((container.used(), node.used()), (0, 0));
+        assert!(second.memory_growing(0, 6 * MIB, None).unwrap());
     }
 
     #[test]
@@ -166,7 +193,7 @@ mod tests {
     fn guests_together_stay_under_the_nodes_memory_and_give_it_back_when_they_end() {
         let node = Budget::new(100 * MIB as u64);
         let mut first = MemoryLimiter::new(None, Some(node.clone()));
-        let mut second = MemoryLimiter::new(Some(1 << 40), Some(node.clone()));
+        let mut second = MemoryLimiter::new(Some(Budget::new(1 << 40)), Some(node.clone()));
         assert!(first.memory_growing(0, 60 * MIB, None).unwrap());
         assert!(!second.memory_growing(0, 60 * MIB, None).unwrap());
         assert_eq!(second.limit_hit(), Some(MemoryCap::Node));

@@ -8,16 +8,17 @@ use k8s_openapi::api::core::v1::Container;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use super::probing::Probed;
 use super::{LogPair, Worker};
 use crate::api::objects::now;
 use crate::events::EventType;
-use crate::node::container_spec::{self, arguments, environment, limits, mounts};
+use crate::node::container_spec;
 use crate::node::logs::{ContainerLog, LogFiles, Rotation};
 use crate::node::pod_status::{
     ContainerRecord, ContainerState, PodRecord, Termination, should_restart,
 };
 use crate::node::runtime::{LoadSource, Loaded};
-use crate::node::sandbox::{ContainerRun, ExitReason};
+use crate::node::sandbox::ExitReason;
 
 impl Worker {
     pub(super) async fn run_containers(self: &Arc<Self>, cancel: CancellationToken) {
@@ -264,35 +265,20 @@ impl Worker {
                 },
             );
         }
-        let host_ip = self.node.config.host_ip.clone();
-        let env = environment(&self.pod, container, &host_ip, &host_ip);
-        let (memory_limit, cpu_limit_millicores) = limits(container);
-        let memory_limit = memory_limit.or(self.node.config.limits.default_container_memory);
-        let mounts = {
-            let (pod_dir, container, env) = (self.pod_dir(), container.clone(), env.clone());
-            tokio::task::spawn_blocking(move || mounts(&pod_dir, &container, &env))
-                .await
-                .unwrap_or_else(|e| Err(e.to_string()))
-        };
-        let mounts = match mounts {
-            Ok(mounts) => mounts,
+        let run = match self.container_run(container, log.clone()).await {
+            Ok(run) => run,
             Err(message) => return self.start_failed(container, slot, message),
         };
-        let run = ContainerRun {
-            name: container.name.clone(),
-            args: arguments(container, &env),
-            env,
-            mounts,
-            memory_limit,
-            cpu_limit_millicores,
-            pod: self.shared.share.clone(),
-            log: log.clone(),
-        };
+        let memory_limit = run.memory_limit;
         let started_at = now();
+        let probed = Probed::of(container);
         self.update(|r| {
-            slot.get(r).state = ContainerState::Running {
+            let record = slot.get(r);
+            record.state = ContainerState::Running {
                 started_at: started_at.clone(),
-            }
+            };
+            record.started = !probed.startup;
+            record.ready = !probed.startup && !probed.readiness;
         });
         self.event(
             Some(&container.name),
@@ -300,11 +286,16 @@ impl Worker {
             "Started",
             &format!("Started container {}", container.name),
         );
-        let exit = self
-            .node
-            .runtime
-            .run(&loaded.component, run, cancel.child_token())
-            .await;
+        // The instance's own token: a failing liveness probe ends it, and its end stops the probes.
+        let instance = cancel.child_token();
+        let running = async {
+            let exit = (self.node.runtime)
+                .run(&loaded.component, run, instance.clone())
+                .await;
+            instance.cancel();
+            exit
+        };
+        let (exit, ()) = tokio::join!(running, self.probe(container, slot, &instance));
         log.close();
         let reason = match exit.reason {
             ExitReason::Completed => "Completed",
@@ -388,13 +379,13 @@ impl Worker {
 
 /// Which container of the pod record a worker step is about.
 #[derive(Clone, Copy, Debug)]
-enum Slot {
+pub(super) enum Slot {
     Init(usize),
     App(usize),
 }
 
 impl Slot {
-    fn get(self, record: &mut PodRecord) -> &mut ContainerRecord {
+    pub(super) fn get(self, record: &mut PodRecord) -> &mut ContainerRecord {
         match self {
             Slot::Init(i) => &mut record.init[i],
             Slot::App(i) => &mut record.app[i],

@@ -66,6 +66,8 @@ impl RunBuilder {
                 memory_limit: None,
                 cpu_limit_millicores: None,
                 pod: PodShare::new(1024),
+                network: None,
+                ports: Vec::new(),
                 log: ContainerLog::new(DEFAULT_CAPACITY_BYTES),
             },
         }

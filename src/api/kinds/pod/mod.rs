@@ -1,6 +1,7 @@
 //! Pod (`v1`): the kind, its graceful deletion, and (in `validation`) its defaults and rules.
 
 mod bounds;
+mod probes;
 pub mod validation;
 
 use k8s_openapi::api::core::v1::Pod;

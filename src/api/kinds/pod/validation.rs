@@ -58,6 +58,7 @@ pub fn default_spec(spec: &mut PodSpec) {
         for port in container.ports.iter_mut().flatten() {
             port.protocol.get_or_insert_with(|| "TCP".into());
         }
+        super::probes::default(container);
     }
 }
 
@@ -291,6 +292,7 @@ fn validate_container(
         }
         validate_sub_path(&field, mount, causes);
     }
+    super::probes::validate(container, path, causes);
     validate_resources(path, container, causes);
 }
 

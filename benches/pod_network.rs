@@ -1,0 +1,278 @@
+//! The pod network's budgets: an HTTP component served by the node against `wasmtime serve`
+//! (when wasmtime-cli is on the PATH), pod-to-pod calls across two agents through the tunnel
+//! against the same calls within one node, and pod start with networking on.
+//!
+//! `cargo bench --bench pod_network`
+
+mod support;
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use support::processes::{free_port, start_agent, start_control_plane};
+use support::{exerciser, millis, percentile, row};
+use wasmkube::api::kinds::PODS;
+use wasmkube::client::Client;
+use wasmkube::testing::{Cluster, eventually};
+
+/// Concurrent keep-alive connections of the load.
+const CONNECTIONS: usize = 4;
+const LOAD_TIME: Duration = Duration::from_secs(3);
+
+fn sample(file: &str) -> String {
+    format!("{}/{file}", env!("WASMKUBE_SAMPLES_DIR"))
+}
+
+/// Requests per second over `CONNECTIONS` connections for `LOAD_TIME`, and the median latency
+/// of one connection's requests made one at a time.
+async fn load(address: SocketAddr) -> (f64, Duration) {
+    let deadline = Instant::now() + LOAD_TIME;
+    let workers: Vec<_> = (0..CONNECTIONS)
+        .map(|_| tokio::spawn(requests_until(address, deadline)))
+        .collect();
+    let mut total = 0;
+    for worker in workers {
+        total += worker.await.unwrap().len();
+    }
+    let rate = total as f64 / LOAD_TIME.as_secs_f64();
+    let mut alone = requests_until(address, Instant::now() + Duration::from_secs(1)).await;
+    alone.sort();
+    (rate, percentile(&alone, 0.5))
+}
+
+/// GETs `/hello` on one connection until `deadline`; the latency of each.
+async fn requests_until(address: SocketAddr, deadline: Instant) -> Vec<Duration> {
+    let stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    stream.set_nodelay(true).unwrap();
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let mut latencies = Vec::new();
+    while Instant::now() < deadline {
+        let request = http::Request::get("/hello")
+            .header("host", "bench")
+            .body(Empty::<Bytes>::new())
+            .unwrap();
+        let start = Instant::now();
+        sender.ready().await.unwrap();
+        let response = sender.send_request(request).await.unwrap();
+        assert_eq!(response.status(), 200);
+        response.into_body().collect().await.unwrap();
+        latencies.push(start.elapsed());
+    }
+    latencies
+}
+
+fn echo_pod(name: &str) -> Value {
+    json!({"metadata": {"name": name}, "spec": {"containers": [{
+        "name": "web", "image": sample("http-echo.wasm"),
+        "ports": [{"containerPort": 8080}],
+        "env": [{"name": "VERSION", "value": "bench"}]}]}})
+}
+
+fn loopback_of(pod: &Value) -> Ipv4Addr {
+    let ip: Ipv4Addr = pod["status"]["podIP"].as_str().unwrap().parse().unwrap();
+    let [_, b, c, d] = ip.octets();
+    Ipv4Addr::new(127, b, c, d)
+}
+
+/// Waits for the pod to run, polling every 200 µs (as the cluster bench does: `eventually`'s
+/// 20 ms would round every start up).
+async fn running(api: &wasmkube::api::Api, name: &str) -> Value {
+    let start = Instant::now();
+    loop {
+        let pod = api.get(&PODS, Some("default"), name).unwrap();
+        if pod["status"]["phase"] == "Running" {
+            return pod;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{name} never ran"
+        );
+        tokio::time::sleep(Duration::from_micros(200)).await;
+    }
+}
+
+/// The node serving http-echo: requests/s and p50 latency; then pod create → Running times.
+async fn measure_node(cluster: &Cluster) -> ((f64, Duration), Vec<Duration>) {
+    let api = cluster.api();
+    api.create(&PODS, Some("default"), echo_pod("echo"))
+        .unwrap();
+    let pod = running(api, "echo").await;
+    let served = load(SocketAddr::from((loopback_of(&pod), 8080))).await;
+    let mut starts = Vec::new();
+    for i in 0..100 {
+        let name = format!("start-{i}");
+        let pod = json!({"metadata": {"name": name}, "spec": {
+            "containers": [{"name": "c", "image": exerciser(), "args": ["sleep", "600000"]}]}});
+        let start = Instant::now();
+        api.create(&PODS, Some("default"), pod).unwrap();
+        running(api, &name).await;
+        starts.push(start.elapsed());
+    }
+    starts.sort();
+    (served, starts)
+}
+
+/// `wasmtime serve` of the same component, when wasmtime-cli is installed.
+async fn measure_wasmtime_serve() -> Option<(f64, Duration)> {
+    let port = free_port();
+    let child = Command::new("wasmtime")
+        .args(["serve", "-Scli", "--addr", &format!("127.0.0.1:{port}")])
+        .arg(sample("http-echo.wasm"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    struct Kill(Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _guard = Kill(child);
+    let address = SocketAddr::from(([127, 0, 0, 1], port));
+    eventually(
+        Duration::from_secs(30),
+        "wasmtime serve to listen",
+        || async { tokio::net::TcpStream::connect(address).await.ok() },
+    )
+    .await;
+    Some(load(address).await)
+}
+
+/// Calls/s of a client pod on `node` getting 64 KiB bodies from the echo pod at `ip`.
+async fn calls_per_second(client: &Client, name: &str, node: &str, ip: &str) -> f64 {
+    let target = format!("http://{ip}:8080/bytes/65536");
+    let pod = json!({"metadata": {"name": name}, "spec": {"nodeName": node, "restartPolicy": "Never",
+        "containers": [{"name": "c", "image": sample("client.wasm"),
+                        "args": ["--quiet", "--count", "300", target]}]}});
+    let pods = "/api/v1/namespaces/default/pods";
+    client.create(pods, &pod).await.unwrap();
+    let log = format!("{pods}/{name}/log");
+    let summary = eventually(Duration::from_secs(120), "the client's summary", || async {
+        let text = client.get_text(&log).await.ok()?;
+        text.lines()
+            .find(|l| l.contains("calls/s"))
+            .map(str::to_string)
+    })
+    .await;
+    assert!(summary.contains(", 0 failed"), "{summary}");
+    let rate = summary.split(": ").nth(1).and_then(|r| r.split(' ').next());
+    rate.and_then(|r| r.parse().ok())
+        .unwrap_or_else(|| panic!("no rate in {summary:?}"))
+}
+
+/// Pod-to-pod calls within edge-1 and from edge-2 to edge-1 (through the tunnel).
+async fn measure_across_nodes(root: &Path) -> (f64, f64) {
+    let port = free_port();
+    let url = format!("https://127.0.0.1:{port}");
+    let (_server, client) = start_control_plane("server", &root.join("s"), port).await;
+    let token = std::fs::read_to_string(root.join("s/node-token")).unwrap();
+    let _agents: Vec<_> = ["edge-1", "edge-2"]
+        .iter()
+        .map(|n| start_agent(&url, &token, n, &root.join(n)))
+        .collect();
+    let mut echo = echo_pod("echo");
+    echo["spec"]["nodeName"] = json!("edge-1");
+    let pods = "/api/v1/namespaces/default/pods";
+    let echo = eventually(
+        Duration::from_secs(60),
+        "echo Running on edge-1",
+        || async {
+            if client.get(&format!("{pods}/echo")).await.is_err() {
+                client.create(pods, &echo).await.ok()?;
+            }
+            let pod = client.get(&format!("{pods}/echo")).await.ok()?;
+            (pod["status"]["phase"] == "Running").then_some(pod)
+        },
+    )
+    .await;
+    let ip = echo["status"]["podIP"].as_str().unwrap().to_string();
+    let local = calls_per_second(&client, "local", "edge-1", &ip).await;
+    let remote = calls_per_second(&client, "remote", "edge-2", &ip).await;
+    (local, remote)
+}
+
+fn main() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let ((node_rate, node_p50), starts) = runtime.block_on(async {
+        let cluster = Cluster::start().await.unwrap();
+        let measured = measure_node(&cluster).await;
+        cluster.shutdown().await;
+        measured
+    });
+    let serve = runtime.block_on(measure_wasmtime_serve());
+    let root = tempfile::tempdir().unwrap();
+    let (local, remote) = runtime.block_on(measure_across_nodes(root.path()));
+    println!(
+        "| {:<44} | {:>14} | {:<10} |",
+        "measure", "median/value", "budget"
+    );
+    println!("|{:-<46}|{:-<16}|{:-<12}|", "", "", "");
+    let rate = |r: f64| format!("{r:.0} req/s");
+    row("http-echo served by the node", rate(node_rate), "reported");
+    row(
+        "  p50 latency, one connection",
+        millis(node_p50),
+        "reported",
+    );
+    match serve {
+        Some((serve_rate, serve_p50)) => {
+            row(
+                "wasmtime serve, same component",
+                rate(serve_rate),
+                "reference",
+            );
+            row(
+                "  p50 latency, one connection",
+                millis(serve_p50),
+                "reference",
+            );
+            row(
+                "node / wasmtime serve requests/s",
+                format!("{:.0}%", 100.0 * node_rate / serve_rate),
+                ">= 90%",
+            );
+            let extra = node_p50.as_secs_f64() - serve_p50.as_secs_f64();
+            row(
+                "node p50 - wasmtime serve p50",
+                format!("{:.3} ms", extra * 1e3),
+                "<= 0.3 ms",
+            );
+        }
+        None => row(
+            "wasmtime serve (wasmtime-cli not on PATH)",
+            "not run".into(),
+            ">= 90%",
+        ),
+    }
+    row(
+        "pod → pod on one node (64 KiB GETs)",
+        format!("{local:.0} calls/s"),
+        "reference",
+    );
+    row(
+        "pod → pod across nodes, tunnel",
+        format!("{remote:.0} calls/s"),
+        "reported",
+    );
+    row(
+        "across / within one node",
+        format!("{:.0}%", 100.0 * remote / local),
+        ">= 50%",
+    );
+    row(
+        "pod create → Running p50 (100 pods)",
+        millis(percentile(&starts, 0.5)),
+        "< 20 ms",
+    );
+}
