@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::Api;
 use crate::api::server::{self, Context};
+use crate::api::service_network::ServiceNetwork;
 use crate::client::control_plane::ControlPlane;
 use crate::controller_runtime::backoff::Backoff;
 use crate::controllers::node_lifecycle::NodeLifecycleConfig;
@@ -48,6 +49,8 @@ pub struct ClusterConfig {
     pub watch_history: u64,
     /// What the embedded node keeps for itself and lets its pods use.
     pub node_limits: NodeLimits,
+    /// Where Services' cluster IPs and node ports come from.
+    pub service_network: ServiceNetwork,
 }
 
 impl Default for ClusterConfig {
@@ -63,6 +66,7 @@ impl Default for ClusterConfig {
             heartbeat_interval: Duration::from_secs(10),
             watch_history: crate::store::DEFAULT_HISTORY,
             node_limits: NodeLimits::default(),
+            service_network: ServiceNetwork::default(),
         }
     }
 }
@@ -125,9 +129,9 @@ impl Cluster {
         private_store_files(&store_path)?;
         let store = SqliteStore::open_with_history(&store_path, config.watch_history)
             .context("cannot open the store")?;
-        let api = Api::new(Arc::new(store));
+        let api = Api::with_service_network(Arc::new(store), config.service_network.clone());
         api.bootstrap()
-            .context("cannot create the system namespaces")?;
+            .context("cannot create the system namespaces and the kubernetes Service")?;
         let token = tokens::admin_token(&config.data_dir)?;
         let tls = crate::tls::load_or_create(&config.data_dir.join("tls"), config.api_addr)
             .context("cannot set up the API's TLS certificates")?;

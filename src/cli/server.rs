@@ -2,6 +2,7 @@
 //! that join with `wasmkube agent`; also the control-plane flags `up` shares.
 
 use std::net::SocketAddr;
+use std::ops::RangeInclusive;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -10,6 +11,7 @@ use tokio::time::Instant;
 
 use super::up::shutdown_signal;
 use super::{GlobalArgs, parse_duration, print};
+use crate::api::service_network::{Ipv4Cidr, ServiceNetwork, parse_port_range};
 use crate::cluster::{Cluster, ClusterConfig};
 
 /// Flags of the control plane, for `up` and `server`.
@@ -25,6 +27,12 @@ pub struct ControlPlaneArgs {
     /// How long pods stay on an unreachable node before they are evicted
     #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
     pub pod_eviction_timeout: Duration,
+    /// The IPv4 range Services' cluster IPs come from
+    #[arg(long, default_value = "10.96.0.0/12", value_name = "CIDR")]
+    pub service_cidr: Ipv4Cidr,
+    /// The ports NodePort and LoadBalancer Services' node ports come from
+    #[arg(long, default_value = "30000-32767", value_parser = parse_port_range, value_name = "FIRST-LAST")]
+    pub service_node_port_range: RangeInclusive<u16>,
 }
 
 impl ControlPlaneArgs {
@@ -33,6 +41,10 @@ impl ControlPlaneArgs {
         config.disabled = self.disable.clone();
         config.node_lifecycle.grace_period = self.node_monitor_grace_period;
         config.node_lifecycle.eviction_timeout = self.pod_eviction_timeout;
+        config.service_network = ServiceNetwork {
+            cidr: self.service_cidr,
+            node_ports: self.service_node_port_range.clone(),
+        };
     }
 }
 

@@ -33,6 +33,9 @@ pub const COMPONENTS: &[(&str, Start)] = &[
     ("deployment", |api, _, stop| {
         Box::pin(controllers::deployment::run(api, stop))
     }),
+    ("endpoints", |api, _, stop| {
+        Box::pin(controllers::endpoints::run(api, stop))
+    }),
     ("garbage-collector", |api, _, stop| {
         Box::pin(controllers::garbage_collector::run(api, stop))
     }),
