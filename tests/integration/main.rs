@@ -30,6 +30,7 @@ mod python_client;
 mod replica_sets;
 mod scheduling;
 mod server_limits;
+mod services;
 mod store_blocking;
 mod support;
 mod volumes;
