@@ -22,6 +22,7 @@ use crate::api::service_network::ServiceNetwork;
 use crate::client::control_plane::ControlPlane;
 use crate::controller_runtime::backoff::Backoff;
 use crate::controllers::node_lifecycle::NodeLifecycleConfig;
+use crate::dns::DnsConfig;
 use crate::events::Recorder;
 use crate::node::agent::Agent;
 use crate::node::allocatable::NodeLimits;
@@ -51,6 +52,8 @@ pub struct ClusterConfig {
     pub node_limits: NodeLimits,
     /// Where Services' cluster IPs and node ports come from.
     pub service_network: ServiceNetwork,
+    /// Where cluster DNS answers, and for which domain.
+    pub dns: DnsConfig,
 }
 
 impl Default for ClusterConfig {
@@ -67,6 +70,7 @@ impl Default for ClusterConfig {
             watch_history: crate::store::DEFAULT_HISTORY,
             node_limits: NodeLimits::default(),
             service_network: ServiceNetwork::default(),
+            dns: DnsConfig::default(),
         }
     }
 }

@@ -9,6 +9,7 @@ mod cli_replica_sets;
 mod cli_workloads;
 mod custom_resources;
 mod deployments;
+mod dns;
 mod durability;
 mod eviction;
 mod extreme_values;
