@@ -124,7 +124,7 @@ async fn cluster_dns_answers_every_record_kind_over_udp_and_tcp() {
             .then_some(answer)
     })
     .await;
-    assert_eq!(answers(&a), [ip.clone()]);
+    assert_eq!(answers(&a), [ip]);
     assert!(a.authoritative());
     let srv = ask_tcp(
         dns,

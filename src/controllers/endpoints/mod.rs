@@ -35,7 +35,7 @@ pub enum Error {
         resource: &'static str,
         name: String,
         service: ObjectKey,
-        source: ApiError,
+        source: Box<ApiError>,
     },
     #[error("Service {service} does not decode: {source}")]
     Undecodable {
@@ -231,7 +231,7 @@ impl Context {
             resource: resource.kind,
             name: name.clone(),
             service: service.clone(),
-            source,
+            source: Box::new(source),
         };
         let Some(current) = cache.get(&ObjectKey::new(namespace, &name)) else {
             return match self.api.create(resource, namespace, wanted) {
@@ -291,7 +291,7 @@ impl Context {
                 resource: resource.kind,
                 name: name.into(),
                 service: service.clone(),
-                source,
+                source: Box::new(source),
             }),
         }
     }
