@@ -12,7 +12,7 @@ use wasmkube::api::{DeleteOptions, ListOptions};
 use wasmkube::client::Client;
 use wasmkube::testing::Cluster;
 
-use crate::kubectl::kubectl;
+use crate::kubectl::{kubectl, row};
 use crate::support::{PodBuilder, eventually};
 
 const SERVICES_PATH: &str = "/api/v1/namespaces/default/services";
@@ -292,13 +292,7 @@ async fn kubectl_expose_creates_a_service_that_get_and_describe_show() {
 
     let table = kubectl(&cluster, &["get", "svc", "-o", "wide"], None).await;
     assert!(table.success, "{}", table.stderr);
-    let header: Vec<&str> = table
-        .stdout
-        .lines()
-        .next()
-        .unwrap()
-        .split_whitespace()
-        .collect();
+    let header = row(&table.stdout, "NAME").unwrap();
     assert_eq!(
         header,
         [
@@ -311,12 +305,7 @@ async fn kubectl_expose_creates_a_service_that_get_and_describe_show() {
             "SELECTOR"
         ]
     );
-    let row = table
-        .stdout
-        .lines()
-        .find(|l| l.starts_with("web "))
-        .unwrap();
-    let cells: Vec<&str> = row.split_whitespace().collect();
+    let cells = row(&table.stdout, "web").unwrap();
     assert_eq!(cells[..5], ["web", "ClusterIP", ip, "<none>", "80/TCP"]);
     assert_eq!(cells[6], "app=web");
     assert!(table.stdout.contains("kubernetes "), "{}", table.stdout);

@@ -17,6 +17,17 @@ fn pod(name: &str, ip: &str, ready: bool) -> Value {
             "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}]}})
 }
 
+/// A ready pod, a pod not ready, and a ready pod being deleted.
+fn three_pods() -> Vec<Pod> {
+    let mut terminating = pod("c", "10.0.0.3", true);
+    terminating["metadata"]["deletionTimestamp"] = json!("2024-01-01T00:00:00Z");
+    pods(vec![
+        pod("a", "10.0.0.1", true),
+        pod("b", "10.0.0.2", false),
+        terminating,
+    ])
+}
+
 fn pods(values: Vec<Value>) -> Vec<Pod> {
     values
         .into_iter()
@@ -31,13 +42,7 @@ fn ips(addresses: &Option<Vec<EndpointAddress>>) -> Vec<&str> {
 #[test]
 fn ready_pods_are_addresses_and_others_not_ready_addresses_on_the_named_port() {
     let service = service(json!({"ports": [{"name": "web", "port": 80, "targetPort": "http"}]}));
-    let mut terminating = pod("c", "10.0.0.3", true);
-    terminating["metadata"]["deletionTimestamp"] = json!("2024-01-01T00:00:00Z");
-    let members = pods(vec![
-        pod("a", "10.0.0.1", true),
-        pod("b", "10.0.0.2", false),
-        terminating,
-    ]);
+    let members = three_pods();
     let endpoints = endpoints(&service, &members);
     let subsets = endpoints.subsets.unwrap();
     assert_eq!(subsets.len(), 1);
@@ -69,13 +74,7 @@ fn publishing_not_ready_addresses_makes_every_pod_an_address() {
 #[test]
 fn slices_mark_terminating_pods_and_carry_the_service_labels() {
     let service = service(json!({"ports": [{"name": "web", "port": 80, "targetPort": 8080}]}));
-    let mut terminating = pod("c", "10.0.0.3", true);
-    terminating["metadata"]["deletionTimestamp"] = json!("2024-01-01T00:00:00Z");
-    let members = pods(vec![
-        pod("a", "10.0.0.1", true),
-        pod("b", "10.0.0.2", false),
-        terminating,
-    ]);
+    let members = three_pods();
     let slices = slices(&service, &members);
     assert_eq!(slices.len(), 1);
     let slice = &slices[0];
