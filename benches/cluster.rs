@@ -58,6 +58,8 @@ fn measure_up() -> (Duration, u64) {
                 &address,
                 "--kubelet-port",
                 "0",
+                "--dns-addr",
+                "127.0.0.1:0",
             ],
             dir.path(),
         );

@@ -19,10 +19,12 @@ use tokio_util::sync::CancellationToken;
 use crate::api::Api;
 use crate::api::kubelet_client::KubeletClient;
 use crate::api::server::{self, Context};
+use crate::api::service_network::ServiceNetwork;
 use crate::client::control_plane::ControlPlane;
 use crate::controller_runtime::backoff::Backoff;
 use crate::controllers::node_ipam::NodeIpamConfig;
 use crate::controllers::node_lifecycle::NodeLifecycleConfig;
+use crate::dns::DnsConfig;
 use crate::events::Recorder;
 use crate::node::agent::Agent;
 use crate::node::allocatable::NodeLimits;
@@ -54,6 +56,10 @@ pub struct ClusterConfig {
     pub node_ipam: NodeIpamConfig,
     /// Where the embedded node's endpoint listens (0: any free port).
     pub kubelet_port: u16,
+    /// Where Services' cluster IPs and node ports come from.
+    pub service_network: ServiceNetwork,
+    /// Where cluster DNS answers, and for which domain.
+    pub dns: DnsConfig,
 }
 
 impl Default for ClusterConfig {
@@ -71,6 +77,8 @@ impl Default for ClusterConfig {
             node_limits: NodeLimits::default(),
             node_ipam: NodeIpamConfig::default(),
             kubelet_port: crate::node::DEFAULT_KUBELET_PORT,
+            service_network: ServiceNetwork::default(),
+            dns: DnsConfig::default(),
         }
     }
 }
@@ -134,9 +142,9 @@ impl Cluster {
         private_store_files(&store_path)?;
         let store = SqliteStore::open_with_history(&store_path, config.watch_history)
             .context("cannot open the store")?;
-        let api = Api::new(Arc::new(store));
+        let api = Api::with_service_network(Arc::new(store), config.service_network.clone());
         api.bootstrap()
-            .context("cannot create the system namespaces")?;
+            .context("cannot create the system namespaces and the kubernetes Service")?;
         let token = tokens::admin_token(&config.data_dir)?;
         let tls_dir = config.data_dir.join("tls");
         let tls = crate::tls::load_or_create(&tls_dir, config.api_addr)

@@ -15,6 +15,7 @@ pub mod client;
 pub mod cluster;
 pub mod controller_runtime;
 pub mod controllers;
+pub mod dns;
 pub mod events;
 pub mod images;
 pub mod manifest;

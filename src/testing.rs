@@ -19,11 +19,13 @@ use crate::api::Api;
 use crate::client::Client;
 use crate::cluster::{self, ClusterConfig};
 use crate::controller_runtime::backoff::Backoff;
+use crate::dns::DnsConfig;
 
 /// A cluster that lives as long as the value (its data dir is removed on drop, unless kept).
 pub struct Cluster {
     inner: Option<cluster::Cluster>,
     data_dir: tempfile::TempDir,
+    dns_addr: SocketAddr,
 }
 
 impl Cluster {
@@ -47,13 +49,19 @@ impl Cluster {
             },
             heartbeat_interval: Duration::from_secs(1),
             kubelet_port: 0,
+            dns: DnsConfig {
+                addr: free_dns_address()?,
+                ..DnsConfig::default()
+            },
             ..ClusterConfig::default()
         };
         adjust(&mut config);
+        let dns_addr = config.dns.addr;
         let inner = cluster::Cluster::start(config).await?;
         Ok(Self {
             inner: Some(inner),
             data_dir,
+            dns_addr,
         })
     }
 
@@ -95,10 +103,27 @@ impl Cluster {
         self.data_dir.path()
     }
 
+    /// Where the cluster's DNS server answers (UDP and TCP).
+    pub fn dns_addr(&self) -> SocketAddr {
+        self.dns_addr
+    }
+
     /// Stops the cluster and waits for its tasks.
     pub async fn shutdown(mut self) {
         if let Some(inner) = self.inner.take() {
             inner.shutdown().await;
+        }
+    }
+}
+
+/// A loopback port free for both UDP and TCP just now, for the DNS server (which must bind
+/// both on one port, so it cannot take an ephemeral one of each).
+fn free_dns_address() -> std::io::Result<SocketAddr> {
+    loop {
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0")?;
+        let address = udp.local_addr()?;
+        if std::net::TcpListener::bind(address).is_ok() {
+            return Ok(address);
         }
     }
 }

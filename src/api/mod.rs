@@ -26,6 +26,8 @@ pub mod routes;
 pub mod scale;
 pub mod selectors;
 pub mod server;
+mod service_allocation;
+pub mod service_network;
 pub mod table;
 pub mod types;
 pub mod watch;
@@ -58,15 +60,26 @@ pub struct Api {
     log_sources: RwLock<HashMap<String, Arc<dyn logs::PodLogs>>>,
     /// How the API server reaches the endpoints of nodes in other processes.
     kubelet: OnceLock<kubelet_client::KubeletClient>,
+    /// Where Services' cluster IPs and node ports come from.
+    services: service_allocation::ServiceAllocator,
 }
 
 impl Api {
     pub fn new(store: Arc<dyn Store>) -> Arc<Self> {
+        Self::with_service_network(store, service_network::ServiceNetwork::default())
+    }
+
+    /// An API whose Services take their cluster IPs and node ports from `network`.
+    pub fn with_service_network(
+        store: Arc<dyn Store>,
+        network: service_network::ServiceNetwork,
+    ) -> Arc<Self> {
         Arc::new(Self {
             store,
             registry: kinds::Registry::default(),
             log_sources: RwLock::new(HashMap::new()),
             kubelet: OnceLock::new(),
+            services: service_allocation::ServiceAllocator::new(network),
         })
     }
 

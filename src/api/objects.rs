@@ -8,7 +8,9 @@ use serde_json::{Value, json};
 
 use super::apply::managed;
 use super::error::{ApiError, ApiResult};
-use super::kinds::{self, Deletion, NAMESPACES, PODS, Resource, SYSTEM_NAMESPACES, Write};
+use super::kinds::{
+    self, Deletion, NAMESPACES, PODS, Resource, SERVICES, SYSTEM_NAMESPACES, Write,
+};
 use super::list_options::ListOptions;
 use super::write::{WriteOptions, Written};
 use super::{Api, clock};
@@ -258,6 +260,7 @@ impl Api {
         options: &WriteOptions,
     ) -> ApiResult<Written> {
         let warnings = options.check_fields(resource, &value)?;
+        let _allocating = self.serialize_allocation(resource);
         let (key, mut value) = self.admit_new(resource, namespace, value)?;
         if let Some(manager) = &options.field_manager {
             managed::record_update(resource, None, &mut value, manager, Part::Main);
@@ -291,6 +294,11 @@ impl Api {
         namespace: Option<&str>,
         values: Vec<Value>,
     ) -> ApiResult<Vec<ApiResult<Value>>> {
+        if *resource == SERVICES {
+            // Each allocation must see the Services stored before it.
+            let create = |value| self.create(resource, namespace, value);
+            return Ok(values.into_iter().map(create).collect());
+        }
         let mut outcomes: Vec<Option<ApiResult<Value>>> = Vec::with_capacity(values.len());
         let mut admitted = Vec::new();
         for value in values {
@@ -373,7 +381,10 @@ impl Api {
         {
             self.apply_limit_ranges(ns, &mut value)?;
         }
-        let value = kinds::admit(resource, value, Write::Create)?;
+        let mut value = kinds::admit(resource, value, Write::Create)?;
+        if *resource == SERVICES {
+            self.allocate_service(&mut value, None)?;
+        }
         self.check_namespace_open(resource, namespace)?;
         let key = resource.key(namespace, Some(name_of(&value)));
         Ok((key, value))
@@ -473,6 +484,7 @@ impl Api {
     ) -> ApiResult<Written> {
         let warnings = options.check_fields(resource, &value)?;
         let written = |object| Written { object, warnings };
+        let _allocating = self.serialize_allocation(resource);
         let admitted = self.admit_update(resource, namespace, name, value, part, options)?;
         let (key, value, current) = match admitted {
             Admitted::Unchanged(current) => return Ok(written(current)),
@@ -511,6 +523,13 @@ impl Api {
         objects: Vec<(String, Value)>,
         part: Part,
     ) -> ApiResult<Vec<ApiResult<Value>>> {
+        if *resource == SERVICES {
+            // Each allocation must see the Services stored before it.
+            let update = |(name, value): (String, Value)| {
+                self.update(resource, namespace, &name, value, part)
+            };
+            return Ok(objects.into_iter().map(update).collect());
+        }
         let mut outcomes: Vec<Option<ApiResult<Value>>> = Vec::with_capacity(objects.len());
         let mut writes = Vec::new();
         let mut names = Vec::new();
@@ -570,6 +589,9 @@ impl Api {
                 old: &current.value,
             },
         )?;
+        if *resource == SERVICES && part == Part::Main {
+            self.allocate_service(&mut value, Some(&current.value))?;
+        }
         if let Some(manager) = &options.field_manager {
             managed::record_update(resource, Some(&current.value), &mut value, manager, part);
         }
@@ -696,7 +718,7 @@ impl Api {
                 Err(error) => return Err(error),
             }
         }
-        Ok(())
+        self.bootstrap_api_service()
     }
 }
 

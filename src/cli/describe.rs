@@ -12,7 +12,10 @@ use serde_json::Value;
 use super::get::items_of;
 use super::table::tabwrite;
 use super::{Reported, Session, parse_targets, print, report};
-use crate::api::kinds::{DEPLOYMENTS, EVENTS, NAMESPACES, NODES, PODS, REPLICA_SETS, Resource};
+use crate::api::kinds::{
+    DEPLOYMENTS, ENDPOINT_SLICES, EVENTS, NAMESPACES, NODES, PODS, REPLICA_SETS, Resource,
+    SERVICE_NAME_LABEL, SERVICES,
+};
 use crate::api::printers::event::event_last_seen;
 use crate::api::printers::{now, since};
 use crate::client::{Client, ListParams};
@@ -76,7 +79,8 @@ pub async fn run(session: &Session, args: DescribeArgs) -> anyhow::Result<()> {
 }
 
 /// The description of `object`, fetching what its describer needs: its events (when
-/// `show_events`), a Deployment's ReplicaSets, a ReplicaSet's pods, a node's pods.
+/// `show_events`), a Deployment's ReplicaSets, a ReplicaSet's pods, a node's pods, a
+/// Service's EndpointSlices.
 async fn describe_with_related(
     session: &Session,
     kind: &Resource,
@@ -96,6 +100,21 @@ async fn describe_with_related(
         k if *k == REPLICA_SETS => {
             let pods = controlled_by(session, &PODS, object).await?;
             super::describe_replica_set::replica_set(&mut out, object, &pods);
+        }
+        k if *k == SERVICES => {
+            let name = object["metadata"]["name"].as_str().unwrap_or_default();
+            let selector = format!("{SERVICE_NAME_LABEL}={name}");
+            let path = ENDPOINT_SLICES.path(Some(&session.namespace), None);
+            let params = ListParams {
+                label_selector: Some(selector),
+                field_selector: None,
+            };
+            let slices = session.client.list(&path, &params).await?;
+            let slices: Vec<_> = items_of(slices, &ENDPOINT_SLICES)
+                .iter()
+                .map(decode)
+                .collect();
+            super::describe_service::service(&mut out, &decode(object), &slices);
         }
         k if *k == NODES => {
             let name = object["metadata"]["name"].as_str().unwrap_or_default();

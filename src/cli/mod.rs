@@ -16,6 +16,7 @@ pub mod describe_deployment;
 pub mod describe_node;
 pub mod describe_pod;
 pub mod describe_replica_set;
+mod describe_service;
 pub mod drain;
 pub mod files;
 pub mod get;

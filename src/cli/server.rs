@@ -2,6 +2,7 @@
 //! that join with `wasmkube agent`; also the control-plane flags `up` shares.
 
 use std::net::SocketAddr;
+use std::ops::RangeInclusive;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -10,15 +11,17 @@ use tokio::time::Instant;
 
 use super::up::shutdown_signal;
 use super::{GlobalArgs, parse_duration, print};
+use crate::api::service_network::{Ipv4Cidr, ServiceNetwork, parse_port_range};
 use crate::cidr::Ipv4Block;
 use crate::cluster::{Cluster, ClusterConfig};
 use crate::controllers::node_ipam::NodeIpamConfig;
+use crate::dns::DnsConfig;
 
 /// Flags of the control plane, for `up` and `server`.
 #[derive(Clone, Debug, Args)]
 pub struct ControlPlaneArgs {
     /// Do not start a component (repeatable or comma-separated): scheduler, namespace,
-    /// replicaset, deployment, garbage-collector, node-ipam, node-lifecycle
+    /// replicaset, deployment, endpoints, dns, garbage-collector, node-ipam, node-lifecycle
     #[arg(long, value_name = "NAME", value_delimiter = ',')]
     pub disable: Vec<String>,
     /// How long a node may stay silent before it is marked NotReady (Unknown)
@@ -33,6 +36,18 @@ pub struct ControlPlaneArgs {
     /// The size of each node's block of the pod range, as a prefix length
     #[arg(long, default_value_t = 24, value_name = "BITS")]
     pub node_cidr_mask_size: u8,
+    /// The IPv4 range Services' cluster IPs come from
+    #[arg(long, default_value = "10.96.0.0/12", value_name = "CIDR")]
+    pub service_cidr: Ipv4Cidr,
+    /// The ports NodePort and LoadBalancer Services' node ports come from
+    #[arg(long, default_value = "30000-32767", value_parser = parse_port_range, value_name = "FIRST-LAST")]
+    pub service_node_port_range: RangeInclusive<u16>,
+    /// Where cluster DNS answers, on UDP and TCP
+    #[arg(long, default_value = "127.0.0.1:10053", value_name = "ADDR")]
+    pub dns_addr: SocketAddr,
+    /// The domain of Services' DNS names
+    #[arg(long, default_value = "cluster.local", value_name = "DOMAIN")]
+    pub cluster_domain: String,
 }
 
 impl ControlPlaneArgs {
@@ -44,6 +59,14 @@ impl ControlPlaneArgs {
         config.node_ipam = NodeIpamConfig {
             cluster_cidr: self.cluster_cidr,
             node_mask: self.node_cidr_mask_size,
+        };
+        config.service_network = ServiceNetwork {
+            cidr: self.service_cidr,
+            node_ports: self.service_node_port_range.clone(),
+        };
+        config.dns = DnsConfig {
+            addr: self.dns_addr,
+            domain: self.cluster_domain.clone(),
         };
     }
 }

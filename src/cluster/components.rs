@@ -33,6 +33,12 @@ pub const COMPONENTS: &[(&str, Start)] = &[
     ("deployment", |api, _, stop| {
         Box::pin(controllers::deployment::run(api, stop))
     }),
+    ("endpoints", |api, _, stop| {
+        Box::pin(controllers::endpoints::run(api, stop))
+    }),
+    ("dns", |api, config, stop| {
+        Box::pin(crate::dns::run(api, config.dns.clone(), stop))
+    }),
     ("garbage-collector", |api, _, stop| {
         Box::pin(controllers::garbage_collector::run(api, stop))
     }),

@@ -2,6 +2,7 @@
 
 pub mod custom_resource_definitions;
 pub mod deployment;
+pub mod endpoints;
 pub mod garbage_collector;
 pub mod namespace;
 pub mod node_ipam;

@@ -41,6 +41,14 @@ fn sample(resource: &Resource) -> Value {
             return json!({"involvedObject": {"kind": "Pod", "name": "p", "namespace": NAMESPACE},
                           "reason": "Test", "message": "m", "type": "Normal"});
         }
+        "Service" => json!({"selector": {"app": "x"}, "ports": [{"port": 80}]}),
+        "Endpoints" => {
+            return json!({"subsets": [{"addresses": [{"ip": "10.0.0.1"}], "ports": [{"port": 80}]}]});
+        }
+        "EndpointSlice" => {
+            return json!({"addressType": "IPv4", "endpoints": [{"addresses": ["10.0.0.1"]}],
+                          "ports": [{"port": 80}]});
+        }
         "CustomResourceDefinition" => json!({"group": "example.com", "scope": "Namespaced",
             "names": {"plural": "gadgets", "kind": "Gadget"},
             "versions": [{"name": "v1", "served": true, "storage": true,

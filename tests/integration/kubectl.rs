@@ -39,7 +39,7 @@ fn pod_manifest(name: &str) -> String {
 }
 
 /// The columns of the row of `name` in a `kubectl get` table.
-fn row(table: &str, name: &str) -> Option<Vec<String>> {
+pub fn row(table: &str, name: &str) -> Option<Vec<String>> {
     let line = table
         .lines()
         .find(|l| l.split_whitespace().next() == Some(name))?;

@@ -80,11 +80,12 @@ pub fn free_port() -> u16 {
 
 /// Runs `wasmkube COMMAND --data-dir DIR --api-addr 127.0.0.1:PORT` (`up` or `server`) and
 /// waits until its API answers; returns the process and an admin client. The node of `up`
-/// serves its endpoint on a free port (tests run side by side).
+/// serves its endpoint on a free port, as DNS does (tests run side by side).
 pub async fn start_control_plane(command: &str, data_dir: &Path, port: u16) -> (Process, Client) {
     let api_addr = format!("127.0.0.1:{port}");
     let mut args = vec![command, "--data-dir", data_dir.to_str().unwrap()];
-    args.extend(["--api-addr", &api_addr]);
+    // Cluster DNS on any free port: processes of tests side by side never share one.
+    args.extend(["--api-addr", &api_addr, "--dns-addr", "127.0.0.1:0"]);
     if command == "up" {
         args.extend(["--kubelet-port", "0"]);
     }

@@ -9,6 +9,7 @@
 pub mod custom_resource;
 mod custom_resource_definition;
 mod deployment;
+mod endpoints;
 mod event;
 mod lease;
 mod limit_range;
@@ -19,10 +20,12 @@ pub mod pod;
 pub mod registry;
 mod replica_set;
 mod resource;
+pub mod service;
 pub mod strategy;
 
 pub use custom_resource_definition::{CLEANUP_FINALIZER, CUSTOM_RESOURCE_DEFINITIONS};
 pub use deployment::{DEPLOYMENTS, percent};
+pub use endpoints::{ENDPOINT_SLICES, ENDPOINTS, MANAGED_BY_LABEL, SERVICE_NAME_LABEL};
 pub use event::EVENTS;
 pub use lease::{LEASES, NODE_LEASE_NAMESPACE};
 pub use limit_range::LIMIT_RANGES;
@@ -32,6 +35,7 @@ pub use pod::PODS;
 pub use registry::{Registry, for_manifest, lookup};
 pub use replica_set::REPLICA_SETS;
 pub use resource::{Resource, Subresource, SubresourceInfo, percent_encode};
+pub use service::SERVICES;
 pub use strategy::{
     Admission, Deletion, ScalePaths, Strategy, Typed, Write, admit, decode, encode, invalid,
     schema_of,
@@ -47,5 +51,8 @@ pub static BUILT_IN: &[&Resource] = &[
     &DEPLOYMENTS,
     &LEASES,
     &LIMIT_RANGES,
+    &SERVICES,
+    &ENDPOINTS,
+    &ENDPOINT_SLICES,
     &CUSTOM_RESOURCE_DEFINITIONS,
 ];

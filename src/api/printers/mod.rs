@@ -11,6 +11,7 @@ pub mod limit_range;
 pub mod namespace;
 pub mod node;
 pub mod pod;
+pub mod service;
 pub mod workload;
 
 use std::borrow::Cow;
