@@ -21,7 +21,7 @@ use wasmkube::api::kinds::{ENDPOINT_SLICES, SERVICES};
 use wasmkube::testing::Cluster;
 
 mod support;
-use support::{millis, percentile, row};
+use support::{header, p50_p99, percentile, row};
 
 fn micros(duration: Duration) -> String {
     format!("{} µs", duration.as_micros())
@@ -132,8 +132,7 @@ async fn main() {
         changes.push(started.elapsed());
     }
     changes.sort();
-    println!("| {:<44} | {:>14} | {:<10} |", "what", "figure", "budget");
-    println!("|{:-<46}|{:-<16}|{:-<12}|", "", "", "");
+    header();
     row(
         "DNS answer (1,000 svc × 3 endpoints) p50",
         micros(percentile(&answers, 0.5)),
@@ -144,15 +143,6 @@ async fn main() {
         micros(percentile(&answers, 0.99)),
         "< 1 ms",
     );
-    row(
-        "endpoint change → DNS updated p50",
-        millis(percentile(&changes, 0.5)),
-        "",
-    );
-    row(
-        "endpoint change → DNS updated p99",
-        millis(percentile(&changes, 0.99)),
-        "< 100 ms",
-    );
+    p50_p99("endpoint change → DNS updated", &changes, "< 100 ms");
     cluster.shutdown().await;
 }
