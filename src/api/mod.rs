@@ -51,6 +51,20 @@ use crate::store::Store;
 /// (kube-apiserver's `maxRetryWhenPatchConflicts`).
 const MAX_CONFLICT_RETRIES: u32 = 5;
 
+/// Runs `attempt` again after a conflict with a concurrent write (`MAX_CONFLICT_RETRIES`
+/// times), unless `pinned`: the client named the version it wrote against.
+fn retry_conflicts<T>(pinned: bool, mut attempt: impl FnMut() -> ApiResult<T>) -> ApiResult<T> {
+    let mut attempts = 0;
+    loop {
+        match attempt() {
+            Err(ApiError::Conflict { .. }) if !pinned && attempts < MAX_CONFLICT_RETRIES => {
+                attempts += 1;
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
 /// The API server's core, independent of HTTP.
 pub struct Api {
     store: Arc<dyn Store>,
@@ -148,17 +162,11 @@ impl Api {
         options: &WriteOptions,
         mut change: impl FnMut(&mut Value) -> ApiResult<()>,
     ) -> ApiResult<Written> {
-        let mut attempts = 0;
-        loop {
+        retry_conflicts(pinned, || {
             let mut object = self.get(resource, namespace, name)?;
             change(&mut object)?;
-            match self.update_with(resource, namespace, name, object, part, options) {
-                Err(ApiError::Conflict { .. }) if !pinned && attempts < MAX_CONFLICT_RETRIES => {
-                    attempts += 1;
-                }
-                outcome => return outcome,
-            }
-        }
+            self.update_with(resource, namespace, name, object, part, options)
+        })
     }
 
     /// Registers the node agent that serves logs of pods bound to `node`.

@@ -621,17 +621,9 @@ impl Api {
         options: &DeleteOptions,
     ) -> ApiResult<Value> {
         let pinned = options.precondition_resource_version.is_some();
-        let mut attempts = 0;
-        loop {
-            match self.delete_once(resource, namespace, name, options) {
-                Err(ApiError::Conflict { .. })
-                    if !pinned && attempts < super::MAX_CONFLICT_RETRIES =>
-                {
-                    attempts += 1;
-                }
-                outcome => return outcome,
-            }
-        }
+        super::retry_conflicts(pinned, || {
+            self.delete_once(resource, namespace, name, options)
+        })
     }
 
     fn delete_once(
