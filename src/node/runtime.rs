@@ -22,10 +22,12 @@ use super::sandbox::{InstanceState, add_metered_filesystem};
 mod artifact;
 mod cache;
 mod engine;
+mod guest_threads;
 
 use artifact::{compile, deserialize_artifact, read_image};
 use cache::{ComponentCache, FileStamp};
 use engine::{EpochTicker, new_engine};
+use guest_threads::GuestThreads;
 
 /// How a [`Runtime`] finds, bounds and caches components.
 #[derive(Clone, Debug)]
@@ -175,6 +177,7 @@ struct Inner {
     /// Prepared components, and the digest of each image file version read: a pod of an
     /// unchanged file is started without reading and hashing it again.
     cache: ComponentCache,
+    guests: GuestThreads,
     _ticker: EpochTicker,
 }
 
@@ -213,6 +216,7 @@ impl Runtime {
                 config,
                 budgets,
                 cache: ComponentCache::new(config_max_memory),
+                guests: GuestThreads::start()?,
                 _ticker: ticker,
             }),
         })
@@ -228,6 +232,15 @@ impl Runtime {
 
     pub fn budgets(&self) -> &NodeBudgets {
         &self.inner.budgets
+    }
+
+    /// Runs a guest's instance on the guest threads (see [`guest_threads`]).
+    pub(crate) fn spawn_guest<F>(&self, instance: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.inner.guests.spawn(instance)
     }
 
     /// Loads the component at `image`, compiling it only if neither memory

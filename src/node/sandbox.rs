@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
 use wasmtime::component::{ResourceTable, ResourceTableError};
 use wasmtime::{Store, Trap};
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
@@ -203,11 +204,22 @@ impl Runtime {
         let exit = match component.entry() {
             Entry::Command(command) => {
                 let clock = BusyClock::new();
-                let instance = self.run_command(command, &run, &share, &clock);
+                let (this, command, meter) = (self.clone(), command.clone(), clock.clone());
+                let metered = meter
+                    .meter(async move { this.run_command(&command, &run, &share, &clock).await });
+                let mut instance = AbortOnDropHandle::new(self.spawn_guest(metered));
                 tokio::select! {
                     biased;
-                    () = cancel.cancelled() => Exit::killed(),
-                    exit = clock.meter(instance) => exit,
+                    () = cancel.cancelled() => {
+                        // The guest is gone (its memory and sockets released) before a restart.
+                        instance.abort();
+                        let _ = (&mut instance).await;
+                        Exit::killed()
+                    }
+                    exit = &mut instance => exit.unwrap_or_else(|error| match error.try_into_panic() {
+                        Ok(panic) => std::panic::resume_unwind(panic),
+                        Err(_) => Exit::killed(),
+                    }),
                 }
             }
             Entry::Http(proxy) => self.serve(proxy, run, Arc::new(share), cancel).await,

@@ -112,7 +112,7 @@ impl Handler {
             .map_err(|e| format!("{e:#}"))?;
         let (proxy, stop) = (self.proxy.clone(), self.stop.clone());
         // The instance runs on in its own task while hyper streams the body it writes.
-        let instance = tokio::spawn(clock.meter(async move {
+        let instance = self.runtime.spawn_guest(clock.meter(async move {
             let outcome = {
                 let run = async {
                     let proxy = proxy.instantiate_async(&mut store).await?;
