@@ -31,6 +31,7 @@ use crate::node::allocatable::NodeLimits;
 use crate::node::runtime::Runtime;
 use crate::node::status_batch::StatusBatch;
 use crate::node::{NodeConfig, NodeContext};
+use crate::proxy::ServiceTable;
 use crate::store::SqliteStore;
 
 /// How to start a cluster.
@@ -180,7 +181,8 @@ impl Cluster {
         let mut tasks = vec![tokio::spawn(server::serve(listener, context))];
         tasks.extend(components::start(&api, &config, &shutdown));
         if config.embedded_node {
-            start_embedded_node(&api, &config, &issuer, &shutdown).await?;
+            let services = follow_services(&api, &config, &shutdown, &mut tasks);
+            start_embedded_node(&api, &config, &issuer, services, &shutdown).await?;
         }
         let cluster = Cluster {
             api,
@@ -279,11 +281,33 @@ fn private_store_files(store_path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The node agent of `up`, talking to the API in process.
+/// The Services' table and cluster DNS's records the embedded node routes and resolves its
+/// guests' connections and names with, kept from the API until `shutdown`.
+fn follow_services(
+    api: &Arc<Api>,
+    config: &ClusterConfig,
+    shutdown: &CancellationToken,
+    tasks: &mut Vec<JoinHandle<()>>,
+) -> (Arc<ServiceTable>, crate::dns::Resolver) {
+    let table = Arc::new(ServiceTable::default());
+    let dns = crate::dns::Resolver::new(&config.dns.domain);
+    tasks.push(tokio::spawn(
+        table.clone().follow(api.clone(), shutdown.clone()),
+    ));
+    let records = dns.clone();
+    let (api, shutdown) = (api.clone(), shutdown.clone());
+    tasks.push(tokio::spawn(
+        async move { records.follow(api, shutdown).await },
+    ));
+    (table, dns)
+}
+
+/// The node agent of `up`, talking to the API in process, with `services` for its guests.
 async fn start_embedded_node(
     api: &Arc<Api>,
     config: &ClusterConfig,
     issuer: &crate::tls::Issuer,
+    services: (Arc<ServiceTable>, crate::dns::Resolver),
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
     let mut node_config = NodeConfig::new(&config.node_name, config.data_dir.clone());
@@ -314,6 +338,7 @@ async fn start_embedded_node(
         )
         .context("cannot start the node's log writer")?,
     );
+    node.network.use_services(services.0, services.1);
     Agent::start(node, shutdown.clone())
         .await
         .context("cannot register the node")?;

@@ -7,6 +7,7 @@ mod cli_nodes;
 mod cli_output;
 mod cli_replica_sets;
 mod cli_workloads;
+mod cluster_ip;
 mod custom_resources;
 mod deployments;
 mod dns;
