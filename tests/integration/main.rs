@@ -22,6 +22,7 @@ mod kube_rs;
 mod kubectl;
 mod kubectl_scenarios;
 mod kubectl_writes;
+mod load_balancer;
 mod multi_node;
 mod namespaces;
 mod node_disk;

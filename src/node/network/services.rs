@@ -1,12 +1,14 @@
 //! Services in the pod network: a guest's connection to a ClusterIP:port goes to the endpoint
-//! the service proxy's table picks, and guests' names resolve through cluster DNS.
+//! the service proxy's table picks, guests' names resolve through cluster DNS, and the host
+//! (the proxy's listeners) dials endpoints as the node routes pod IPs.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use super::routing::{HostsResolver, PodAddress, PodRouter, Resolver, Route, Router};
+use super::{DialError, NodeNetwork};
 use crate::dns::Resolution;
-use crate::proxy::{Front, Pick, ServiceTable};
+use crate::proxy::{DialFailed, Dialer, Dialing, Front, Pick, ServiceTable, Stream};
 
 /// Rewrites connections to a Service's cluster IP to one of its ready endpoints, then routes
 /// as pod IPs are routed.
@@ -45,5 +47,25 @@ impl Resolver for ClusterResolver {
             // Egress to outside hosts is not allowed yet, so an ExternalName leads nowhere.
             Resolution::External(_) | Resolution::NotFound => None,
         }
+    }
+}
+
+/// The host's way to endpoints (pod IPs): from the node's own loopback address to a local
+/// pod, through the tunnel to another node's.
+impl Dialer for NodeNetwork {
+    fn dial(&self, to: SocketAddr) -> Dialing<'_> {
+        Box::pin(async move {
+            let gateway = self
+                .table
+                .gateway()
+                .ok_or_else(|| DialFailed(format!("{to}: the node's network is not up")))?;
+            let node = PodAddress::new("", "", gateway);
+            let route = self.pods.route(&node, to);
+            let stream = self
+                .connect(route, to, &node)
+                .await
+                .map_err(|error: DialError| DialFailed(error.to_string()))?;
+            Ok(Box::new(stream) as Box<dyn Stream>)
+        })
     }
 }
