@@ -22,6 +22,7 @@ use crate::api::server::{self, Context};
 use crate::api::service_network::ServiceNetwork;
 use crate::client::control_plane::ControlPlane;
 use crate::controller_runtime::backoff::Backoff;
+use crate::controller_runtime::supervisor::supervise;
 use crate::controllers::node_ipam::NodeIpamConfig;
 use crate::controllers::node_lifecycle::NodeLifecycleConfig;
 use crate::dns::DnsConfig;
@@ -31,6 +32,7 @@ use crate::node::allocatable::NodeLimits;
 use crate::node::runtime::Runtime;
 use crate::node::status_batch::StatusBatch;
 use crate::node::{NodeConfig, NodeContext};
+use crate::proxy::{Dialer, ProxyConfig, ServiceTable};
 use crate::store::SqliteStore;
 
 /// How to start a cluster.
@@ -60,6 +62,8 @@ pub struct ClusterConfig {
     pub service_network: ServiceNetwork,
     /// Where cluster DNS answers, and for which domain.
     pub dns: DnsConfig,
+    /// Where the service proxy's load balancers and node ports listen.
+    pub proxy: ProxyConfig,
 }
 
 impl Default for ClusterConfig {
@@ -79,6 +83,7 @@ impl Default for ClusterConfig {
             kubelet_port: crate::node::DEFAULT_KUBELET_PORT,
             service_network: ServiceNetwork::default(),
             dns: DnsConfig::default(),
+            proxy: ProxyConfig::default(),
         }
     }
 }
@@ -180,7 +185,16 @@ impl Cluster {
         let mut tasks = vec![tokio::spawn(server::serve(listener, context))];
         tasks.extend(components::start(&api, &config, &shutdown));
         if config.embedded_node {
-            start_embedded_node(&api, &config, &issuer, &shutdown).await?;
+            let services = follow_services(&api, &config, &shutdown, &mut tasks);
+            let table = services.0.clone();
+            let node = start_embedded_node(&api, &config, &issuer, services, &shutdown).await?;
+            tasks.push(start_proxy(
+                &api,
+                &config,
+                table,
+                node.network.clone(),
+                &shutdown,
+            ));
         }
         let cluster = Cluster {
             api,
@@ -279,13 +293,35 @@ fn private_store_files(store_path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The node agent of `up`, talking to the API in process.
+/// The Services' table and cluster DNS's records the embedded node routes and resolves its
+/// guests' connections and names with, kept from the API until `shutdown`.
+fn follow_services(
+    api: &Arc<Api>,
+    config: &ClusterConfig,
+    shutdown: &CancellationToken,
+    tasks: &mut Vec<JoinHandle<()>>,
+) -> (Arc<ServiceTable>, crate::dns::Resolver) {
+    let table = Arc::new(ServiceTable::default());
+    let dns = crate::dns::Resolver::new(&config.dns.domain);
+    tasks.push(tokio::spawn(
+        table.clone().follow(api.clone(), shutdown.clone()),
+    ));
+    let records = dns.clone();
+    let (api, shutdown) = (api.clone(), shutdown.clone());
+    tasks.push(tokio::spawn(
+        async move { records.follow(api, shutdown).await },
+    ));
+    (table, dns)
+}
+
+/// The node agent of `up`, talking to the API in process, with `services` for its guests.
 async fn start_embedded_node(
     api: &Arc<Api>,
     config: &ClusterConfig,
     issuer: &crate::tls::Issuer,
+    services: (Arc<ServiceTable>, crate::dns::Resolver),
     shutdown: &CancellationToken,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Arc<NodeContext>> {
     let mut node_config = NodeConfig::new(&config.node_name, config.data_dir.clone());
     let address: IpAddr = node_config
         .host_ip
@@ -314,8 +350,27 @@ async fn start_embedded_node(
         )
         .context("cannot start the node's log writer")?,
     );
-    Agent::start(node, shutdown.clone())
+    node.network.use_services(services.0, services.1);
+    Agent::start(node.clone(), shutdown.clone())
         .await
         .context("cannot register the node")?;
-    Ok(())
+    Ok(node)
+}
+
+/// The service proxy's load balancers and node ports, reaching endpoints through the
+/// embedded node's network.
+fn start_proxy(
+    api: &Arc<Api>,
+    config: &ClusterConfig,
+    table: Arc<ServiceTable>,
+    dialer: Arc<dyn Dialer>,
+    shutdown: &CancellationToken,
+) -> JoinHandle<()> {
+    let recorder = Recorder::new(api.clone(), "service-proxy", &config.node_name);
+    let (api, proxy, stop) = (api.clone(), config.proxy, shutdown.clone());
+    let run = move || {
+        let (api, table, dialer) = (api.clone(), table.clone(), dialer.clone());
+        crate::proxy::run(api, proxy, table, dialer, recorder.clone(), stop.clone())
+    };
+    tokio::spawn(supervise("proxy", shutdown.clone(), run))
 }

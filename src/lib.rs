@@ -21,6 +21,7 @@ pub mod images;
 pub mod manifest;
 pub mod node;
 pub mod panics;
+pub mod proxy;
 pub mod scheduler;
 pub mod store;
 pub mod testing;

@@ -10,22 +10,26 @@
 //! ```
 
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use crate::api::Api;
+use crate::cidr::Ipv4Block;
 use crate::client::Client;
 use crate::cluster::{self, ClusterConfig};
 use crate::controller_runtime::backoff::Backoff;
 use crate::dns::DnsConfig;
+use crate::proxy::ProxyConfig;
 
 /// A cluster that lives as long as the value (its data dir is removed on drop, unless kept).
 pub struct Cluster {
     inner: Option<cluster::Cluster>,
     data_dir: tempfile::TempDir,
     dns_addr: SocketAddr,
+    proxy: ProxyConfig,
 }
 
 impl Cluster {
@@ -53,15 +57,17 @@ impl Cluster {
                 addr: free_dns_address()?,
                 ..DnsConfig::default()
             },
+            proxy: own_proxy_addresses(),
             ..ClusterConfig::default()
         };
         adjust(&mut config);
-        let dns_addr = config.dns.addr;
+        let (dns_addr, proxy) = (config.dns.addr, config.proxy);
         let inner = cluster::Cluster::start(config).await?;
         Ok(Self {
             inner: Some(inner),
             data_dir,
             dns_addr,
+            proxy,
         })
     }
 
@@ -108,11 +114,33 @@ impl Cluster {
         self.dns_addr
     }
 
+    /// Where its load balancers' addresses come from and its node ports listen.
+    pub fn proxy(&self) -> ProxyConfig {
+        self.proxy
+    }
+
     /// Stops the cluster and waits for its tasks.
     pub async fn shutdown(mut self) {
         if let Some(inner) = self.inner.take() {
             inner.shutdown().await;
         }
+    }
+}
+
+/// A node address and load balancer pool of this cluster's own, so clusters running side by
+/// side (tests of one binary, or of several) do not take each other's node ports: loopback
+/// addresses outside the pods' (`127.0.x.y`), spread by process and counted within it.
+fn own_proxy_addresses() -> ProxyConfig {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = std::process::id()
+        .wrapping_mul(97)
+        .wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed));
+    let octet = |value: u32, base: u32, span: u32| (base + value % span) as u8;
+    let node_ip = Ipv4Addr::new(127, 0, octet(n, 1, 99), octet(n / 99, 1, 250));
+    let pool = Ipv4Addr::new(127, 0, octet(n, 128, 127), octet(n / 127, 0, 16) * 16);
+    ProxyConfig {
+        lb_pool: Ipv4Block::new(pool, 28).expect("a /28 on a multiple of 16"),
+        node_ip: node_ip.into(),
     }
 }
 

@@ -1,7 +1,7 @@
 //! `server`: the control plane alone — API server, store, controllers, scheduler — for nodes
 //! that join with `wasmkube agent`; also the control-plane flags `up` shares.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
@@ -16,6 +16,7 @@ use crate::cidr::Ipv4Block;
 use crate::cluster::{Cluster, ClusterConfig};
 use crate::controllers::node_ipam::NodeIpamConfig;
 use crate::dns::DnsConfig;
+use crate::proxy::ProxyConfig;
 
 /// Flags of the control plane, for `up` and `server`.
 #[derive(Clone, Debug, Args)]
@@ -48,6 +49,12 @@ pub struct ControlPlaneArgs {
     /// The domain of Services' DNS names
     #[arg(long, default_value = "cluster.local", value_name = "DOMAIN")]
     pub cluster_domain: String,
+    /// The addresses LoadBalancer Services get, one each, listened on by the built-in proxy
+    #[arg(long, default_value = "127.0.100.0/24", value_name = "CIDR")]
+    pub lb_pool: Ipv4Block,
+    /// The node's address, where NodePort Services listen
+    #[arg(long, default_value = "127.0.0.1", value_name = "IP")]
+    pub node_ip: IpAddr,
 }
 
 impl ControlPlaneArgs {
@@ -67,6 +74,10 @@ impl ControlPlaneArgs {
         config.dns = DnsConfig {
             addr: self.dns_addr,
             domain: self.cluster_domain.clone(),
+        };
+        config.proxy = ProxyConfig {
+            lb_pool: self.lb_pool,
+            node_ip: self.node_ip,
         };
     }
 }

@@ -11,4 +11,5 @@ pub mod cache;
 pub mod informer;
 pub mod queue;
 pub mod reconcile;
+pub mod services;
 pub mod supervisor;

@@ -5,15 +5,11 @@
 use std::net::Ipv4Addr;
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 
-use k8s_openapi::api::core::v1::Service;
-use k8s_openapi::api::discovery::v1::EndpointSlice;
 use tokio_util::sync::CancellationToken;
 
 use super::zone::{Data, Lookup, Zone};
 use crate::api::Api;
-use crate::api::kinds::{ENDPOINT_SLICES, SERVICE_NAME_LABEL, SERVICES};
-use crate::controller_runtime::cache::{Cache, Change};
-use crate::controller_runtime::informer::Informer;
+use crate::controller_runtime::services::{self, ServiceState};
 
 /// How many aliases a lookup follows inside the cluster before giving up.
 const MAX_ALIASES: usize = 8;
@@ -52,30 +48,12 @@ impl Resolver {
 
     /// Keeps the records in line with the API's Services and EndpointSlices until `shutdown`.
     pub async fn follow(&self, api: Arc<Api>, shutdown: CancellationToken) {
-        let services = Informer::new(api.clone(), &SERVICES);
-        let slices = Informer::new(api, &ENDPOINT_SLICES);
-        let (service_cache, slice_cache) = (services.cache(), slices.cache());
-        let refresh = |caches: (Cache, Cache), zone: Arc<RwLock<Zone>>, by_label: bool| {
-            move |change: &Change| {
-                let object = change.object();
-                let namespace = object["metadata"]["namespace"].as_str().unwrap_or_default();
-                let name = match by_label {
-                    true => object["metadata"]["labels"][SERVICE_NAME_LABEL].as_str(),
-                    false => object["metadata"]["name"].as_str(),
-                };
-                if let Some(name) = name {
-                    refresh_service(&caches.0, &caches.1, &zone, namespace, name);
-                }
-            }
-        };
-        let caches = (service_cache, slice_cache);
-        tokio::join!(
-            services.run(
-                shutdown.clone(),
-                refresh(caches.clone(), self.zone.clone(), false)
-            ),
-            slices.run(shutdown, refresh(caches, self.zone.clone(), true)),
-        );
+        let zone = self.zone.clone();
+        services::follow(api, shutdown, move |state: ServiceState<'_>| {
+            let mut zone = zone.write().unwrap_or_else(|p| p.into_inner());
+            zone.set_service(state.namespace, state.name, state.service, state.slices);
+        })
+        .await;
     }
 
     /// Resolves `name` as a pod in `namespace` would: through its search path unless the
@@ -135,31 +113,10 @@ fn resolve_in(zone: &Zone, name: &str) -> Option<Resolution> {
     None
 }
 
-/// Rebuilds the records of the Service `namespace/name` from the caches.
-fn refresh_service(
-    services: &Cache,
-    slices: &Cache,
-    zone: &RwLock<Zone>,
-    namespace: &str,
-    name: &str,
-) {
-    let key = crate::controller_runtime::cache::ObjectKey::new(Some(namespace), name);
-    let service: Option<Service> = services
-        .get(&key)
-        .and_then(|s| serde_json::from_value((*s).clone()).ok());
-    let own: Vec<EndpointSlice> = slices
-        .list_in(namespace)
-        .into_iter()
-        .filter(|s| s["metadata"]["labels"][SERVICE_NAME_LABEL] == name)
-        .filter_map(|s| serde_json::from_value((*s).clone()).ok())
-        .collect();
-    let mut zone = zone.write().unwrap_or_else(|p| p.into_inner());
-    zone.set_service(namespace, name, service.as_ref(), &own);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use k8s_openapi::api::core::v1::Service;
     use serde_json::json;
 
     fn resolver_with(name: &str, spec: serde_json::Value) -> Resolver {

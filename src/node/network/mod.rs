@@ -17,6 +17,7 @@ pub mod http;
 pub mod listener;
 pub mod peers;
 pub mod routing;
+pub mod services;
 pub mod sockets;
 pub mod tunnel;
 
@@ -29,6 +30,7 @@ use wasmtime_wasi::sockets::SocketAddrUse;
 
 use addresses::is_cluster_loopback;
 use routing::{HostsResolver, PodAddress, PodRouter, PodTable, Resolver, Route, Router};
+use services::{ClusterResolver, ServiceRouter};
 
 use crate::cidr::Ipv4Block;
 
@@ -70,10 +72,11 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin> Connection for T {}
 /// the tunnel to other nodes.
 pub struct NodeNetwork {
     pub table: Arc<PodTable>,
-    /// Where guests' connections go (Services will wrap the pod router).
-    router: Arc<dyn Router>,
-    /// What guests' names resolve to (cluster DNS will replace the hosts file).
-    resolver: Arc<dyn Resolver>,
+    /// Where connections to pod IPs go.
+    pods: Arc<PodRouter>,
+    /// Services and cluster DNS, once the cluster offers them (see [`NodeNetwork::use_services`]);
+    /// until then pod IPs and the hosts file only.
+    services: OnceLock<(ServiceRouter, ClusterResolver)>,
     pub tunnel: tunnel::TunnelClient,
     egress: OnceLock<egress::Egress>,
 }
@@ -83,16 +86,75 @@ impl NodeNetwork {
     /// of other nodes.
     pub fn new(tunnel: tunnel::TunnelClient) -> Arc<NodeNetwork> {
         let table = Arc::new(PodTable::default());
-        let router = Arc::new(PodRouter {
+        let pods = Arc::new(PodRouter {
             table: table.clone(),
         });
         Arc::new(NodeNetwork {
             table,
-            router,
-            resolver: Arc::new(HostsResolver),
+            pods,
+            services: OnceLock::new(),
             tunnel,
             egress: OnceLock::new(),
         })
+    }
+
+    /// Routes guests' connections to cluster IPs through `services` and resolves their names
+    /// through cluster DNS (`dns`) from now on; a second call changes nothing.
+    pub fn use_services(
+        &self,
+        services: Arc<crate::proxy::ServiceTable>,
+        dns: crate::dns::Resolver,
+    ) {
+        let router = ServiceRouter {
+            services,
+            pods: self.pods.clone(),
+        };
+        let _ = self.services.set((router, ClusterResolver { dns }));
+    }
+
+    fn router(&self) -> &dyn Router {
+        match self.services.get() {
+            Some((router, _)) => router,
+            None => self.pods.as_ref(),
+        }
+    }
+
+    fn resolver(&self) -> &dyn Resolver {
+        match self.services.get() {
+            Some((_, resolver)) => resolver,
+            None => &HostsResolver,
+        }
+    }
+
+    /// A connection along `route` to `to` (the address asked for, for errors), from a socket
+    /// bound at `from`'s loopback address and, through a tunnel, in its name.
+    async fn connect(
+        &self,
+        route: Route,
+        to: SocketAddr,
+        from: &PodAddress,
+    ) -> Result<Box<dyn Connection>, DialError> {
+        match route {
+            Route::Denied => Err(DialError::Denied(to)),
+            Route::Local(host) => {
+                let socket = tokio::net::TcpSocket::new_v4()
+                    .and_then(|s| s.bind(from.on_host(0)).map(|()| s))
+                    .map_err(|source| DialError::Io { target: to, source })?;
+                let stream = socket.connect(host).await.map_err(|source| {
+                    if source.kind() == std::io::ErrorKind::ConnectionRefused {
+                        DialError::Refused(to)
+                    } else {
+                        DialError::Io { target: to, source }
+                    }
+                })?;
+                let _ = stream.set_nodelay(true);
+                Ok(Box::new(stream))
+            }
+            Route::Tunnel { node, target } => {
+                let stream = self.tunnel.open(&node, target, from.pod_ip).await?;
+                Ok(Box::new(stream))
+            }
+        }
     }
 
     /// Takes `block` (the node's `spec.podCIDR`) and starts taking tunnelled connections of
@@ -151,7 +213,7 @@ impl PodNet {
         if self.address.is_own(to.ip()) {
             return Route::Local(self.address.on_host(to.port()));
         }
-        let route = self.node.router.route(&self.address, to);
+        let route = self.node.router().route(&self.address, to);
         if route == Route::Denied {
             self.denials.deny(to);
         }
@@ -163,7 +225,7 @@ impl PodNet {
         if let Ok(ip) = name.trim_matches(['[', ']']).parse::<IpAddr>() {
             return Some(vec![ip]);
         }
-        self.node.resolver.resolve(&self.address, name)
+        self.node.resolver().resolve(&self.address, name)
     }
 
     /// The socket address check under the rewriting (defence in depth): guests bind only their
@@ -215,30 +277,6 @@ impl PodNet {
     /// # Errors
     /// A denied, refused or unreachable destination.
     pub async fn dial(&self, to: SocketAddr) -> Result<Box<dyn Connection>, DialError> {
-        match self.route(to) {
-            Route::Denied => Err(DialError::Denied(to)),
-            Route::Local(host) => {
-                let socket = tokio::net::TcpSocket::new_v4()
-                    .and_then(|s| s.bind(self.address.on_host(0)).map(|()| s))
-                    .map_err(|source| DialError::Io { target: to, source })?;
-                let stream = socket.connect(host).await.map_err(|source| {
-                    if source.kind() == std::io::ErrorKind::ConnectionRefused {
-                        DialError::Refused(to)
-                    } else {
-                        DialError::Io { target: to, source }
-                    }
-                })?;
-                let _ = stream.set_nodelay(true);
-                Ok(Box::new(stream))
-            }
-            Route::Tunnel { node, target } => {
-                let stream = self
-                    .node
-                    .tunnel
-                    .open(&node, target, self.address.pod_ip)
-                    .await?;
-                Ok(Box::new(stream))
-            }
-        }
+        self.node.connect(self.route(to), to, &self.address).await
     }
 }

@@ -1,0 +1,113 @@
+//! Keep-alive HTTP/1.1 connections to endpoints, dialled through the node network and reused
+//! once their last response is read.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+
+use super::{DialFailed, Dialer};
+
+/// Idle connections kept per endpoint; more are closed when their response is done.
+const MAX_IDLE_PER_ENDPOINT: usize = 64;
+
+/// What a forwarded request carries: buffered, so it can be sent again to another endpoint.
+pub type ForwardBody = Full<Bytes>;
+
+/// Why a request got no answer from an endpoint.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// No connection could be made: the request was not sent, another endpoint may take it.
+    #[error(transparent)]
+    Connect(#[from] DialFailed),
+    /// The endpoint took the request and failed it.
+    #[error("the endpoint failed the request: {0}")]
+    Request(#[source] hyper::Error),
+}
+
+/// The proxy's connections to endpoints.
+pub struct Backends {
+    dialer: Arc<dyn Dialer>,
+    idle: Mutex<HashMap<SocketAddr, Vec<SendRequest<ForwardBody>>>>,
+}
+
+impl Backends {
+    pub fn new(dialer: Arc<dyn Dialer>) -> Arc<Backends> {
+        Arc::new(Backends {
+            dialer,
+            idle: Mutex::default(),
+        })
+    }
+
+    /// Sends `request` to `endpoint` on an idle connection, or a new one.
+    ///
+    /// # Errors
+    /// `Connect` when no connection could be made (the request is unsent), `Request` when
+    /// the endpoint failed it.
+    pub async fn send(
+        self: &Arc<Self>,
+        endpoint: SocketAddr,
+        mut request: Request<ForwardBody>,
+    ) -> Result<Response<Incoming>, SendError> {
+        while let Some(mut sender) = self.take_idle(endpoint) {
+            match sender.try_send_request(request).await {
+                Ok(response) => {
+                    self.recycle(endpoint, sender);
+                    return Ok(response);
+                }
+                // The connection closed while idle: the request was not sent; try another.
+                Err(mut failed) => match failed.take_message() {
+                    Some(unsent) => request = unsent,
+                    None => return Err(SendError::Request(failed.into_error())),
+                },
+            }
+        }
+        let stream = self.dialer.dial(endpoint).await?;
+        let (mut sender, connection) = http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| DialFailed(format!("{endpoint}: {e}")))?;
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, %endpoint, "connection to an endpoint ended");
+            }
+        });
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(SendError::Request)?;
+        self.recycle(endpoint, sender);
+        Ok(response)
+    }
+
+    fn take_idle(&self, endpoint: SocketAddr) -> Option<SendRequest<ForwardBody>> {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let senders = idle.get_mut(&endpoint)?;
+        while let Some(sender) = senders.pop() {
+            if sender.is_ready() {
+                return Some(sender);
+            }
+        }
+        None
+    }
+
+    /// Puts `sender` back once its response body is read (HTTP/1.1 takes one at a time).
+    fn recycle(self: &Arc<Self>, endpoint: SocketAddr, mut sender: SendRequest<ForwardBody>) {
+        let backends = self.clone();
+        tokio::spawn(async move {
+            if sender.ready().await.is_err() {
+                return;
+            }
+            let mut idle = backends.idle.lock().unwrap_or_else(|p| p.into_inner());
+            let senders = idle.entry(endpoint).or_default();
+            if senders.len() < MAX_IDLE_PER_ENDPOINT {
+                senders.push(sender);
+            }
+        });
+    }
+}

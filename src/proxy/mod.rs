@@ -1,0 +1,90 @@
+//! The service proxy (DESIGN §6): a table of Services' addresses and their ready endpoints,
+//! kept from the API through the controller runtime, that the node's router asks for cluster
+//! IPs; and the built-in HTTP load balancer listening on LoadBalancer addresses and node ports.
+//!
+//! `table` picks endpoints, `load_balancer` keeps listeners and ingress addresses, `serve`
+//! forwards requests, `backends` keeps connections to endpoints.
+
+mod backends;
+mod load_balancer;
+mod serve;
+mod table;
+
+use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use tokio_util::sync::CancellationToken;
+
+pub use table::{Front, Pick, ServiceTable, load_balancer_ips};
+
+use crate::api::Api;
+use crate::cidr::Ipv4Block;
+use crate::controller_runtime::services::{self, ServiceState};
+use crate::events::Recorder;
+
+/// Where the proxy listens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProxyConfig {
+    /// LoadBalancer Services' addresses come from here (`--lb-pool`).
+    pub lb_pool: Ipv4Block,
+    /// Node ports listen on this address (`--node-ip`).
+    pub node_ip: IpAddr,
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        Self {
+            lb_pool: Ipv4Block::new(Ipv4Addr::new(127, 0, 100, 0), 24).expect("a valid block"),
+            node_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        }
+    }
+}
+
+/// Serves LoadBalancer addresses and node ports from `table`, reaching endpoints through
+/// `dialer`, until `shutdown`; bind failures are Warning events on the Service.
+pub async fn run(
+    api: Arc<Api>,
+    config: ProxyConfig,
+    table: Arc<ServiceTable>,
+    dialer: Arc<dyn Dialer>,
+    recorder: Recorder,
+    shutdown: CancellationToken,
+) {
+    let backends = backends::Backends::new(dialer);
+    load_balancer::LoadBalancer::new(api, config, table, backends, recorder)
+        .run(shutdown)
+        .await;
+}
+
+/// A byte stream to an endpoint.
+pub trait Stream: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Stream for T {}
+
+/// Why an endpoint could not be reached (the proxy tries another).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot connect: {0}")]
+pub struct DialFailed(pub String);
+
+/// A connection being made.
+pub type Dialing<'a> =
+    Pin<Box<dyn Future<Output = Result<Box<dyn Stream>, DialFailed>> + Send + 'a>>;
+
+/// How the proxy reaches endpoints: pod IPs are not host addresses, so the node network
+/// (which knows the pods' loopback addresses and the tunnel to other nodes) dials them.
+pub trait Dialer: Send + Sync + 'static {
+    fn dial(&self, to: SocketAddr) -> Dialing<'_>;
+}
+
+impl ServiceTable {
+    /// Keeps the table in line with the API's Services and EndpointSlices until `shutdown`.
+    pub async fn follow(self: Arc<Self>, api: Arc<Api>, shutdown: CancellationToken) {
+        services::follow(api, shutdown, move |state: ServiceState<'_>| {
+            self.set_service(state.namespace, state.name, state.service, state.slices);
+        })
+        .await;
+    }
+}

@@ -1,0 +1,156 @@
+//! One listener of the proxy (a load balancer address or a node port): HTTP/1.1 with
+//! keep-alive to clients, each request sent to the next ready endpoint of the Service, another
+//! one when a connect fails, and a 503 that says why when none is left.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{self, HeaderName};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use super::backends::{Backends, ForwardBody, SendError};
+use super::table::{Front, Pick, ServiceTable};
+
+/// What a proxied answer carries.
+pub type ProxyBody = BoxBody<Bytes, hyper::Error>;
+
+/// Headers of one hop, not forwarded (RFC 9110 §7.6.1).
+const HOP_BY_HOP: [HeaderName; 6] = [
+    header::CONNECTION,
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+/// What a listener serves: which front of which Service.
+#[derive(Clone)]
+pub struct Upstream {
+    pub front: Front,
+    /// `namespace/name`, for answers and logs.
+    pub service: String,
+    pub table: Arc<ServiceTable>,
+    pub backends: Arc<Backends>,
+}
+
+/// Takes connections on `listener` until `stop`, then lets open ones finish their request.
+pub async fn serve(listener: TcpListener, upstream: Upstream, stop: CancellationToken) {
+    loop {
+        let (stream, client) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    tracing::debug!(%error, service = upstream.service, "accept failed");
+                    continue;
+                }
+            },
+            () = stop.cancelled() => return,
+        };
+        let _ = stream.set_nodelay(true);
+        let (upstream, stop) = (upstream.clone(), stop.clone());
+        tokio::spawn(async move {
+            let service = service_fn(|request| {
+                let upstream = upstream.clone();
+                async move { Ok::<_, hyper::Error>(forward(&upstream, client, request).await) }
+            });
+            let connection = http1::Builder::new()
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(connection);
+            tokio::select! {
+                _ = connection.as_mut() => {}
+                () = stop.cancelled() => {
+                    connection.as_mut().graceful_shutdown();
+                    let _ = connection.await;
+                }
+            }
+        });
+    }
+}
+
+/// Sends `request` from `client` to an endpoint of the upstream, trying the next one while
+/// connects fail.
+async fn forward(
+    upstream: &Upstream,
+    client: SocketAddr,
+    request: Request<Incoming>,
+) -> Response<ProxyBody> {
+    let (mut parts, body) = request.into_parts();
+    let body = match body.collect().await {
+        Ok(body) => body.to_bytes(),
+        Err(error) => {
+            return answer(
+                StatusCode::BAD_REQUEST,
+                format!("reading the request: {error}"),
+            );
+        }
+    };
+    for name in &HOP_BY_HOP {
+        parts.headers.remove(name);
+    }
+    parts.headers.append(
+        HeaderName::from_static("x-forwarded-for"),
+        client
+            .ip()
+            .to_string()
+            .parse()
+            .expect("an IP is a header value"),
+    );
+    parts.version = http::Version::HTTP_11;
+    let mut tried = Vec::new();
+    loop {
+        let endpoint = match upstream.table.pick(upstream.front, client.ip(), &tried) {
+            Pick::Endpoint(endpoint) => endpoint,
+            Pick::NotAService => return unavailable(upstream, "is gone".into()),
+            Pick::NoEndpoint if tried.is_empty() => {
+                return unavailable(upstream, "has no ready endpoint".into());
+            }
+            Pick::NoEndpoint => {
+                return unavailable(upstream, format!("could not reach its endpoints {tried:?}"));
+            }
+        };
+        let request = Request::from_parts(parts.clone(), ForwardBody::new(body.clone()));
+        match upstream.backends.send(endpoint, request).await {
+            Ok(response) => return response.map(BodyExt::boxed),
+            Err(SendError::Connect(error)) => {
+                tracing::debug!(%error, %endpoint, service = upstream.service, "trying another endpoint");
+                tried.push(endpoint);
+            }
+            Err(error @ SendError::Request(_)) => {
+                return answer(
+                    StatusCode::BAD_GATEWAY,
+                    format!("{}: {error}", upstream.service),
+                );
+            }
+        }
+    }
+}
+
+fn unavailable(upstream: &Upstream, why: String) -> Response<ProxyBody> {
+    let message = format!("service {} {why}", upstream.service);
+    answer(StatusCode::SERVICE_UNAVAILABLE, message)
+}
+
+/// An answer of the proxy itself: `status` with `message` as its plain-text body.
+fn answer(status: StatusCode, message: String) -> Response<ProxyBody> {
+    let body = Full::new(Bytes::from(format!("{message}\n")))
+        .map_err(|never| match never {})
+        .boxed();
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}

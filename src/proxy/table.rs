@@ -1,0 +1,283 @@
+//! The service table: every address a Service answers on (ClusterIP:port, node port, load
+//! balancer ingress:port) and the ready endpoints behind it, chosen round robin or by client
+//! IP when `sessionAffinity: ClientIP` asks.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Service, ServicePort};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+/// How long a client sticks to its endpoint when the Service does not say (Kubernetes' 3 h).
+const DEFAULT_AFFINITY: Duration = Duration::from_secs(10_800);
+
+/// An address a Service answers on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Front {
+    /// A cluster IP or a load balancer ingress address, with the Service's port.
+    Address(SocketAddr),
+    /// A node port, on whichever address the node listens.
+    NodePort(u16),
+}
+
+/// Where a connection to a [`Front`] goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pick {
+    /// No Service answers there.
+    NotAService,
+    /// The Service has no ready endpoint (left to try).
+    NoEndpoint,
+    Endpoint(SocketAddr),
+}
+
+/// The Services' fronts and endpoints; shared by the node's router and the proxy's listeners.
+#[derive(Debug)]
+pub struct ServiceTable {
+    state: RwLock<State>,
+    /// Bumped on every change, so listeners (and tests) learn of it.
+    version: watch::Sender<u64>,
+}
+
+impl Default for ServiceTable {
+    fn default() -> Self {
+        Self {
+            state: RwLock::default(),
+            version: watch::channel(0).0,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct State {
+    fronts: HashMap<Front, Frontend>,
+    /// `namespace/name` → the fronts it holds.
+    by_service: HashMap<String, Vec<Front>>,
+}
+
+#[derive(Debug)]
+struct Frontend {
+    endpoints: Vec<SocketAddr>,
+    /// Kept over updates of the Service, so turns and stickiness survive them.
+    balance: Arc<Balance>,
+}
+
+#[derive(Debug, Default)]
+struct Balance {
+    next: AtomicUsize,
+    /// With `sessionAffinity: ClientIP`: how long a client sticks, and where it sticks.
+    affinity: Option<(Duration, Mutex<Stickiness>)>,
+}
+
+/// Client → (endpoint, last used).
+type Stickiness = HashMap<IpAddr, (SocketAddr, Instant)>;
+
+impl ServiceTable {
+    /// Replaces what is known of the Service `namespace/name` (`None`: it is gone).
+    pub fn set_service(
+        &self,
+        namespace: &str,
+        name: &str,
+        service: Option<&Service>,
+        slices: &[EndpointSlice],
+    ) {
+        let key = format!("{namespace}/{name}");
+        let fronts = service.map(|s| fronts_of(s, slices)).unwrap_or_default();
+        let affinity = service.and_then(affinity_of);
+        let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
+        let mut old: HashMap<Front, Frontend> = HashMap::new();
+        for front in state.by_service.remove(&key).unwrap_or_default() {
+            if let Some(frontend) = state.fronts.remove(&front) {
+                old.insert(front, frontend);
+            }
+        }
+        let mut held = Vec::with_capacity(fronts.len());
+        for (front, endpoints) in fronts {
+            let balance = match old.remove(&front) {
+                Some(previous) if previous.balance.affinity.as_ref().map(|a| a.0) == affinity => {
+                    previous.balance
+                }
+                _ => Arc::new(Balance {
+                    next: AtomicUsize::new(0),
+                    affinity: affinity.map(|timeout| (timeout, Mutex::default())),
+                }),
+            };
+            state.fronts.insert(front, Frontend { endpoints, balance });
+            held.push(front);
+        }
+        if !held.is_empty() {
+            state.by_service.insert(key, held);
+        }
+        drop(state);
+        self.version.send_modify(|v| *v += 1);
+    }
+
+    /// The endpoint for a connection from `client` to `front`, skipping those in `tried`
+    /// (endpoints a connect already failed to).
+    pub fn pick(&self, front: Front, client: IpAddr, tried: &[SocketAddr]) -> Pick {
+        let state = self.state.read().unwrap_or_else(|p| p.into_inner());
+        let Some(frontend) = state.fronts.get(&front) else {
+            return Pick::NotAService;
+        };
+        let candidates: Vec<SocketAddr> = frontend
+            .endpoints
+            .iter()
+            .filter(|e| !tried.contains(e))
+            .copied()
+            .collect();
+        match frontend.balance.choose(&candidates, client) {
+            Some(endpoint) => Pick::Endpoint(endpoint),
+            None => Pick::NoEndpoint,
+        }
+    }
+
+    /// The fronts the table holds now, with the Service holding each (`namespace/name`).
+    pub fn fronts(&self) -> Vec<(Front, String)> {
+        let state = self.state.read().unwrap_or_else(|p| p.into_inner());
+        let mut fronts: Vec<(Front, String)> = state
+            .by_service
+            .iter()
+            .flat_map(|(service, fronts)| fronts.iter().map(|f| (*f, service.clone())))
+            .collect();
+        fronts.sort_by_key(|(front, _)| format!("{front:?}"));
+        fronts
+    }
+
+    /// Changes as they happen (the value counts them).
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.version.subscribe()
+    }
+}
+
+impl Balance {
+    fn choose(&self, candidates: &[SocketAddr], client: IpAddr) -> Option<SocketAddr> {
+        if candidates.is_empty() {
+            return None;
+        }
+        let turn = || candidates[self.next.fetch_add(1, Ordering::Relaxed) % candidates.len()];
+        let Some((timeout, clients)) = &self.affinity else {
+            return Some(turn());
+        };
+        let mut clients = clients.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        clients.retain(|_, (_, used)| now.duration_since(*used) < *timeout);
+        let endpoint = match clients.get(&client) {
+            Some((endpoint, _)) if candidates.contains(endpoint) => *endpoint,
+            _ => turn(),
+        };
+        clients.insert(client, (endpoint, now));
+        Some(endpoint)
+    }
+}
+
+/// Every front of `service` with the ready endpoints behind it.
+fn fronts_of(service: &Service, slices: &[EndpointSlice]) -> Vec<(Front, Vec<SocketAddr>)> {
+    let Some(spec) = &service.spec else {
+        return Vec::new();
+    };
+    let kind = spec.type_.as_deref().unwrap_or("ClusterIP");
+    if kind == "ExternalName" {
+        return Vec::new();
+    }
+    let cluster_ips: Vec<IpAddr> = spec
+        .cluster_ips
+        .iter()
+        .flatten()
+        .chain(spec.cluster_ip.iter())
+        .filter_map(|ip| ip.parse().ok())
+        .collect();
+    let ingress: Vec<IpAddr> = match kind {
+        "LoadBalancer" => load_balancer_ips(service),
+        _ => Vec::new(),
+    };
+    let mut fronts = Vec::new();
+    for port in spec.ports.iter().flatten() {
+        let endpoints = ready_endpoints(port, slices);
+        let mut add = |front: Front| {
+            if !fronts.iter().any(|(f, _)| *f == front) {
+                fronts.push((front, endpoints.clone()));
+            }
+        };
+        let service_port = u16::try_from(port.port).unwrap_or(0);
+        for ip in cluster_ips.iter().chain(&ingress) {
+            add(Front::Address(SocketAddr::new(*ip, service_port)));
+        }
+        if let Some(node_port) = port.node_port.and_then(|p| u16::try_from(p).ok())
+            && matches!(kind, "NodePort" | "LoadBalancer")
+        {
+            add(Front::NodePort(node_port));
+        }
+    }
+    fronts
+}
+
+/// The addresses in `status.loadBalancer.ingress`.
+pub fn load_balancer_ips(service: &Service) -> Vec<IpAddr> {
+    let status = service
+        .status
+        .as_ref()
+        .and_then(|s| s.load_balancer.as_ref());
+    status
+        .and_then(|lb| lb.ingress.as_ref())
+        .into_iter()
+        .flatten()
+        .filter_map(|ingress| ingress.ip.as_deref()?.parse().ok())
+        .collect()
+}
+
+/// The ready endpoints of the slices' port named as `port` is (target ports resolved by the
+/// endpoints controller), each once.
+fn ready_endpoints(port: &ServicePort, slices: &[EndpointSlice]) -> Vec<SocketAddr> {
+    let name = port.name.as_deref().unwrap_or_default();
+    let protocol = port.protocol.as_deref().unwrap_or("TCP");
+    let mut endpoints = Vec::new();
+    for slice in slices {
+        let target = slice.ports.iter().flatten().find(|p| {
+            p.name.as_deref().unwrap_or_default() == name
+                && p.protocol.as_deref().unwrap_or("TCP") == protocol
+        });
+        let Some(target) = target
+            .and_then(|p| p.port)
+            .and_then(|p| u16::try_from(p).ok())
+        else {
+            continue;
+        };
+        for endpoint in slice.endpoints.iter().flatten() {
+            // An endpoint without a ready condition counts as ready (Kubernetes' reading).
+            let ready = endpoint.conditions.as_ref().and_then(|c| c.ready);
+            if ready == Some(false) {
+                continue;
+            }
+            for ip in endpoint.addresses.iter().filter_map(|a| a.parse().ok()) {
+                let address = SocketAddr::new(ip, target);
+                if !endpoints.contains(&address) {
+                    endpoints.push(address);
+                }
+            }
+        }
+    }
+    endpoints
+}
+
+/// How long clients stick to their endpoint, with `sessionAffinity: ClientIP`.
+fn affinity_of(service: &Service) -> Option<Duration> {
+    let spec = service.spec.as_ref()?;
+    if spec.session_affinity.as_deref() != Some("ClientIP") {
+        return None;
+    }
+    let seconds = spec
+        .session_affinity_config
+        .as_ref()
+        .and_then(|c| c.client_ip.as_ref())
+        .and_then(|c| c.timeout_seconds)
+        .and_then(|s| u64::try_from(s).ok());
+    Some(seconds.map_or(DEFAULT_AFFINITY, Duration::from_secs))
+}
+
+#[cfg(test)]
+#[path = "table/tests.rs"]
+mod tests;
