@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::task::Poll;
 
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
@@ -207,25 +208,43 @@ impl Runtime {
                 let (this, command, meter) = (self.clone(), command.clone(), clock.clone());
                 let metered = meter
                     .meter(async move { this.run_command(&command, &run, &share, &clock).await });
-                let mut instance = AbortOnDropHandle::new(self.spawn_guest(metered));
-                tokio::select! {
-                    biased;
-                    () = cancel.cancelled() => {
-                        // The guest is gone (its memory and sockets released) before a restart.
-                        instance.abort();
-                        let _ = (&mut instance).await;
-                        Exit::killed()
-                    }
-                    exit = &mut instance => exit.unwrap_or_else(|error| match error.try_into_panic() {
-                        Ok(panic) => std::panic::resume_unwind(panic),
-                        Err(_) => Exit::killed(),
-                    }),
-                }
+                self.run_guest(metered, &cancel).await
             }
             Entry::Http(proxy) => self.serve(proxy, run, Arc::new(share), cancel).await,
         };
         log.close();
         exit
+    }
+
+    /// Runs a command's instance: its first slice here, as a start of the container the pod
+    /// worker sees at once (a guest that fails at start has ended before its pod is reported
+    /// running, as the kubelet would first see it), the rest on the guest threads.
+    async fn run_guest(
+        &self,
+        mut instance: impl Future<Output = Exit> + Send + Unpin + 'static,
+        cancel: &CancellationToken,
+    ) -> Exit {
+        if cancel.is_cancelled() {
+            return Exit::killed();
+        }
+        if let Poll::Ready(exit) = futures::poll!(&mut instance) {
+            return exit;
+        }
+        // Moving the future is sound: its next poll, on the guest threads, registers their waker.
+        let mut instance = AbortOnDropHandle::new(self.spawn_guest(instance));
+        tokio::select! {
+            biased;
+            () = cancel.cancelled() => {
+                // The guest is gone (its memory and sockets released) before a restart.
+                instance.abort();
+                let _ = (&mut instance).await;
+                Exit::killed()
+            }
+            exit = &mut instance => exit.unwrap_or_else(|error| match error.try_into_panic() {
+                Ok(panic) => std::panic::resume_unwind(panic),
+                Err(_) => Exit::killed(),
+            }),
+        }
     }
 
     async fn run_command(
