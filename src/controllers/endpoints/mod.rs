@@ -247,7 +247,9 @@ impl Context {
             .api
             .update(resource, namespace, &name, wanted, Part::Main)
         {
-            Ok(_) => Ok(()),
+            // The cache is behind a write it has yet to see; that write's event wakes the
+            // Service again (as for AlreadyExists above), so this is no failure to warn of.
+            Ok(_) | Err(ApiError::Conflict { .. }) => Ok(()),
             Err(source) => Err(failed(source)),
         }
     }
