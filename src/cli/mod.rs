@@ -10,6 +10,7 @@ pub mod columns;
 pub mod cordon;
 pub mod delete;
 mod demo;
+mod demo_web;
 pub mod describe;
 pub mod describe_container;
 pub mod describe_deployment;

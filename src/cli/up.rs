@@ -1,5 +1,6 @@
 //! `up`: runs a whole single-node cluster in this process until Ctrl-C or SIGTERM; with
-//! `--demo` it applies the two-container demo and shows it working.
+//! `--demo` it applies the two-container demo pod and the web Deployment behind a
+//! LoadBalancer Service, and shows them working.
 
 use std::io::IsTerminal as _;
 use std::net::SocketAddr;
@@ -17,7 +18,7 @@ use super::logs::{LogRequest, print_logs};
 use super::node_args::NodeArgs;
 use super::server::ControlPlaneArgs;
 use super::table::Table;
-use super::{GlobalArgs, Session, apply, demo, files, print, report};
+use super::{GlobalArgs, Session, apply, demo, demo_web, files, print, report};
 use crate::api::kinds::PODS;
 use crate::api::printers::now;
 use crate::api::printers::pod::summarize;
@@ -37,7 +38,8 @@ pub struct UpArgs {
     /// The name of the embedded node [default: the host name]
     #[arg(long, value_name = "NAME")]
     pub node_name: Option<String>,
-    /// Apply the demo pod and show it running
+    /// Apply the demo (a two-container pod, and three HTTP replicas behind a LoadBalancer
+    /// Service) and show it working
     #[arg(long)]
     pub demo: bool,
     #[command(flatten)]
@@ -70,7 +72,7 @@ pub async fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<()> {
         if let Err(error) = run_demo(&client, cluster.data_dir()).await {
             report(&error);
             eprintln!(
-                "The demo did not finish; the cluster keeps running. Try `wasmkube describe pod demo`."
+                "The demo did not finish; the cluster keeps running. Try `wasmkube describe pod demo` or `wasmkube describe service web`."
             );
         }
     }
@@ -97,10 +99,12 @@ fn banner(cluster: &Cluster, took: Duration) -> String {
     )
 }
 
-/// Applies the demo, waits for `2/2 Running`, prints the pods and the reader's log.
+/// Applies the demo pod, waits for `2/2 Running`, prints the pods and the reader's log; then
+/// the web part (see [`demo_web`]).
 async fn run_demo(client: &Client, data_dir: &Path) -> anyhow::Result<()> {
     let session = Session::new(client.clone(), None);
-    let manifests = files::read_file(&demo::install(data_dir)?)?;
+    let demo_dir = demo::install(data_dir)?;
+    let manifests = files::read_file(&demo_dir.join(demo::POD_MANIFEST))?;
     apply::apply_manifests(&session, manifests, &Default::default()).await?;
     wait_until_running(client, "default", "demo", DEMO_TIMEOUT).await?;
     let list = client
@@ -130,6 +134,7 @@ async fn run_demo(client: &Client, data_dir: &Path) -> anyhow::Result<()> {
         ..LogRequest::default()
     };
     print_logs(client, "default", "demo", &request).await?;
+    demo_web::show(&session, client, &demo_dir, DEMO_TIMEOUT).await?;
     print("\n")
 }
 
