@@ -6,99 +6,18 @@
 
 mod support;
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
-use hyper_util::rt::TokioIo;
-use serde_json::{Value, json};
+use serde_json::json;
+use support::http_load::{echo_pod, load, loopback_of, running, sample};
 use support::processes::{free_port, start_agent, start_control_plane};
 use support::{exerciser, millis, percentile, row};
 use wasmkube::api::kinds::PODS;
 use wasmkube::client::Client;
 use wasmkube::testing::{Cluster, eventually};
-
-/// Concurrent keep-alive connections of the load.
-const CONNECTIONS: usize = 4;
-const LOAD_TIME: Duration = Duration::from_secs(3);
-
-fn sample(file: &str) -> String {
-    format!("{}/{file}", env!("WASMKUBE_SAMPLES_DIR"))
-}
-
-/// Requests per second over `CONNECTIONS` connections for `LOAD_TIME`, and the median latency
-/// of one connection's requests made one at a time.
-async fn load(address: SocketAddr) -> (f64, Duration) {
-    let deadline = Instant::now() + LOAD_TIME;
-    let workers: Vec<_> = (0..CONNECTIONS)
-        .map(|_| tokio::spawn(requests_until(address, deadline)))
-        .collect();
-    let mut total = 0;
-    for worker in workers {
-        total += worker.await.unwrap().len();
-    }
-    let rate = total as f64 / LOAD_TIME.as_secs_f64();
-    let mut alone = requests_until(address, Instant::now() + Duration::from_secs(1)).await;
-    alone.sort();
-    (rate, percentile(&alone, 0.5))
-}
-
-/// GETs `/hello` on one connection until `deadline`; the latency of each.
-async fn requests_until(address: SocketAddr, deadline: Instant) -> Vec<Duration> {
-    let stream = tokio::net::TcpStream::connect(address).await.unwrap();
-    stream.set_nodelay(true).unwrap();
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .unwrap();
-    tokio::spawn(connection);
-    let mut latencies = Vec::new();
-    while Instant::now() < deadline {
-        let request = http::Request::get("/hello")
-            .header("host", "bench")
-            .body(Empty::<Bytes>::new())
-            .unwrap();
-        let start = Instant::now();
-        sender.ready().await.unwrap();
-        let response = sender.send_request(request).await.unwrap();
-        assert_eq!(response.status(), 200);
-        response.into_body().collect().await.unwrap();
-        latencies.push(start.elapsed());
-    }
-    latencies
-}
-
-fn echo_pod(name: &str) -> Value {
-    json!({"metadata": {"name": name}, "spec": {"containers": [{
-        "name": "web", "image": sample("http-echo.wasm"),
-        "ports": [{"containerPort": 8080}],
-        "env": [{"name": "VERSION", "value": "bench"}]}]}})
-}
-
-fn loopback_of(pod: &Value) -> Ipv4Addr {
-    let ip: Ipv4Addr = pod["status"]["podIP"].as_str().unwrap().parse().unwrap();
-    let [_, b, c, d] = ip.octets();
-    Ipv4Addr::new(127, b, c, d)
-}
-
-/// Waits for the pod to run, polling every 200 µs (as the cluster bench does: `eventually`'s
-/// 20 ms would round every start up).
-async fn running(api: &wasmkube::api::Api, name: &str) -> Value {
-    let start = Instant::now();
-    loop {
-        let pod = api.get(&PODS, Some("default"), name).unwrap();
-        if pod["status"]["phase"] == "Running" {
-            return pod;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "{name} never ran"
-        );
-        tokio::time::sleep(Duration::from_micros(200)).await;
-    }
-}
 
 /// The node serving http-echo: requests/s and p50 latency; then pod create → Running times.
 async fn measure_node(cluster: &Cluster) -> ((f64, Duration), Vec<Duration>) {

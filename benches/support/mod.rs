@@ -7,6 +7,7 @@ use std::time::Duration;
 
 #[path = "../../tests/integration/census.rs"]
 pub mod census;
+pub mod http_load;
 pub mod load;
 #[path = "../../tests/integration/processes.rs"]
 pub mod processes;

@@ -1,0 +1,172 @@
+//! The built-in proxy's budgets: a LoadBalancer Service in front of three replicas of the
+//! echo component against the same load sent straight to one of them (the node serving it,
+//! no proxy); and how long an endpoint change takes to reach the proxy: the EndpointSlice of a
+//! selectorless LoadBalancer Service rewritten, its address asked until it answers as the
+//! change says (200 with an endpoint, 503 without).
+//!
+//! `cargo bench --bench proxy`
+
+mod support;
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::Empty;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde_json::{Value, json};
+use support::http_load::{echo_pod, load, loopback_of, running};
+use support::{header, millis, p50_p99, row};
+use wasmkube::api::kinds::{ENDPOINT_SLICES, PODS, SERVICES};
+use wasmkube::api::{Api, Part};
+use wasmkube::testing::{Cluster, eventually};
+
+const REPLICAS: usize = 3;
+/// Endpoint changes timed (half adding the endpoint, half taking it away).
+const CHANGES: usize = 100;
+const PORT: u16 = 8080;
+
+type HttpClient = Client<HttpConnector, Empty<Bytes>>;
+
+/// The Service's load balancer address, once published.
+async fn ingress(api: &Api, name: &str) -> Ipv4Addr {
+    eventually(Duration::from_secs(60), "an ingress address", || async {
+        let service = api.get(&SERVICES, Some("default"), name).ok()?;
+        service["status"]["loadBalancer"]["ingress"][0]["ip"]
+            .as_str()?
+            .parse()
+            .ok()
+    })
+    .await
+}
+
+/// The status of a GET of `url`, 0 when no answer came.
+async fn status(client: &HttpClient, url: &str) -> u16 {
+    match client.get(url.parse().unwrap()).await {
+        Ok(response) => response.status().as_u16(),
+        Err(_) => 0,
+    }
+}
+
+/// Polls `url` until it answers `wanted`; how long that took from `since`.
+async fn until_status(client: &HttpClient, url: &str, wanted: u16, since: Instant) -> Duration {
+    while status(client, url).await != wanted {
+        assert!(
+            since.elapsed() < Duration::from_secs(10),
+            "{url} never answered {wanted}"
+        );
+        tokio::time::sleep(Duration::from_micros(200)).await;
+    }
+    since.elapsed()
+}
+
+fn load_balancer(name: &str, selector: Option<Value>) -> Value {
+    let mut spec = json!({"type": "LoadBalancer",
+        "ports": [{"name": "http", "port": PORT, "targetPort": PORT}]});
+    if let Some(selector) = selector {
+        spec["selector"] = selector;
+    }
+    json!({"metadata": {"name": name}, "spec": spec})
+}
+
+/// Three echo pods behind a LoadBalancer: requests/s and p50 of one of them served straight
+/// and of all three through the proxy. Returns one pod's IP for the change measurement.
+async fn through_the_proxy(api: &Api) -> (((f64, Duration), (f64, Duration)), String) {
+    let mut pods = Vec::new();
+    for i in 0..REPLICAS {
+        let mut pod = echo_pod(&format!("web-{i}"));
+        pod["metadata"]["labels"] = json!({"app": "web"});
+        api.create(&PODS, Some("default"), pod).unwrap();
+        pods.push(running(api, &format!("web-{i}")).await);
+    }
+    let service = load_balancer("web", Some(json!({"app": "web"})));
+    api.create(&SERVICES, Some("default"), service).unwrap();
+    let address = SocketAddr::from((ingress(api, "web").await, PORT));
+    let client = Client::builder(TokioExecutor::new()).build_http();
+    until_status(&client, &format!("http://{address}/"), 200, Instant::now()).await;
+    let direct = load(SocketAddr::from((loopback_of(&pods[0]), PORT))).await;
+    let proxied = load(address).await;
+    let pod_ip = pods[0]["status"]["podIP"].as_str().unwrap().to_string();
+    ((direct, proxied), pod_ip)
+}
+
+/// Rewrites a selectorless Service's slice `CHANGES` times, alternately with and without
+/// `pod_ip`; from each write to the proxy answering accordingly, sorted.
+async fn endpoint_changes(api: &Api, pod_ip: &str) -> Vec<Duration> {
+    api.create(&SERVICES, Some("default"), load_balancer("manual", None))
+        .unwrap();
+    let url = format!("http://{}:{PORT}/", ingress(api, "manual").await);
+    let client = Client::builder(TokioExecutor::new()).build_http();
+    let slice = |ready: bool| {
+        let endpoints: Vec<Value> = ready
+            .then(|| json!({"addresses": [pod_ip], "conditions": {"ready": true}}))
+            .into_iter()
+            .collect();
+        json!({"metadata": {"name": "manual-1",
+                            "labels": {"kubernetes.io/service-name": "manual"}},
+               "addressType": "IPv4", "ports": [{"name": "http", "port": PORT}],
+               "endpoints": endpoints})
+    };
+    api.create(&ENDPOINT_SLICES, Some("default"), slice(false))
+        .unwrap();
+    until_status(&client, &url, 503, Instant::now()).await;
+    let mut latencies = Vec::new();
+    for n in 0..CHANGES {
+        let ready = n % 2 == 0;
+        let start = Instant::now();
+        let current = api
+            .get(&ENDPOINT_SLICES, Some("default"), "manual-1")
+            .unwrap();
+        let mut wanted = slice(ready);
+        wanted["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"].clone();
+        api.update(
+            &ENDPOINT_SLICES,
+            Some("default"),
+            "manual-1",
+            wanted,
+            Part::Main,
+        )
+        .unwrap();
+        let answer = if ready { 200 } else { 503 };
+        latencies.push(until_status(&client, &url, answer, start).await);
+    }
+    latencies.sort();
+    latencies
+}
+
+fn rate_row(name: &str, (rate, p50): (f64, Duration), budget: &str) {
+    row(&format!("{name}, requests/s"), format!("{rate:.0}"), budget);
+    row(
+        &format!("{name}, p50 (one connection)"),
+        millis(p50),
+        "reported",
+    );
+}
+
+#[tokio::main]
+async fn main() {
+    let cluster = Cluster::start().await.unwrap();
+    let api = cluster.api().clone();
+    let ((direct, proxied), pod_ip) = through_the_proxy(&api).await;
+    let changes = endpoint_changes(&api, &pod_ip).await;
+    cluster.shutdown().await;
+    header();
+    rate_row(
+        "one echo pod served straight by the node",
+        direct,
+        "reported",
+    );
+    rate_row("LoadBalancer -> three echo pods", proxied, "reported");
+    row(
+        "LoadBalancer / straight, requests/s",
+        format!("{:.2}", proxied.0 / direct.0),
+        "reported",
+    );
+    p50_p99(
+        "endpoint change -> proxy answers by it",
+        &changes,
+        "< 100 ms",
+    );
+}

@@ -1,0 +1,91 @@
+//! HTTP load on keep-alive connections, and the echo component's pods it is aimed at.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use wasmkube::api::kinds::PODS;
+
+use super::percentile;
+
+/// Concurrent keep-alive connections of the load.
+pub const CONNECTIONS: usize = 4;
+pub const LOAD_TIME: Duration = Duration::from_secs(3);
+
+pub fn sample(file: &str) -> String {
+    format!("{}/{file}", env!("WASMKUBE_SAMPLES_DIR"))
+}
+
+/// Requests per second over `CONNECTIONS` connections for `LOAD_TIME`, and the median latency
+/// of one connection's requests made one at a time.
+pub async fn load(address: SocketAddr) -> (f64, Duration) {
+    let deadline = Instant::now() + LOAD_TIME;
+    let workers: Vec<_> = (0..CONNECTIONS)
+        .map(|_| tokio::spawn(requests_until(address, deadline)))
+        .collect();
+    let mut total = 0;
+    for worker in workers {
+        total += worker.await.unwrap().len();
+    }
+    let rate = total as f64 / LOAD_TIME.as_secs_f64();
+    let mut alone = requests_until(address, Instant::now() + Duration::from_secs(1)).await;
+    alone.sort();
+    (rate, percentile(&alone, 0.5))
+}
+
+/// GETs `/hello` on one connection until `deadline`; the latency of each.
+pub async fn requests_until(address: SocketAddr, deadline: Instant) -> Vec<Duration> {
+    let stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    stream.set_nodelay(true).unwrap();
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let mut latencies = Vec::new();
+    while Instant::now() < deadline {
+        let request = http::Request::get("/hello")
+            .header("host", "bench")
+            .body(Empty::<Bytes>::new())
+            .unwrap();
+        let start = Instant::now();
+        sender.ready().await.unwrap();
+        let response = sender.send_request(request).await.unwrap();
+        assert_eq!(response.status(), 200);
+        response.into_body().collect().await.unwrap();
+        latencies.push(start.elapsed());
+    }
+    latencies
+}
+
+pub fn echo_pod(name: &str) -> Value {
+    json!({"metadata": {"name": name}, "spec": {"containers": [{
+        "name": "web", "image": sample("http-echo.wasm"),
+        "ports": [{"containerPort": 8080}],
+        "env": [{"name": "VERSION", "value": "bench"}]}]}})
+}
+
+pub fn loopback_of(pod: &Value) -> Ipv4Addr {
+    let ip: Ipv4Addr = pod["status"]["podIP"].as_str().unwrap().parse().unwrap();
+    let [_, b, c, d] = ip.octets();
+    Ipv4Addr::new(127, b, c, d)
+}
+
+/// Waits for the pod to run, polling every 200 µs (as the cluster bench does: `eventually`'s
+/// 20 ms would round every start up).
+pub async fn running(api: &wasmkube::api::Api, name: &str) -> Value {
+    let start = Instant::now();
+    loop {
+        let pod = api.get(&PODS, Some("default"), name).unwrap();
+        if pod["status"]["phase"] == "Running" {
+            return pod;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{name} never ran"
+        );
+        tokio::time::sleep(Duration::from_micros(200)).await;
+    }
+}
