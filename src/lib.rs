@@ -17,6 +17,7 @@ pub mod controller_runtime;
 pub mod controllers;
 pub mod dns;
 pub mod events;
+pub mod http_limits;
 pub mod images;
 pub mod manifest;
 pub mod node;

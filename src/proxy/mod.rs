@@ -19,6 +19,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use tokio_util::sync::CancellationToken;
 
+pub use serve::MAX_REQUEST_BODY;
 pub use table::{Front, Pick, ServiceTable, load_balancer_ips};
 
 use crate::api::Api;

@@ -8,9 +8,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::header::{self, HeaderName};
 use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
@@ -19,6 +18,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::backends::{Backends, ForwardBody, SendError};
 use super::table::{Front, Pick, ServiceTable};
+
+/// The largest request body the proxy takes (nginx's `client_max_body_size` is 1 MiB): it is
+/// held in memory so a request whose connect failed can go to another endpoint.
+pub const MAX_REQUEST_BODY: usize = 8 << 20;
 
 /// What a proxied answer carries.
 pub type ProxyBody = BoxBody<Bytes, hyper::Error>;
@@ -63,7 +66,7 @@ pub async fn serve(listener: TcpListener, upstream: Upstream, stop: Cancellation
                 let upstream = upstream.clone();
                 async move { Ok::<_, hyper::Error>(forward(&upstream, client, request).await) }
             });
-            let connection = http1::Builder::new()
+            let connection = crate::http_limits::http1()
                 .keep_alive(true)
                 .serve_connection(TokioIo::new(stream), service);
             tokio::pin!(connection);
@@ -86,8 +89,14 @@ async fn forward(
     request: Request<Incoming>,
 ) -> Response<ProxyBody> {
     let (mut parts, body) = request.into_parts();
-    let body = match body.collect().await {
+    let body = match Limited::new(body, MAX_REQUEST_BODY).collect().await {
         Ok(body) => body.to_bytes(),
+        Err(error) if error.is::<LengthLimitError>() => {
+            return answer(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("the request body is larger than {MAX_REQUEST_BODY} bytes"),
+            );
+        }
         Err(error) => {
             return answer(
                 StatusCode::BAD_REQUEST,

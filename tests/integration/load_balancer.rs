@@ -157,3 +157,38 @@ async fn a_load_balancer_port_taken_on_the_host_is_a_warning_and_no_ingress() {
     );
     cluster.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_oversized_body_is_413_and_a_client_sending_its_head_slowly_is_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let cluster = Cluster::start().await.unwrap();
+    cluster
+        .api()
+        .create(&SERVICES, Some("default"), load_balancer(8080))
+        .unwrap();
+    let address = SocketAddr::new(ingress(&cluster, "web").await, 8080);
+
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let length = wasmkube::proxy::MAX_REQUEST_BODY + 1;
+    let head = format!("POST / HTTP/1.1\r\nHost: web\r\nContent-Length: {length}\r\n\r\n");
+    stream.write_all(head.as_bytes()).await.unwrap();
+    // The proxy answers once the limit is passed, without waiting for the rest.
+    let _ = stream.write_all(&vec![b'x'; length]).await;
+    let mut answer = vec![0; 4096];
+    let read = tokio::time::timeout(CONVERGE, stream.read(&mut answer))
+        .await
+        .expect("an answer to the oversized body")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer[..read]);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+
+    let mut slow = tokio::net::TcpStream::connect(address).await.unwrap();
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: w").await.unwrap();
+    let mut rest = [0u8; 1024];
+    let closed = tokio::time::timeout(Duration::from_secs(30), slow.read(&mut rest)).await;
+    assert!(
+        matches!(closed, Ok(Ok(0) | Err(_))),
+        "a client that never finished its head kept its connection for 30 s: {closed:?}"
+    );
+    cluster.shutdown().await;
+}

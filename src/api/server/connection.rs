@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
@@ -16,9 +16,6 @@ use super::{Context, handle};
 
 /// How long a client may take to finish the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a client may take to send a request's headers, counted from when the server is
-/// ready for them: it also closes a kept-alive connection left idle this long.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// The first byte of a TLS connection (a handshake record); anything else is not TLS.
 const TLS_HANDSHAKE_RECORD: u8 = 0x16;
 
@@ -83,10 +80,7 @@ async fn serve_http(stream: TlsStream<TcpStream>, context: Arc<Context>) {
         let context = context.clone();
         async move { Ok::<_, Infallible>(handle(request, &context).await) }
     });
-    let connection = hyper::server::conn::http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
-        .serve_connection(TokioIo::new(stream), service);
+    let connection = crate::http_limits::http1().serve_connection(TokioIo::new(stream), service);
     if let Err(error) = connection.await {
         tracing::debug!(%error, "connection ended with an error");
     }

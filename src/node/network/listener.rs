@@ -13,8 +13,7 @@ use futures::future::BoxFuture;
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
+use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
@@ -95,8 +94,7 @@ async fn connection(stream: tokio::net::TcpStream, peer: SocketAddr, endpoint: A
         let endpoint = endpoint.clone();
         async move { Ok::<_, Infallible>(route(request, &endpoint).await) }
     });
-    let builder = auto::Builder::new(TokioExecutor::new());
-    let served = builder
+    let served = crate::http_limits::http1_and_2()
         .serve_connection_with_upgrades(TokioIo::new(stream), service)
         .await;
     if let Err(error) = served {
