@@ -21,6 +21,7 @@ use crate::cidr::Ipv4Block;
 use crate::client::Client;
 use crate::cluster::{self, ClusterConfig};
 use crate::controller_runtime::backoff::Backoff;
+use crate::controllers::node_ipam::NodeIpamConfig;
 use crate::dns::DnsConfig;
 use crate::proxy::ProxyConfig;
 
@@ -43,6 +44,7 @@ impl Cluster {
         let data_dir = tempfile::Builder::new()
             .prefix("wasmkube-test-")
             .tempdir()?;
+        let number = cluster_number();
         let mut config = ClusterConfig {
             data_dir: data_dir.path().to_path_buf(),
             api_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -57,7 +59,8 @@ impl Cluster {
                 addr: free_dns_address()?,
                 ..DnsConfig::default()
             },
-            proxy: own_proxy_addresses(),
+            proxy: own_proxy_addresses(number),
+            node_ipam: own_node_ipam(number),
             ..ClusterConfig::default()
         };
         adjust(&mut config);
@@ -130,17 +133,33 @@ impl Cluster {
 /// A node address and load balancer pool of this cluster's own, so clusters running side by
 /// side (tests of one binary, or of several) do not take each other's node ports: loopback
 /// addresses outside the pods' (`127.0.x.y`), spread by process and counted within it.
-fn own_proxy_addresses() -> ProxyConfig {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let n = std::process::id()
-        .wrapping_mul(97)
-        .wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed));
+fn own_proxy_addresses(n: u32) -> ProxyConfig {
     let octet = |value: u32, base: u32, span: u32| (base + value % span) as u8;
     let node_ip = Ipv4Addr::new(127, 0, octet(n, 1, 99), octet(n / 99, 1, 250));
     let pool = Ipv4Addr::new(127, 0, octet(n, 128, 127), octet(n / 127, 0, 16) * 16);
     ProxyConfig {
         lb_pool: Ipv4Block::new(pool, 28).expect("a /28 on a multiple of 16"),
         node_ip: node_ip.into(),
+    }
+}
+
+/// A number telling this process's clusters, and other test processes', apart.
+fn cluster_number() -> u32 {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    std::process::id()
+        .wrapping_mul(97)
+        .wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// A pod range of this cluster's own, `10.B.0.0/16`: pods' loopback addresses are 127.B.x.y,
+/// so the pods of clusters running side by side never share one (B skips 0, the host's, and
+/// 96–111, the default service range).
+fn own_node_ipam(n: u32) -> NodeIpamConfig {
+    let b = 112 + n % 144;
+    NodeIpamConfig {
+        cluster_cidr: Ipv4Block::new(Ipv4Addr::new(10, b as u8, 0, 0), 16)
+            .expect("a /16 on its boundary"),
+        ..NodeIpamConfig::default()
     }
 }
 
