@@ -1,7 +1,10 @@
-//! Container probes: Kubernetes' defaults (`SetDefaults_Probe`, `SetDefaults_HTTPGetAction`)
-//! and the rules on their handlers (`validateHandler`); the numeric bounds are in `bounds`.
+//! Container probes and lifecycle hooks: Kubernetes' defaults (`SetDefaults_Probe`,
+//! `SetDefaults_HTTPGetAction`) and the rules on their handlers (`validateHandler`,
+//! `validateLifecycle`); the probes' numeric bounds are in `bounds`.
 
-use k8s_openapi::api::core::v1::{Container, Probe};
+use k8s_openapi::api::core::v1::{
+    Container, ExecAction, HTTPGetAction, LifecycleHandler, Probe, TCPSocketAction,
+};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use crate::api::error::Cause;
@@ -57,18 +60,7 @@ pub fn validate(container: &Container, path: &str, causes: &mut Vec<Cause>) {
             probe.tcp_socket.is_some(),
             probe.grpc.is_some(),
         ];
-        match handlers.iter().filter(|h| **h).count() {
-            0 => causes.push(Cause {
-                field: field.clone(),
-                reason: "FieldValueRequired",
-                message: "Required value: must specify a handler type".into(),
-            }),
-            1 => {}
-            _ => causes.push(Cause::forbidden(
-                field.clone(),
-                "may not specify more than 1 handler type",
-            )),
-        }
+        count_handlers(&handlers, &field, causes);
         if name == "readinessProbe" && probe.termination_grace_period_seconds.is_some() {
             causes.push(Cause::invalid(
                 format!("{field}.terminationGracePeriodSeconds"),
@@ -76,17 +68,105 @@ pub fn validate(container: &Container, path: &str, causes: &mut Vec<Cause>) {
                 "must not be set for readinessProbes",
             ));
         }
-        validate_handler(probe, &field, causes);
+        let actions = Actions {
+            exec: probe.exec.as_ref(),
+            http_get: probe.http_get.as_ref(),
+            tcp_socket: probe.tcp_socket.as_ref(),
+        };
+        validate_handler(&actions, &field, causes);
     }
 }
 
-fn validate_handler(probe: &Probe, field: &str, causes: &mut Vec<Cause>) {
-    if let Some(exec) = &probe.exec
+/// The actions a probe and a lifecycle hook have in common.
+struct Actions<'a> {
+    exec: Option<&'a ExecAction>,
+    http_get: Option<&'a HTTPGetAction>,
+    tcp_socket: Option<&'a TCPSocketAction>,
+}
+
+/// Exactly one of `handlers` is set.
+fn count_handlers(handlers: &[bool], field: &str, causes: &mut Vec<Cause>) {
+    match handlers.iter().filter(|h| **h).count() {
+        0 => causes.push(Cause {
+            field: field.to_string(),
+            reason: "FieldValueRequired",
+            message: "Required value: must specify a handler type".into(),
+        }),
+        1 => {}
+        _ => causes.push(Cause::forbidden(
+            field.to_string(),
+            "may not specify more than 1 handler type",
+        )),
+    }
+}
+
+/// A container's `postStart` and `preStop` hooks: one handler each, valid as a probe's, and a
+/// `sleep` within the pod's grace period; init containers have none.
+pub fn validate_lifecycle(
+    container: &Container,
+    path: &str,
+    init: bool,
+    grace: Option<i64>,
+    causes: &mut Vec<Cause>,
+) {
+    let Some(lifecycle) = &container.lifecycle else {
+        return;
+    };
+    if init {
+        causes.push(Cause::forbidden(
+            format!("{path}.lifecycle"),
+            "may not be set for init containers without restartPolicy=Always",
+        ));
+        return;
+    }
+    let hooks = [
+        ("postStart", &lifecycle.post_start),
+        ("preStop", &lifecycle.pre_stop),
+    ];
+    for (name, hook) in hooks {
+        let Some(hook) = hook else { continue };
+        let field = format!("{path}.lifecycle.{name}");
+        validate_hook(hook, &field, grace, causes);
+    }
+}
+
+fn validate_hook(
+    hook: &LifecycleHandler,
+    field: &str,
+    grace: Option<i64>,
+    causes: &mut Vec<Cause>,
+) {
+    let handlers = [
+        hook.exec.is_some(),
+        hook.http_get.is_some(),
+        hook.tcp_socket.is_some(),
+        hook.sleep.is_some(),
+    ];
+    count_handlers(&handlers, field, causes);
+    let actions = Actions {
+        exec: hook.exec.as_ref(),
+        http_get: hook.http_get.as_ref(),
+        tcp_socket: hook.tcp_socket.as_ref(),
+    };
+    validate_handler(&actions, field, causes);
+    if let (Some(sleep), Some(grace)) = (&hook.sleep, grace)
+        && !(0..=grace).contains(&sleep.seconds)
+    {
+        causes.push(Cause::invalid(
+            format!("{field}.sleep.seconds"),
+            sleep.seconds,
+            &format!("must be non-negative and less than terminationGracePeriodSeconds ({grace})"),
+        ));
+    }
+}
+
+fn validate_handler(actions: &Actions, field: &str, causes: &mut Vec<Cause>) {
+    if let Some(exec) = actions.exec
         && exec.command.as_ref().is_none_or(Vec::is_empty)
     {
         causes.push(Cause::required(format!("{field}.exec.command")));
     }
-    if let Some(http) = &probe.http_get {
+    if let Some(http) = actions.http_get {
         validate_port(&http.port, &format!("{field}.httpGet.port"), causes);
         if let Some(scheme) = http.scheme.as_deref().filter(|s| !SCHEMES.contains(s)) {
             causes.push(Cause::unsupported(
@@ -105,7 +185,7 @@ fn validate_handler(probe: &Probe, field: &str, causes: &mut Vec<Cause>) {
             }
         }
     }
-    if let Some(tcp) = &probe.tcp_socket {
+    if let Some(tcp) = actions.tcp_socket {
         validate_port(&tcp.port, &format!("{field}.tcpSocket.port"), causes);
     }
 }
@@ -198,5 +278,32 @@ mod tests {
             "readinessProbe": {"exec": {"command": ["check.wasm"]}}}),
         );
         assert!(causes(&fine).is_empty());
+    }
+
+    #[test]
+    fn a_lifecycle_hook_needs_one_valid_handler_and_a_sleep_within_the_grace_period() {
+        let c = container(json!({"lifecycle": {
+            "postStart": {},
+            "preStop": {"sleep": {"seconds": 45}, "httpGet": {"port": 0}},
+        }}));
+        let mut found = Vec::new();
+        validate_lifecycle(&c, "spec.containers[0]", false, Some(30), &mut found);
+        let found: Vec<String> = found
+            .into_iter()
+            .map(|c| format!("{}: {}", c.field, c.message))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                "spec.containers[0].lifecycle.postStart: Required value: must specify a handler type",
+                "spec.containers[0].lifecycle.preStop: Forbidden: may not specify more than 1 handler type",
+                "spec.containers[0].lifecycle.preStop.httpGet.port: Invalid value: 0: must be between 1 and 65535, inclusive",
+                "spec.containers[0].lifecycle.preStop.sleep.seconds: Invalid value: 45: must be non-negative and less than terminationGracePeriodSeconds (30)",
+            ]
+        );
+        let mut on_init = Vec::new();
+        validate_lifecycle(&c, "spec.initContainers[0]", true, Some(30), &mut on_init);
+        assert_eq!(on_init.len(), 1);
+        assert_eq!(on_init[0].field, "spec.initContainers[0].lifecycle");
     }
 }

@@ -115,13 +115,15 @@ pub fn validate_spec(spec: &PodSpec, raw: &Value, path: &str, causes: &mut Vec<C
         .iter()
         .flatten()
         .enumerate()
-        .map(|(i, c)| (format!("{path}.initContainers[{i}]"), c));
+        .map(|(i, c)| (format!("{path}.initContainers[{i}]"), c, true));
     let app = spec
         .containers
         .iter()
         .enumerate()
-        .map(|(i, c)| (format!("{path}.containers[{i}]"), c));
-    for (container_path, container) in init.chain(app) {
+        .map(|(i, c)| (format!("{path}.containers[{i}]"), c, false));
+    let grace = spec.termination_grace_period_seconds;
+    for (container_path, container, is_init) in init.chain(app) {
+        super::probes::validate_lifecycle(container, &container_path, is_init, grace, causes);
         if !container.name.is_empty() && !names.insert(container.name.clone()) {
             causes.push(Cause::duplicate(
                 format!("{container_path}.name"),
