@@ -239,7 +239,7 @@ impl Agent {
                 handle.stop(Stop::Gone);
                 pods.remove(&uid);
             }
-            ("ADDED" | "MODIFIED", Some(handle)) if deleting => handle.stop(Stop::Delete),
+            ("ADDED" | "MODIFIED", Some(handle)) if deleting => handle.stop(Stop::deletion(pod)),
             ("ADDED" | "MODIFIED", None) if deleting => self.finish_deletion(pod),
             ("ADDED" | "MODIFIED", None) => match pod_worker::spawn(self.node.clone(), pod.clone())
             {

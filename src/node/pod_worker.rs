@@ -25,12 +25,14 @@ mod containers;
 mod probing;
 mod runs;
 mod status;
+mod termination;
 
 /// Why a pod's containers are being stopped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stop {
-    /// The pod was deleted gracefully: stop, report, then remove the object.
-    Delete,
+    /// The pod was deleted gracefully: wind down within `grace` (see [`termination`]), stop,
+    /// report, then remove the object.
+    Delete { grace: Duration },
     /// The object is already gone (force delete): stop and clean up.
     Gone,
     /// The node is shutting down: stop without touching the pod, which runs again on restart.
@@ -71,13 +73,20 @@ struct PodShared {
 }
 
 impl PodHandle {
+    /// Stops the pod for `reason`; a later, more urgent reason (a shorter grace, a force
+    /// delete, the node's shutdown) cuts a graceful termination short.
     pub fn stop(&self, reason: Stop) {
         self.stop.send_if_modified(|current| {
-            let first = current.is_none();
-            if first {
+            let urgent = match (*current, reason) {
+                (None, _) => true,
+                (Some(Stop::Delete { grace: now }), Stop::Delete { grace }) => grace < now,
+                (Some(Stop::Delete { .. }), _) => true,
+                (Some(_), _) => false,
+            };
+            if urgent {
                 *current = Some(reason);
             }
-            first
+            urgent
         });
     }
 
@@ -339,6 +348,10 @@ impl Worker {
             }
         };
         this.update(|r| r.terminating = true);
+        let reason = match reason {
+            Stop::Delete { .. } => this.terminate_gracefully(&mut stop).await,
+            other => other,
+        };
         containers_stop.cancel();
         let _ = lifecycle.await;
         status_done.cancel();
@@ -376,7 +389,12 @@ impl Worker {
     async fn remove(&self, reason: Stop) {
         let namespace = Some(self.namespace());
         self.node
-            .remove_pod(namespace, self.name(), &self.uid, reason == Stop::Delete)
+            .remove_pod(
+                namespace,
+                self.name(),
+                &self.uid,
+                matches!(reason, Stop::Delete { .. }),
+            )
             .await;
     }
 }

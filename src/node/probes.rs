@@ -1,13 +1,14 @@
 //! Container probes as the kubelet runs them: the spec with Kubernetes' defaults, the
 //! threshold counting that turns results into a verdict, and the `httpGet` and `tcpSocket`
-//! checks (an `exec` probe runs a command component in the pod; the pod worker does that).
+//! checks (an `exec` probe runs a command component in the pod; the pod worker does that);
+//! and `preStop` hooks, which run the same handlers or sleep.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use http_body_util::Empty;
 use hyper_util::rt::TokioIo;
-use k8s_openapi::api::core::v1::{Container, Probe};
+use k8s_openapi::api::core::v1::{Container, ExecAction, HTTPGetAction, Probe, TCPSocketAction};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use crate::api::discovery::KUBERNETES_VERSION;
@@ -90,38 +91,79 @@ fn threshold(value: Option<i32>, default: u32) -> u32 {
     value.filter(|v| *v > 0).map_or(default, |v| v as u32)
 }
 
-fn check(container: &Container, probe: &Probe) -> Result<Check, String> {
-    if let Some(http) = &probe.http_get {
-        if http.scheme.as_deref().is_some_and(|s| s != "HTTP") {
-            return Err("HTTPS probes are not supported by this node".into());
-        }
-        let headers = http.http_headers.iter().flatten();
-        return Ok(Check::Http {
-            port: port(container, &http.port)?,
-            path: http
-                .path
-                .clone()
-                .filter(|p| !p.is_empty())
-                .unwrap_or("/".into()),
-            headers: headers.map(|h| (h.name.clone(), h.value.clone())).collect(),
-        });
-    }
-    if let Some(tcp) = &probe.tcp_socket {
-        return Ok(Check::Tcp {
-            port: port(container, &tcp.port)?,
-        });
-    }
-    if let Some(exec) = &probe.exec {
-        let command = exec.command.clone().unwrap_or_default();
-        if command.is_empty() {
-            return Err("the exec probe has no command".into());
-        }
-        return Ok(Check::Exec { command });
-    }
-    Err("the probe names no handler (httpGet, tcpSocket or exec)".into())
+/// What a container's `preStop` hook does.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Hook {
+    Sleep(Duration),
+    Check(Check),
 }
 
-/// A probe's port: a number, or the name of one of the container's ports.
+impl Hook {
+    /// The container's `preStop` hook; `Err` says why it cannot run.
+    pub fn pre_stop(container: &Container) -> Option<Result<Hook, String>> {
+        let hook = container.lifecycle.as_ref()?.pre_stop.as_ref()?;
+        if let Some(sleep) = &hook.sleep {
+            let seconds = u64::try_from(sleep.seconds).unwrap_or(0);
+            return Some(Ok(Hook::Sleep(Duration::from_secs(seconds))));
+        }
+        if hook.tcp_socket.is_some() {
+            // As the kubelet: the API takes it, nothing runs it.
+            return Some(Err("a tcpSocket lifecycle hook is not supported".into()));
+        }
+        let check = handler(container, hook.http_get.as_ref(), None, hook.exec.as_ref());
+        Some(
+            check
+                .unwrap_or_else(|| Err("the hook names no handler (httpGet, exec or sleep)".into()))
+                .map(Hook::Check),
+        )
+    }
+}
+
+fn check(container: &Container, probe: &Probe) -> Result<Check, String> {
+    let (http, tcp, exec) = (&probe.http_get, &probe.tcp_socket, &probe.exec);
+    handler(container, http.as_ref(), tcp.as_ref(), exec.as_ref())
+        .unwrap_or_else(|| Err("the probe names no handler (httpGet, tcpSocket or exec)".into()))
+}
+
+/// What a probe's or hook's handler checks; `None` when it names none.
+fn handler(
+    container: &Container,
+    http_get: Option<&HTTPGetAction>,
+    tcp_socket: Option<&TCPSocketAction>,
+    exec: Option<&ExecAction>,
+) -> Option<Result<Check, String>> {
+    let checked = if let Some(http) = http_get {
+        http_check(container, http)
+    } else if let Some(tcp) = tcp_socket {
+        port(container, &tcp.port).map(|port| Check::Tcp { port })
+    } else {
+        let command = exec?.command.clone().unwrap_or_default();
+        if command.is_empty() {
+            Err("the exec handler has no command".into())
+        } else {
+            Ok(Check::Exec { command })
+        }
+    };
+    Some(checked)
+}
+
+fn http_check(container: &Container, http: &HTTPGetAction) -> Result<Check, String> {
+    if http.scheme.as_deref().is_some_and(|s| s != "HTTP") {
+        return Err("HTTPS is not supported by this node".into());
+    }
+    let headers = http.http_headers.iter().flatten();
+    Ok(Check::Http {
+        port: port(container, &http.port)?,
+        path: http
+            .path
+            .clone()
+            .filter(|p| !p.is_empty())
+            .unwrap_or("/".into()),
+        headers: headers.map(|h| (h.name.clone(), h.value.clone())).collect(),
+    })
+}
+
+/// A handler's port: a number, or the name of one of the container's ports.
 fn port(container: &Container, port: &IntOrString) -> Result<u16, String> {
     let number = match port {
         IntOrString::Int(number) => Some(*number),
@@ -135,7 +177,7 @@ fn port(container: &Container, port: &IntOrString) -> Result<u16, String> {
     number
         .and_then(|n| u16::try_from(n).ok())
         .filter(|n| *n != 0)
-        .ok_or_else(|| format!("the probe's port {port:?} is not a port of the container"))
+        .ok_or_else(|| format!("the port {port:?} is not a port of the container"))
 }
 
 /// Consecutive results, and the verdict they add up to under the thresholds.

@@ -26,6 +26,10 @@ pub enum SendError {
     /// No connection could be made: the request was not sent, another endpoint may take it.
     #[error(transparent)]
     Connect(#[from] DialFailed),
+    /// A kept-alive connection closed as the request went out, before any answer: the
+    /// endpoint may or may not have seen it (it was shutting down, or timed the connection out).
+    #[error("the endpoint closed a kept-alive connection: {0}")]
+    Closed(#[source] hyper::Error),
     /// The endpoint took the request and failed it.
     #[error("the endpoint failed the request: {0}")]
     Request(#[source] hyper::Error),
@@ -48,8 +52,8 @@ impl Backends {
     /// Sends `request` to `endpoint` on an idle connection, or a new one.
     ///
     /// # Errors
-    /// `Connect` when no connection could be made (the request is unsent), `Request` when
-    /// the endpoint failed it.
+    /// `Connect` when no connection could be made (the request is unsent), `Closed` when a
+    /// kept-alive connection closed under it, `Request` when the endpoint failed it.
     pub async fn send(
         self: &Arc<Self>,
         endpoint: SocketAddr,
@@ -64,6 +68,9 @@ impl Backends {
                 // The connection closed while idle: the request was not sent; try another.
                 Err(mut failed) => match failed.take_message() {
                     Some(unsent) => request = unsent,
+                    None if failed.error().is_incomplete_message() => {
+                        return Err(SendError::Closed(failed.into_error()));
+                    }
                     None => return Err(SendError::Request(failed.into_error())),
                 },
             }

@@ -1,6 +1,7 @@
 //! One listener of the proxy (a load balancer address or a node port): HTTP/1.1 with
 //! keep-alive to clients, each request sent to the next ready endpoint of the Service, another
-//! one when a connect fails, and a 503 that says why when none is left.
+//! one when a connect fails (or, for an idempotent request, when a kept-alive connection
+//! closes under it), and a 503 that says why when none is left.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -131,17 +132,27 @@ async fn forward(
         let request = Request::from_parts(parts.clone(), ForwardBody::new(body.clone()));
         match upstream.backends.send(endpoint, request).await {
             Ok(response) => return response.map(BodyExt::boxed),
-            Err(SendError::Connect(error)) => {
+            Err(error) if may_retry(&error, &parts.method) => {
                 tracing::debug!(%error, %endpoint, service = upstream.service, "trying another endpoint");
                 tried.push(endpoint);
             }
-            Err(error @ SendError::Request(_)) => {
+            Err(error) => {
                 return answer(
                     StatusCode::BAD_GATEWAY,
                     format!("{}: {error}", upstream.service),
                 );
             }
         }
+    }
+}
+
+/// Whether a request that failed so may go to another endpoint: one never sent, or (as
+/// nginx's `proxy_next_upstream error`) one that may be sent twice.
+fn may_retry(error: &SendError, method: &http::Method) -> bool {
+    match error {
+        SendError::Connect(_) => true,
+        SendError::Closed(_) => method.is_idempotent(),
+        SendError::Request(_) => false,
     }
 }
 

@@ -151,6 +151,23 @@ impl ServiceTable {
     pub fn changes(&self) -> watch::Receiver<u64> {
         self.version.subscribe()
     }
+
+    /// Waits until no front sends new connections to `ip` (a terminating pod's address).
+    pub async fn until_no_front_sends_to(&self, ip: IpAddr) {
+        let mut changes = self.changes();
+        while self.sends_to(ip) {
+            if changes.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Whether a front sends new connections to `ip`.
+    pub fn sends_to(&self, ip: IpAddr) -> bool {
+        let state = self.state.read().unwrap_or_else(|p| p.into_inner());
+        let mut endpoints = state.fronts.values().flat_map(|f| &f.endpoints);
+        endpoints.any(|endpoint| endpoint.ip() == ip)
+    }
 }
 
 impl Balance {

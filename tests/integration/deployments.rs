@@ -82,7 +82,7 @@ fn set_template_args(api: &Api, args: &[&str]) {
 
 /// Waits until the Deployment reports `count` updated, ready and available replicas of its
 /// latest generation, and its rollout complete.
-async fn wait_for_rollout(api: &Api, count: i64) -> Value {
+pub async fn wait_for_rollout(api: &Api, count: i64) -> Value {
     let what = format!("a complete rollout of {count} replicas");
     eventually(CONVERGE, &what, || async {
         let deployment = get_deployment(api);

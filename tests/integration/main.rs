@@ -39,4 +39,5 @@ mod server_limits;
 mod services;
 mod store_blocking;
 mod support;
+mod termination;
 mod volumes;

@@ -188,6 +188,7 @@ impl NodeNetwork {
             address,
             node: self.clone(),
             denials: Arc::default(),
+            drain: http::serve::Drain::default(),
         }
     }
 }
@@ -199,6 +200,8 @@ pub struct PodNet {
     node: Arc<NodeNetwork>,
     /// What the network refused the pod's guests.
     pub denials: Arc<denials::Denials>,
+    /// Winds down the pod's HTTP containers when it terminates.
+    pub drain: http::serve::Drain,
 }
 
 impl PodNet {

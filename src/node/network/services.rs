@@ -50,6 +50,22 @@ impl Resolver for ClusterResolver {
     }
 }
 
+impl NodeNetwork {
+    /// Whether a Service of this node's table sends new connections to the pod at `ip`.
+    pub fn service_sends_to(&self, ip: IpAddr) -> bool {
+        let services = self.services.get();
+        services.is_some_and(|(router, _)| router.services.sends_to(ip))
+    }
+
+    /// Waits until no Service of this node's table sends new connections to the pod at `ip`:
+    /// at once on a node that routes no Services.
+    pub async fn until_no_service_sends_to(&self, ip: IpAddr) {
+        if let Some((router, _)) = self.services.get() {
+            router.services.until_no_front_sends_to(ip).await;
+        }
+    }
+}
+
 /// The host's way to endpoints (pod IPs): from the node's own loopback address to a local
 /// pod, through the tunnel to another node's.
 impl Dialer for NodeNetwork {

@@ -108,7 +108,8 @@ impl Worker {
                 return;
             };
             let policy = self.restart_policy();
-            if !should_restart(&policy, termination.exit_code) {
+            // A terminating pod's containers end for good (an HTTP container drains and exits).
+            if self.terminating() || !should_restart(&policy, termination.exit_code) {
                 return;
             }
             // A container that stayed up well past the longest back-off starts over from no wait.
@@ -327,6 +328,11 @@ impl Worker {
 }
 
 impl Worker {
+    fn terminating(&self) -> bool {
+        let record = self.shared.record.lock().unwrap_or_else(|p| p.into_inner());
+        record.terminating
+    }
+
     fn restart_policy(&self) -> String {
         let record = self.shared.record.lock().unwrap_or_else(|p| p.into_inner());
         record.restart_policy.clone()

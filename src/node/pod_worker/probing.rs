@@ -165,6 +165,16 @@ impl Worker {
 
     /// One probe of the container; `Err` says what failed.
     async fn check(&self, spec: &ProbeSpec, container: &Container) -> Result<(), String> {
+        self.run_check(&spec.check, container, spec.timeout).await
+    }
+
+    /// Runs `check` (of a probe or a hook) against the container within `timeout`.
+    pub(super) async fn run_check(
+        &self,
+        check: &Check,
+        container: &Container,
+        timeout: Duration,
+    ) -> Result<(), String> {
         let pod = &self.shared.net.address;
         let from = self
             .shared
@@ -172,16 +182,14 @@ impl Worker {
             .node()
             .node_loopback()
             .ok_or("the node's network is not up")?;
-        match &spec.check {
+        match check {
             Check::Http {
                 port,
                 path,
                 headers,
-            } => probes::http_get(from, pod.on_host(*port), path, headers, spec.timeout).await,
-            Check::Tcp { port } => {
-                probes::tcp_connect(from, pod.on_host(*port), spec.timeout).await
-            }
-            Check::Exec { command } => self.exec(container, command, spec.timeout).await,
+            } => probes::http_get(from, pod.on_host(*port), path, headers, timeout).await,
+            Check::Tcp { port } => probes::tcp_connect(from, pod.on_host(*port), timeout).await,
+            Check::Exec { command } => self.exec(container, command, timeout).await,
         }
     }
 

@@ -23,7 +23,8 @@ use crate::node::network::http::serve;
 use crate::node::runtime::Runtime;
 
 impl Runtime {
-    /// Serves `proxy` on the container's ports until `cancel`.
+    /// Serves `proxy` on the container's ports until `cancel`, or until its pod has drained
+    /// (then it ends as a server that exits cleanly on SIGTERM: code 0).
     pub(super) async fn serve(
         &self,
         proxy: &ProxyPre<InstanceState>,
@@ -52,6 +53,7 @@ impl Runtime {
             Ok(listeners) => listeners,
             Err(message) => return Exit::start_failed(message),
         };
+        let drain = network.drain.clone();
         let handler = Handler {
             runtime: self.clone(),
             proxy: proxy.clone(),
@@ -60,8 +62,10 @@ impl Runtime {
             stop: cancel.clone(),
         };
         let handle = move |request| handler.clone().answer(request);
-        serve::serve(listeners, handle, cancel).await;
-        Exit::killed()
+        match serve::serve(listeners, handle, cancel, &drain).await {
+            serve::Served::Drained => Exit::code(0),
+            serve::Served::Stopped => Exit::killed(),
+        }
     }
 }
 

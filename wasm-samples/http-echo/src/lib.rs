@@ -6,7 +6,8 @@
 //!   `/ready` turns it back. The flag is a file under `STATE_DIR` (default `/state`, an
 //!   `emptyDir` the pod mounts), so every instance — one per request — sees it;
 //! - `/status/CODE`: an empty answer with that status (a probe that always fails);
-//! - `/bytes/N`: N bytes of `x` (a body to measure throughput with).
+//! - `/bytes/N`: N bytes of `x` (a body to measure throughput with);
+//! - `/delay/MS`: `delayed` after MS milliseconds (at most a minute): a request in flight.
 
 use std::io::Write as _;
 
@@ -20,6 +21,8 @@ struct Echo;
 
 /// Largest `/bytes/N` body.
 const MAX_BYTES: usize = 64 << 20;
+/// Longest `/delay/MS`.
+const MAX_DELAY_MS: u64 = 60_000;
 /// What the node's output stream takes per write.
 const CHUNK: usize = 4096;
 
@@ -48,6 +51,11 @@ fn answer(path: &str) -> (u16, Vec<u8>) {
         _ => {
             if let Some(code) = path.strip_prefix("/status/").and_then(|c| c.parse().ok()) {
                 return (code, Vec::new());
+            }
+            if let Some(ms) = path.strip_prefix("/delay/").and_then(|ms| ms.parse::<u64>().ok()) {
+                let nanos = ms.min(MAX_DELAY_MS) * 1_000_000;
+                wasip2::clocks::monotonic_clock::subscribe_duration(nanos).block();
+                return (200, b"delayed\n".to_vec());
             }
             if let Some(n) = path.strip_prefix("/bytes/").and_then(|n| n.parse::<usize>().ok()) {
                 return (200, vec![b'x'; n.min(MAX_BYTES)]);

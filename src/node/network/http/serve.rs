@@ -1,6 +1,6 @@
 //! The node serving an HTTP container: a listener per `containerPort` on the pod's loopback
 //! address, HTTP/1.1 with keep-alive or h2c (prior knowledge) on each connection, and each
-//! request handed to a handler that makes an instance for it.
+//! request handed to a handler that makes an instance for it; drained when its pod terminates.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -41,33 +41,94 @@ pub fn bind(addresses: &[SocketAddr]) -> Result<Vec<TcpListener>, String> {
         .collect()
 }
 
-/// Serves every connection on `listeners` until `stop`, each request answered by `handle`;
-/// open connections are cut when it fires.
-pub async fn serve<H, F>(listeners: Vec<TcpListener>, handle: H, stop: CancellationToken)
+/// How a pod's HTTP containers wind down when it terminates: once [`Drain::start`] they take
+/// no new connection, and each open one closes after the request it is answering.
+#[derive(Clone, Default)]
+pub struct Drain {
+    begun: CancellationToken,
+    /// One token per HTTP container still serving.
+    serving: TaskTracker,
+}
+
+impl Drain {
+    pub fn start(&self) {
+        self.begun.cancel();
+        self.serving.close();
+    }
+
+    /// Once every HTTP container of the pod has answered its last request.
+    pub async fn finished(&self) {
+        self.serving.wait().await;
+    }
+}
+
+/// How serving ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Served {
+    /// The pod drained: every connection closed after its last answer.
+    Drained,
+    /// `stop` fired: open connections were cut.
+    Stopped,
+}
+
+/// Serves every connection on `listeners` until `stop` (which cuts open connections) or
+/// until the pod's `drain` has closed them, each request answered by `handle`.
+pub async fn serve<H, F>(
+    listeners: Vec<TcpListener>,
+    handle: H,
+    stop: CancellationToken,
+    drain: &Drain,
+) -> Served
 where
     H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response<WasiBody>> + Send + 'static,
 {
+    let _serving = drain.serving.token();
     let connections = TaskTracker::new();
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     for listener in listeners {
-        let (handle, stop, slots, tracker) = (
-            handle.clone(),
-            stop.clone(),
-            slots.clone(),
-            connections.clone(),
-        );
-        connections.spawn(accept_loop(listener, handle, stop, slots, tracker));
+        let ends = Ends {
+            stop: stop.clone(),
+            drain: drain.begun.clone(),
+        };
+        let (handle, slots, tracker) = (handle.clone(), slots.clone(), connections.clone());
+        connections.spawn(accept_loop(listener, handle, ends, slots, tracker));
     }
-    stop.cancelled().await;
+    let drained = async {
+        drain.begun.cancelled().await;
+        connections.close();
+        connections.wait().await;
+    };
+    let served = tokio::select! {
+        () = stop.cancelled() => Served::Stopped,
+        () = drained => Served::Drained,
+    };
     connections.close();
     connections.wait().await;
+    served
+}
+
+/// What ends a container's serving: `stop` at once, `drain` after the requests in flight.
+#[derive(Clone)]
+struct Ends {
+    stop: CancellationToken,
+    drain: CancellationToken,
+}
+
+impl Ends {
+    /// Fires on either end: no new connection is taken after it.
+    async fn either(&self) {
+        tokio::select! {
+            () = self.stop.cancelled() => {}
+            () = self.drain.cancelled() => {}
+        }
+    }
 }
 
 async fn accept_loop<H, F>(
     listener: TcpListener,
     handle: H,
-    stop: CancellationToken,
+    ends: Ends,
     slots: Arc<Semaphore>,
     connections: TaskTracker,
 ) where
@@ -77,18 +138,18 @@ async fn accept_loop<H, F>(
     loop {
         let permit = tokio::select! {
             permit = slots.clone().acquire_owned() => permit,
-            () = stop.cancelled() => return,
+            () = ends.either() => return,
         };
         let Ok(permit) = permit else { return };
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
-            () = stop.cancelled() => return,
+            () = ends.either() => return,
         };
         let Ok((stream, _)) = accepted else {
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let (handle, stop) = (handle.clone(), stop.clone());
+        let (handle, ends) = (handle.clone(), ends.clone());
         connections.spawn(async move {
             let service = service_fn(move |request| {
                 let answer = handle(request);
@@ -96,9 +157,17 @@ async fn accept_loop<H, F>(
             });
             let builder = auto::Builder::new(TokioExecutor::new());
             let connection = builder.serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(connection);
             tokio::select! {
-                _ = connection => {}
-                () = stop.cancelled() => {}
+                _ = connection.as_mut() => {}
+                () = ends.stop.cancelled() => {}
+                () = ends.drain.cancelled() => {
+                    connection.as_mut().graceful_shutdown();
+                    tokio::select! {
+                        _ = connection => {}
+                        () = ends.stop.cancelled() => {}
+                    }
+                }
             }
             drop(permit);
         });
