@@ -23,6 +23,7 @@ mod kubectl;
 mod kubectl_scenarios;
 mod kubectl_writes;
 mod load_balancer;
+mod load_balancer_failover;
 mod multi_node;
 mod namespaces;
 mod node_disk;

@@ -31,17 +31,23 @@ const CONVERGE: Duration = Duration::from_secs(60);
 const LOAD_PER_SECOND: u64 = 200;
 const CLIENTS: u64 = 4;
 
-/// Requests sent by the load and the ones that failed (with why, the first few).
+/// Requests sent by a load and the ones that failed: when, and why.
 #[derive(Default)]
-struct Tally {
-    sent: AtomicU64,
-    failures: Mutex<Vec<String>>,
+pub struct Tally {
+    pub sent: AtomicU64,
+    pub failures: Mutex<Vec<(Instant, String)>>,
+}
+
+impl Tally {
+    fn fail(&self, why: String) {
+        self.failures.lock().unwrap().push((Instant::now(), why));
+    }
 }
 
 /// Sends `LOAD_PER_SECOND` requests a second to `url` from `CLIENTS` keep-alive clients until
 /// `done`: half of them POSTs, which the proxy never sends twice, so only a pod that finishes
 /// what it took keeps them from failing.
-async fn steady_load(url: String, tally: Arc<Tally>, done: Arc<AtomicBool>) {
+pub async fn steady_load(url: String, tally: Arc<Tally>, done: Arc<AtomicBool>) {
     let period = Duration::from_micros(1_000_000 * CLIENTS / LOAD_PER_SECOND);
     let clients = (0..CLIENTS).map(|client| {
         let (url, tally, done) = (url.clone(), tally.clone(), done.clone());
@@ -63,14 +69,9 @@ async fn steady_load(url: String, tally: Arc<Tally>, done: Arc<AtomicBool>) {
                     Ok(Ok(response)) => {
                         let status = response.status();
                         let body = response.into_body().collect().await.map(|b| b.to_bytes());
-                        let failure = format!("{method} {status}: {body:?}");
-                        tally.failures.lock().unwrap().push(failure);
+                        tally.fail(format!("{method} {status}: {body:?}"));
                     }
-                    other => tally
-                        .failures
-                        .lock()
-                        .unwrap()
-                        .push(format!("{method}: {other:?}")),
+                    other => tally.fail(format!("{method}: {other:?}")),
                 }
             }
         })
@@ -118,7 +119,13 @@ async fn ten_rollouts_under_a_steady_load_through_the_load_balancer_fail_no_requ
     load.await.unwrap();
 
     let sent = tally.sent.load(Ordering::Relaxed);
-    let failures = tally.failures.lock().unwrap();
+    let failures: Vec<String> = tally
+        .failures
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|f| f.1.clone())
+        .collect();
     let seconds = started.elapsed().as_secs_f64();
     eprintln!("{sent} requests in {seconds:.1} s over ten rollouts");
     assert!(
