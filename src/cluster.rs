@@ -185,9 +185,8 @@ impl Cluster {
         let mut tasks = vec![tokio::spawn(server::serve(listener, context))];
         tasks.extend(components::start(&api, &config, &shutdown));
         if config.embedded_node {
-            let services = follow_services(&api, &config, &shutdown, &mut tasks);
-            let table = services.0.clone();
-            let node = start_embedded_node(&api, &config, &issuer, services, &shutdown).await?;
+            let (node, table) =
+                start_embedded_node(&api, &config, &issuer, &shutdown, &mut tasks).await?;
             tasks.push(start_proxy(
                 &api,
                 &config,
@@ -293,35 +292,15 @@ fn private_store_files(store_path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The Services' table and cluster DNS's records the embedded node routes and resolves its
-/// guests' connections and names with, kept from the API until `shutdown`.
-fn follow_services(
-    api: &Arc<Api>,
-    config: &ClusterConfig,
-    shutdown: &CancellationToken,
-    tasks: &mut Vec<JoinHandle<()>>,
-) -> (Arc<ServiceTable>, crate::dns::Resolver) {
-    let table = Arc::new(ServiceTable::default());
-    let dns = crate::dns::Resolver::new(&config.dns.domain);
-    tasks.push(tokio::spawn(
-        table.clone().follow(api.clone(), shutdown.clone()),
-    ));
-    let records = dns.clone();
-    let (api, shutdown) = (api.clone(), shutdown.clone());
-    tasks.push(tokio::spawn(
-        async move { records.follow(api, shutdown).await },
-    ));
-    (table, dns)
-}
-
-/// The node agent of `up`, talking to the API in process, with `services` for its guests.
+/// The node agent of `up`, talking to the API in process, with the Services' table its guests
+/// and the proxy share.
 async fn start_embedded_node(
     api: &Arc<Api>,
     config: &ClusterConfig,
     issuer: &crate::tls::Issuer,
-    services: (Arc<ServiceTable>, crate::dns::Resolver),
     shutdown: &CancellationToken,
-) -> anyhow::Result<Arc<NodeContext>> {
+    tasks: &mut Vec<JoinHandle<()>>,
+) -> anyhow::Result<(Arc<NodeContext>, Arc<ServiceTable>)> {
     let mut node_config = NodeConfig::new(&config.node_name, config.data_dir.clone());
     let address: IpAddr = node_config
         .host_ip
@@ -350,11 +329,13 @@ async fn start_embedded_node(
         )
         .context("cannot start the node's log writer")?,
     );
-    node.network.use_services(services.0, services.1);
+    let plane = ControlPlane::InProcess(api.clone());
+    let (table, followers) = (node.network).follow_services(&plane, &config.dns.domain, shutdown);
+    tasks.extend(followers);
     Agent::start(node.clone(), shutdown.clone())
         .await
         .context("cannot register the node")?;
-    Ok(node)
+    Ok((node, table))
 }
 
 /// The service proxy's load balancers and node ports, reaching endpoints through the

@@ -46,6 +46,9 @@ pub struct AgentArgs {
     /// The address other nodes and the API server reach this node at
     #[arg(long, default_value = "127.0.0.1", value_name = "IP")]
     pub address: std::net::IpAddr,
+    /// The domain of Services' DNS names, as the server's `--cluster-domain`
+    #[arg(long, default_value = "cluster.local", value_name = "DOMAIN")]
+    pub cluster_domain: String,
     #[command(flatten)]
     pub node: NodeArgs,
 }
@@ -89,9 +92,11 @@ pub async fn run(global: &GlobalArgs, args: AgentArgs) -> anyhow::Result<()> {
     let plane = ControlPlane::Remote(Box::new(client));
     let recorder = Recorder::new(plane.clone(), "kubelet", &name);
     let node = Arc::new(
-        NodeContext::new(plane, runtime, recorder, config, None)
+        NodeContext::new(plane.clone(), runtime, recorder, config, None)
             .context("cannot start the node's log writer")?,
     );
+    // Guests on this node reach Services and resolve their names as on the server's node.
+    let _followers = (node.network).follow_services(&plane, &args.cluster_domain, &shutdown);
     tokio::select! {
         started = register_when_reachable(node, &shutdown) => started?,
         signal = shutdown_signal() => bail!("{signal} received before the node registered"),

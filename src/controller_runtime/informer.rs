@@ -11,14 +11,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use super::cache::{Cache, Change, revision_of};
-use crate::api::Revision;
-use crate::api::objects::take_items;
 use crate::api::watch::WatchEvent;
-use crate::api::{Api, ApiError, ListOptions, Resource};
+use crate::api::{ApiError, Resource, Revision};
+use crate::client::control_plane::{ControlPlane, EventStream};
 
 /// How long to wait before trying again after a list or watch failed for another reason than 410.
 const RETRY: Duration = Duration::from_secs(1);
@@ -49,23 +48,21 @@ enum State {
     /// Open a watch for the changes after `from`.
     Resume { from: Revision },
     /// Reading a watch; `from` is the last revision delivered.
-    Watching {
-        events: mpsc::Receiver<WatchEvent>,
-        from: Revision,
-    },
+    Watching { events: EventStream, from: Revision },
 }
 
-/// Keeps a cache of one resource (all namespaces) in step with the API.
+/// Keeps a cache of one resource (all namespaces) in step with the API, in process or, on a
+/// joined node, over the network.
 pub struct Informer {
-    api: Arc<Api>,
+    api: ControlPlane,
     resource: &'static Resource,
     cache: Cache,
 }
 
 impl Informer {
-    pub fn new(api: Arc<Api>, resource: &'static Resource) -> Self {
+    pub fn new(api: impl Into<ControlPlane>, resource: &'static Resource) -> Self {
         Self {
-            api,
+            api: api.into(),
             resource,
             cache: Cache::default(),
         }
@@ -107,7 +104,7 @@ impl Informer {
         on_change: &mut impl FnMut(&Change),
     ) -> Result<State, (State, Error)> {
         match state {
-            State::Empty => match self.relist() {
+            State::Empty => match self.relist().await {
                 Ok((changes, from)) => {
                     changes.iter().for_each(&mut *on_change);
                     self.cache.mark_synced();
@@ -116,13 +113,11 @@ impl Informer {
                 Err(error) => Err((State::Empty, error)),
             },
             State::Resume { from } => {
-                let options = ListOptions {
-                    resource_version: Some(from),
-                    ..Default::default()
-                };
+                let from_text = from.to_string();
                 match self
                     .api
-                    .watch(self.resource, None, options, None, shutdown.child_token())
+                    .watch(self.resource, "", &from_text, shutdown)
+                    .await
                 {
                     Ok(events) => Ok(State::Watching { events, from }),
                     Err(ApiError::Gone { .. }) => Ok(State::Empty),
@@ -131,16 +126,20 @@ impl Informer {
             }
             State::Watching { mut events, from } => {
                 let event = tokio::select! {
-                    event = events.recv() => event,
+                    event = events.next() => event,
                     _ = shutdown.cancelled() => return Ok(State::Resume { from }),
                 };
                 match event {
                     None => Ok(State::Resume { from }),
-                    Some(event) if event.kind == "ERROR" => {
+                    Some(Err(error)) => {
+                        tracing::debug!(resource = self.resource.plural, %error, "watch failed; relisting");
+                        Ok(State::Empty)
+                    }
+                    Some(Ok(event)) if event.kind == "ERROR" => {
                         tracing::debug!(resource = self.resource.plural, status = %event.object, "watch error; relisting");
                         Ok(State::Empty)
                     }
-                    Some(event) => {
+                    Some(Ok(event)) => {
                         let from = from.max(revision_of(&event.object));
                         on_change(&self.observe(event));
                         self.cache.advance(from);
@@ -168,17 +167,16 @@ impl Informer {
     }
 
     /// Lists every object; the cache takes the listing. Returns the changes and its revision.
-    fn relist(&self) -> Result<(Vec<Change>, Revision), Error> {
+    async fn relist(&self) -> Result<(Vec<Change>, Revision), Error> {
         let resource = self.resource.plural;
-        let mut list = self
+        let (items, version) = self
             .api
-            .list(self.resource, None, &ListOptions::default())
+            .list(self.resource, "")
+            .await
             .map_err(|source| Error::ListFailed { resource, source })?;
-        let revision = list
-            .pointer("/metadata/resourceVersion")
-            .and_then(|rv| rv.as_str()?.parse().ok())
-            .ok_or(Error::ListUnversioned { resource })?;
-        let items = take_items(&mut list);
+        let revision = version
+            .parse()
+            .map_err(|_| Error::ListUnversioned { resource })?;
         Ok((self.cache.replace(items, revision), revision))
     }
 
@@ -195,9 +193,11 @@ impl Informer {
 mod tests {
     use super::super::cache::ObjectKey;
     use super::*;
+    use crate::api::Api;
     use crate::api::kinds::PODS;
     use crate::api::{DeleteOptions, Part};
     use serde_json::json;
+    use tokio::sync::mpsc;
 
     fn api(history: u64) -> (tempfile::TempDir, Arc<Api>) {
         Api::scratch_with_history(history)
@@ -265,13 +265,11 @@ mod tests {
         api.delete(&PODS, Some("default"), "doomed", &DeleteOptions::default())
             .unwrap();
 
-        let (tx, events) = mpsc::channel(1);
-        tx.send(WatchEvent {
+        let error = WatchEvent {
             kind: "ERROR",
             object: json!({"kind": "Status", "code": 410}),
-        })
-        .await
-        .unwrap();
+        };
+        let events: EventStream = Box::pin(futures::stream::iter([Ok(error)]));
         let state = step(&informer, State::Watching { events, from: 1 }, &mut changes).await;
         assert!(matches!(state, State::Empty));
         changes.clear();

@@ -1,16 +1,14 @@
 //! Following Services together with their EndpointSlices: what cluster DNS and the service
 //! proxy both keep, each as its own table, rebuilt per Service whenever it or a slice changes.
 
-use std::sync::Arc;
-
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use tokio_util::sync::CancellationToken;
 
 use super::cache::{Cache, Change, ObjectKey};
 use super::informer::Informer;
-use crate::api::Api;
 use crate::api::kinds::{ENDPOINT_SLICES, SERVICE_NAME_LABEL, SERVICES};
+use crate::client::control_plane::ControlPlane;
 
 /// One Service as it is now: `None` once deleted (or before it exists), with the slices
 /// labelled as its own.
@@ -24,10 +22,11 @@ pub struct ServiceState<'a> {
 /// Calls `refresh` with a Service's state each time the Service or one of its slices changes,
 /// until `shutdown`.
 pub async fn follow(
-    api: Arc<Api>,
+    api: impl Into<ControlPlane>,
     shutdown: CancellationToken,
     refresh: impl Fn(ServiceState<'_>) + Clone,
 ) {
+    let api = api.into();
     let services = Informer::new(api.clone(), &SERVICES);
     let slices = Informer::new(api, &ENDPOINT_SLICES);
     let caches = (services.cache(), slices.cache());

@@ -8,7 +8,7 @@ use std::sync::{Arc, RwLock, RwLockReadGuard};
 use tokio_util::sync::CancellationToken;
 
 use super::zone::{Data, Lookup, Zone};
-use crate::api::Api;
+use crate::client::control_plane::ControlPlane;
 use crate::controller_runtime::services::{self, ServiceState};
 
 /// How many aliases a lookup follows inside the cluster before giving up.
@@ -47,7 +47,7 @@ impl Resolver {
     }
 
     /// Keeps the records in line with the API's Services and EndpointSlices until `shutdown`.
-    pub async fn follow(&self, api: Arc<Api>, shutdown: CancellationToken) {
+    pub async fn follow(&self, api: impl Into<ControlPlane>, shutdown: CancellationToken) {
         let zone = self.zone.clone();
         services::follow(api, shutdown, move |state: ServiceState<'_>| {
             let mut zone = zone.write().unwrap_or_else(|p| p.into_inner());

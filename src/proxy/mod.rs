@@ -24,6 +24,7 @@ pub use table::{Front, Pick, ServiceTable, load_balancer_ips};
 
 use crate::api::Api;
 use crate::cidr::Ipv4Block;
+use crate::client::control_plane::ControlPlane;
 use crate::controller_runtime::services::{self, ServiceState};
 use crate::events::Recorder;
 
@@ -82,7 +83,11 @@ pub trait Dialer: Send + Sync + 'static {
 
 impl ServiceTable {
     /// Keeps the table in line with the API's Services and EndpointSlices until `shutdown`.
-    pub async fn follow(self: Arc<Self>, api: Arc<Api>, shutdown: CancellationToken) {
+    pub async fn follow(
+        self: Arc<Self>,
+        api: impl Into<ControlPlane>,
+        shutdown: CancellationToken,
+    ) {
         services::follow(api, shutdown, move |state: ServiceState<'_>| {
             self.set_service(state.namespace, state.name, state.service, state.slices);
         })

@@ -1,7 +1,7 @@
 //! The pod network across nodes: a server and two agents as child processes; a pod reaches a
-//! pod of the other node by its pod IP (TCP and `wasi:http`) through the node tunnel, the API
-//! server reads logs of pods on either agent through the agent's endpoint, and that endpoint
-//! refuses clients without a certificate of the cluster.
+//! pod of the other node by its pod IP (TCP and `wasi:http`) through the node tunnel, and by
+//! a Service's DNS name, the API server reads logs of pods on either agent through the
+//! agent's endpoint, and that endpoint refuses clients without a certificate of the cluster.
 
 use std::path::Path;
 use std::time::Duration;
@@ -123,6 +123,34 @@ async fn a_pod_reaches_a_pod_of_another_node_by_pod_ip_through_the_tunnel() {
     logged(&client, "caller", "tcp", &seen).await;
     // The server's own pod's log, from the other agent.
     logged(&client, "web", "tcp", "serving on 127.0.0.1:9000").await;
+}
+
+#[tokio::test]
+async fn a_pod_on_a_joined_agent_reaches_a_service_by_name_whose_endpoint_is_on_another() {
+    let root = tempfile::tempdir().unwrap();
+    let (_processes, client) = start_cluster(root.path(), &["edge-1", "edge-2"]).await;
+    let mut web = with_echo(PodBuilder::named("web")).build();
+    web["metadata"]["labels"] = json!({"app": "web"});
+    client.create(PODS, &pinned(web, "edge-1")).await.unwrap();
+    let service = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+        "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]}});
+    client
+        .create("/api/v1/namespaces/default/services", &service)
+        .await
+        .unwrap();
+    let args = [
+        "--count",
+        "0",
+        "--every",
+        "300",
+        "http://web.default.svc.cluster.local/",
+    ];
+    let caller = with_client(PodBuilder::named("caller"), "http", &args).build();
+    client
+        .create(PODS, &pinned(caller, "edge-2"))
+        .await
+        .unwrap();
+    logged(&client, "caller", "http", "200 pod=web version=v1 path=/").await;
 }
 
 #[tokio::test]

@@ -5,8 +5,12 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
 use super::routing::{HostsResolver, PodAddress, PodRouter, Resolver, Route, Router};
 use super::{DialError, NodeNetwork};
+use crate::client::control_plane::ControlPlane;
 use crate::dns::Resolution;
 use crate::proxy::{DialFailed, Dialer, Dialing, Front, Pick, ServiceTable, Stream};
 
@@ -51,6 +55,28 @@ impl Resolver for ClusterResolver {
 }
 
 impl NodeNetwork {
+    /// Follows the cluster's Services and EndpointSlices through `plane` until `shutdown`, and
+    /// routes and resolves guests' connections and names by them from now on (`domain` is the
+    /// cluster's DNS domain). Returns the table, for the node's service proxy to share, and
+    /// the tasks following.
+    pub fn follow_services(
+        &self,
+        plane: &ControlPlane,
+        domain: &str,
+        shutdown: &CancellationToken,
+    ) -> (Arc<ServiceTable>, [JoinHandle<()>; 2]) {
+        let table = Arc::new(ServiceTable::default());
+        let dns = crate::dns::Resolver::new(domain);
+        let follow_table = table.clone().follow(plane.clone(), shutdown.clone());
+        let follow_names = {
+            let (dns, plane, shutdown) = (dns.clone(), plane.clone(), shutdown.clone());
+            async move { dns.follow(plane, shutdown).await }
+        };
+        let tasks = [tokio::spawn(follow_table), tokio::spawn(follow_names)];
+        self.use_services(table.clone(), dns);
+        (table, tasks)
+    }
+
     /// Whether a Service of this node's table sends new connections to the pod at `ip`.
     pub fn service_sends_to(&self, ip: IpAddr) -> bool {
         let services = self.services.get();
