@@ -129,6 +129,8 @@ pub struct Cluster {
     data_dir: PathBuf,
     shutdown: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
+    /// The embedded node's runtime, whose guests end with the cluster.
+    guests: Option<Runtime>,
 }
 
 impl Cluster {
@@ -184,6 +186,7 @@ impl Cluster {
         });
         let mut tasks = vec![tokio::spawn(server::serve(listener, context))];
         tasks.extend(components::start(&api, &config, &shutdown));
+        let mut guests = None;
         if config.embedded_node {
             let (node, table) =
                 start_embedded_node(&api, &config, &issuer, &shutdown, &mut tasks).await?;
@@ -194,6 +197,7 @@ impl Cluster {
                 node.network.clone(),
                 &shutdown,
             ));
+            guests = Some(node.runtime.clone());
         }
         let cluster = Cluster {
             api,
@@ -204,6 +208,7 @@ impl Cluster {
             data_dir: config.data_dir,
             shutdown,
             tasks,
+            guests,
         };
         crate::client::kubeconfig::write(
             &cluster.kubeconfig_path(),
@@ -267,10 +272,21 @@ impl Cluster {
     }
 
     /// Stops serving, stops the pods (they run again at the next start) and waits for it all.
-    pub async fn shutdown(self) {
+    pub async fn shutdown(mut self) {
         self.shutdown.cancel();
-        for task in self.tasks {
+        for task in std::mem::take(&mut self.tasks) {
             let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+        }
+    }
+}
+
+impl Drop for Cluster {
+    /// A cluster dropped without [`Cluster::shutdown`] (a test's) stops too, and its guests
+    /// with it.
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+        if let Some(runtime) = &self.guests {
+            runtime.stop_guests();
         }
     }
 }
@@ -354,4 +370,54 @@ fn start_proxy(
         crate::proxy::run(api, proxy, table, dialer, recorder.clone(), stop.clone())
     };
     tokio::spawn(supervise("proxy", shutdown.clone(), run))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use serde_json::json;
+
+    use crate::api::kinds::PODS;
+    use crate::testing::{Cluster, eventually};
+
+    /// The in-process node holds the API; the API must not hold the node back (it serves its
+    /// logs), nor a guest still running its runtime: else every cluster dropped in one
+    /// process (tests, benches) kept its store, its threads and its engine's terabytes of
+    /// reserved address space until the process ran out of them.
+    #[test]
+    fn a_dropped_cluster_with_a_guest_running_is_freed_whole() {
+        let threads = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let api = threads.block_on(async {
+            let cluster = Cluster::start().await.unwrap();
+            let image = concat!(env!("CARGO_MANIFEST_DIR"), "/wasm-samples/exerciser.wasm");
+            let pod = json!({"metadata": {"name": "sleeper"}, "spec": {"containers": [
+                {"name": "c", "image": image, "args": ["sleep", "600000"]}]}});
+            let api = cluster.api().clone();
+            api.create(&PODS, Some("default"), pod).unwrap();
+            eventually(Duration::from_secs(30), "the guest running", || async {
+                let pod = api.get(&PODS, Some("default"), "sleeper").ok()?;
+                (pod["status"]["phase"] == "Running").then_some(())
+            })
+            .await;
+            Arc::downgrade(&api)
+        });
+        drop(threads);
+        eventually_blocking(|| api.upgrade().is_none(), "the cluster's API freed");
+    }
+
+    /// Polls `freed` for a few seconds (the guest threads end in the background).
+    fn eventually_blocking(freed: impl Fn() -> bool, what: &str) {
+        for _ in 0..200 {
+            if freed() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        panic!("{what}: still held");
+    }
 }

@@ -34,7 +34,7 @@ pub mod watch;
 pub mod write;
 
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, OnceLock, RwLock, Weak};
 
 use serde_json::Value;
 
@@ -71,7 +71,8 @@ pub struct Api {
     /// The kinds served, built-in and registered at run time.
     registry: kinds::Registry,
     /// Where each node in this process serves its pods' logs from.
-    log_sources: RwLock<HashMap<String, Arc<dyn logs::PodLogs>>>,
+    /// Held weakly: an in-process node holds the API, and must not be kept by it.
+    log_sources: RwLock<HashMap<String, Weak<dyn logs::PodLogs>>>,
     /// How the API server reaches the endpoints of nodes in other processes.
     kubelet: OnceLock<kubelet_client::KubeletClient>,
     /// Where Services' cluster IPs and node ports come from.
@@ -170,11 +171,11 @@ impl Api {
     }
 
     /// Registers the node agent that serves logs of pods bound to `node`.
-    pub fn register_log_source(&self, node: &str, source: Arc<dyn logs::PodLogs>) {
+    pub fn register_log_source(&self, node: &str, source: &Arc<dyn logs::PodLogs>) {
         self.log_sources
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(node.to_string(), source);
+            .insert(node.to_string(), Arc::downgrade(source));
     }
 
     /// Sets how the API server reaches nodes' endpoints (once; later calls change nothing).
@@ -191,7 +192,7 @@ impl Api {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(node)
-            .cloned()
+            .and_then(Weak::upgrade)
     }
 }
 

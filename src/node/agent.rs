@@ -51,7 +51,8 @@ impl Agent {
         });
         agent.serve_endpoint(&shutdown).await?;
         if let ControlPlane::InProcess(api) = &agent.node.plane {
-            api.register_log_source(&agent.node.config.node_name, agent.clone());
+            let logs: Arc<dyn crate::api::logs::PodLogs> = agent.clone();
+            api.register_log_source(&agent.node.config.node_name, &logs);
         }
         let (own_block, block) = watch::channel(None);
         tokio::spawn(peers::follow(

@@ -234,6 +234,11 @@ impl Runtime {
         &self.inner.budgets
     }
 
+    /// Ends every guest still running, for good (see [`guest_threads`]).
+    pub fn stop_guests(&self) {
+        self.inner.guests.stop();
+    }
+
     /// Runs a guest's instance on the guest threads (see [`guest_threads`]).
     pub(crate) fn spawn_guest<F>(&self, instance: F) -> tokio::task::JoinHandle<F::Output>
     where

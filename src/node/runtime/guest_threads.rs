@@ -9,6 +9,7 @@
 //! 3.6 ms with this.
 
 use std::future::Future;
+use std::sync::Mutex;
 
 use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
@@ -23,8 +24,8 @@ const GUEST_NICENESS: i32 = 10;
 /// A multi-thread tokio runtime, one worker per core, at [`GUEST_NICENESS`].
 pub(super) struct GuestThreads {
     handle: Handle,
-    /// Taken only by drop.
-    runtime: Option<tokio::runtime::Runtime>,
+    /// Taken by [`GuestThreads::stop`].
+    runtime: Mutex<Option<tokio::runtime::Runtime>>,
 }
 
 impl GuestThreads {
@@ -41,8 +42,23 @@ impl GuestThreads {
             .map_err(|e| Error::Engine(format!("guest threads: {e}")))?;
         Ok(GuestThreads {
             handle: runtime.handle().clone(),
-            runtime: Some(runtime),
+            runtime: Mutex::new(Some(runtime)),
         })
+    }
+
+    /// Ends every guest still running and the threads; a guest spawned after this ends at
+    /// once. Guests hold their runtime, so without this a node dropped while guests ran (a
+    /// test's cluster) would keep them, its engine and its address space reservation.
+    pub(super) fn stop(&self) {
+        let taken = self
+            .runtime
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(runtime) = taken {
+            // Dropping a runtime waits for its threads, which an async caller may not do.
+            runtime.shutdown_background();
+        }
     }
 
     /// Runs `future` (a guest's instance and the host calls it makes) on the guest threads.
@@ -56,12 +72,8 @@ impl GuestThreads {
 }
 
 impl Drop for GuestThreads {
-    /// Dropping a runtime waits for its threads, which an async caller may not do; guests are
-    /// cancelled by their pods before this, so nothing is left to wait for.
     fn drop(&mut self) {
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
+        self.stop();
     }
 }
 
