@@ -23,10 +23,10 @@ use crate::support::{eventually, wait_for_event};
 
 const CONVERGE: Duration = Duration::from_secs(60);
 
-type HttpClient = Client<HttpConnector, Empty<Bytes>>;
+pub type HttpClient = Client<HttpConnector, Empty<Bytes>>;
 
 /// The status and body of a GET of `url`; `None` when no answer came.
-async fn get(client: &HttpClient, url: &str) -> Option<(u16, String)> {
+pub async fn get(client: &HttpClient, url: &str) -> Option<(u16, String)> {
     let response = client.get(url.parse().ok()?).await.ok()?;
     let status = response.status().as_u16();
     let body = response.into_body().collect().await.ok()?.to_bytes();
@@ -34,7 +34,7 @@ async fn get(client: &HttpClient, url: &str) -> Option<(u16, String)> {
 }
 
 /// Waits until GETs of `url` have been answered by each pod of `names`.
-async fn reaches_all(client: &HttpClient, url: &str, names: &[String]) {
+pub async fn reaches_all(client: &HttpClient, url: &str, names: &[String]) {
     let seen = RefCell::new(BTreeSet::new());
     eventually(
         CONVERGE,
@@ -58,7 +58,7 @@ async fn reaches_all(client: &HttpClient, url: &str, names: &[String]) {
 }
 
 /// The Service's load balancer address, once published.
-async fn ingress(cluster: &Cluster, name: &str) -> IpAddr {
+pub async fn ingress(cluster: &Cluster, name: &str) -> IpAddr {
     eventually(
         CONVERGE,
         &format!("an ingress address of {name}"),
