@@ -2,9 +2,13 @@
 //! echo component against the same load sent straight to one of them (the node serving it,
 //! no proxy); and how long an endpoint change takes to reach the proxy: the EndpointSlice of a
 //! selectorless LoadBalancer Service rewritten, its address asked until it answers as the
-//! change says (200 with an endpoint, 503 without).
+//! change says (200 with an endpoint, 503 without); the proxy alone (a LoadBalancer in front
+//! of a native hyper backend in this process) against Debian's nginx (a reverse proxy with
+//! keep-alive upstream connections, as many worker processes as the proxy's runtime has
+//! worker threads) in front of the same backend under the same load; and the memory the
+//! proxy's table takes for 1,000 Services × 3 endpoints.
 //!
-//! `cargo bench --bench proxy`
+//! `cargo bench --bench proxy` (nginx: `apt-get install nginx-light`)
 
 mod support;
 
@@ -18,6 +22,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
 use support::http_load::{echo_pod, load, loopback_of, running};
+use support::native_backend::native_backend;
+use support::nginx::Nginx;
 use support::{header, millis, p50_p99, row};
 use wasmkube::api::kinds::{ENDPOINT_SLICES, PODS, SERVICES};
 use wasmkube::api::{Api, Part};
@@ -136,6 +142,64 @@ async fn endpoint_changes(api: &Api, pod_ip: &str) -> Vec<Duration> {
     latencies
 }
 
+/// The proxy alone and nginx, each in front of one native backend: (proxy, nginx).
+async fn against_nginx(api: &Api, workers: usize) -> ((f64, Duration), (f64, Duration)) {
+    let backend = native_backend("hello").await;
+    api.create(&SERVICES, Some("default"), load_balancer("native", None))
+        .unwrap();
+    let slice = json!({"metadata": {"name": "native-1",
+            "labels": {"kubernetes.io/service-name": "native"}},
+        "addressType": "IPv4", "ports": [{"name": "http", "port": backend.port()}],
+        "endpoints": [{"addresses": [backend.ip().to_string()]}]});
+    api.create(&ENDPOINT_SLICES, Some("default"), slice)
+        .unwrap();
+    let address = SocketAddr::from((ingress(api, "native").await, PORT));
+    let client = Client::builder(TokioExecutor::new()).build_http();
+    until_status(&client, &format!("http://{address}/"), 200, Instant::now()).await;
+    let proxied = load(address).await;
+    let nginx = Nginx::start(workers, backend).await;
+    let by_nginx = load(nginx.address).await;
+    (proxied, by_nginx)
+}
+
+/// The growth of this process's resident memory while a table takes 1,000 Services of three
+/// endpoints each, as the proxy's informers hand them over (a fresh table, no cluster): an
+/// upper bound, as what the building of the objects freed may stay resident.
+fn table_memory() -> u64 {
+    let before = resident_bytes();
+    let table = wasmkube::proxy::ServiceTable::default();
+    for n in 0..1_000u32 {
+        let name = format!("svc-{n}");
+        let (hi, lo) = (n / 250, n % 250);
+        let service: k8s_openapi::api::core::v1::Service = serde_json::from_value(json!({
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": {"type": "NodePort", "clusterIP": format!("10.96.{hi}.{lo}"),
+                     "ports": [{"name": "http", "port": 80, "nodePort": 30000 + n}]}}))
+        .unwrap();
+        let endpoints: Vec<Value> = (1..=3)
+            .map(|e| json!({"addresses": [format!("10.244.{hi}.{}", lo * 3 % 250 + e)]}))
+            .collect();
+        let slice = serde_json::from_value(json!({"metadata": {"name": format!("{name}-1")},
+            "addressType": "IPv4", "ports": [{"name": "http", "port": 8080}],
+            "endpoints": endpoints}))
+        .unwrap();
+        table.set_service("default", &name, Some(&service), &[slice]);
+    }
+    assert_eq!(
+        table.fronts().len(),
+        2_000,
+        "a cluster IP and a node port each"
+    );
+    resident_bytes().saturating_sub(before)
+}
+
+/// This process's resident set (`/proc/self/statm`'s second field, in pages of 4 KiB).
+fn resident_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+    let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+    pages * 4096
+}
+
 fn rate_row(name: &str, (rate, p50): (f64, Duration), budget: &str) {
     row(&format!("{name}, requests/s"), format!("{rate:.0}"), budget);
     row(
@@ -145,13 +209,24 @@ fn rate_row(name: &str, (rate, p50): (f64, Duration), budget: &str) {
     );
 }
 
-#[tokio::main]
-async fn main() {
-    let cluster = Cluster::start().await.unwrap();
-    let api = cluster.api().clone();
-    let ((direct, proxied), pod_ip) = through_the_proxy(&api).await;
-    let changes = endpoint_changes(&api, &pod_ip).await;
-    cluster.shutdown().await;
+fn main() {
+    // The proxy runs on the process's runtime: its worker threads are nginx's worker processes.
+    let workers = std::thread::available_parallelism().map_or(1, usize::from);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+        .unwrap();
+    let table = table_memory();
+    let (((direct, proxied), _), changes, (alone, nginx)) = runtime.block_on(async {
+        let cluster = Cluster::start().await.unwrap();
+        let api = cluster.api().clone();
+        let through = through_the_proxy(&api).await;
+        let changes = endpoint_changes(&api, &through.1).await;
+        let versus = against_nginx(&api, workers).await;
+        cluster.shutdown().await;
+        (through, changes, versus)
+    });
     header();
     rate_row(
         "one echo pod served straight by the node",
@@ -168,5 +243,25 @@ async fn main() {
         "endpoint change -> proxy answers by it",
         &changes,
         "< 100 ms",
+    );
+    rate_row(
+        &format!("LoadBalancer -> native ({workers} threads)"),
+        alone,
+        "reported",
+    );
+    rate_row(
+        &format!("nginx -> native ({workers} workers)"),
+        nginx,
+        "reported",
+    );
+    row(
+        "LoadBalancer / nginx, requests/s",
+        format!("{:.2}", alone.0 / nginx.0),
+        ">= 1.00",
+    );
+    row(
+        "1,000 Services x 3 endpoints: table memory",
+        format!("{:.1} MiB", table as f64 / f64::from(1 << 20)),
+        "< 50 MiB",
     );
 }

@@ -32,7 +32,7 @@ use crate::node::allocatable::NodeLimits;
 use crate::node::runtime::Runtime;
 use crate::node::status_batch::StatusBatch;
 use crate::node::{NodeConfig, NodeContext};
-use crate::proxy::{Dialer, ProxyConfig, ServiceTable};
+use crate::proxy::{Dialer, PodsOrHost, ProxyConfig, ServiceTable};
 use crate::store::SqliteStore;
 
 /// How to start a cluster.
@@ -354,8 +354,8 @@ async fn start_embedded_node(
     Ok((node, table))
 }
 
-/// The service proxy's load balancers and node ports, reaching endpoints through the
-/// embedded node's network.
+/// The service proxy's load balancers and node ports, reaching pods through the embedded
+/// node's network and other endpoints from the host.
 fn start_proxy(
     api: &Arc<Api>,
     config: &ClusterConfig,
@@ -365,6 +365,10 @@ fn start_proxy(
 ) -> JoinHandle<()> {
     let recorder = Recorder::new(api.clone(), "service-proxy", &config.node_name);
     let (api, proxy, stop) = (api.clone(), config.proxy, shutdown.clone());
+    let dialer: Arc<dyn Dialer> = Arc::new(PodsOrHost {
+        pod_network: config.node_ipam.cluster_cidr,
+        pods: dialer,
+    });
     let run = move || {
         let (api, table, dialer) = (api.clone(), table.clone(), dialer.clone());
         crate::proxy::run(api, proxy, table, dialer, recorder.clone(), stop.clone())

@@ -9,6 +9,9 @@ use std::time::Duration;
 pub mod census;
 pub mod http_load;
 pub mod load;
+#[path = "../../tests/integration/native_backend.rs"]
+pub mod native_backend;
+pub mod nginx;
 #[path = "../../tests/integration/processes.rs"]
 pub mod processes;
 

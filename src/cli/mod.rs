@@ -19,6 +19,7 @@ pub mod describe_pod;
 pub mod describe_replica_set;
 mod describe_service;
 pub mod drain;
+pub mod expose;
 pub mod files;
 pub mod get;
 pub mod images;
@@ -91,6 +92,8 @@ pub enum Command {
     Logs(logs::LogsArgs),
     /// Set the number of replicas of a Deployment or ReplicaSet
     Scale(scale::ScaleArgs),
+    /// Make a Service in front of a Deployment, ReplicaSet, pod or Service
+    Expose(expose::ExposeArgs),
     /// Manage the rollout of a Deployment
     Rollout(rollout::RolloutArgs),
     /// Set images or environment variables in a workload's pod template
@@ -232,6 +235,7 @@ async fn run_client_command(session: &Session, command: Command) -> anyhow::Resu
         Command::Delete(args) => delete::run(session, args).await,
         Command::Logs(args) => logs::run(session, args).await,
         Command::Scale(args) => scale::run(session, args).await,
+        Command::Expose(args) => expose::run(session, args).await,
         Command::Rollout(args) => rollout::run(session, args).await,
         Command::Set(args) => set::run(session, args).await,
         Command::Cordon(args) => cordon::run(session, &args.node, true).await,

@@ -12,7 +12,7 @@ use hyper::client::conn::http1::{self, SendRequest};
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 
-use super::{DialFailed, Dialer};
+use super::{DialFailed, Dialer, Stream};
 
 /// Idle connections kept per endpoint; more are closed when their response is done.
 const MAX_IDLE_PER_ENDPOINT: usize = 64;
@@ -90,6 +90,14 @@ impl Backends {
             .map_err(SendError::Request)?;
         self.recycle(endpoint, sender);
         Ok(response)
+    }
+
+    /// A new connection to `endpoint`, for a TCP splice.
+    ///
+    /// # Errors
+    /// When none could be made.
+    pub async fn connect(&self, endpoint: SocketAddr) -> Result<Box<dyn Stream>, DialFailed> {
+        self.dialer.dial(endpoint).await
     }
 
     fn take_idle(&self, endpoint: SocketAddr) -> Option<SendRequest<ForwardBody>> {

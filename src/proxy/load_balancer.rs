@@ -214,6 +214,8 @@ impl LoadBalancer {
         let kind = spec.type_.as_deref().unwrap_or("ClusterIP");
         let mut wanted = Vec::new();
         for port in spec.ports.iter().flatten() {
+            // The proxy carries TCP only: a UDP or SCTP port gets no listener (as a cloud
+            // load balancer without UDP support leaves it out).
             if port.protocol.as_deref().is_some_and(|p| p != "TCP") {
                 continue;
             }

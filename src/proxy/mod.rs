@@ -3,12 +3,15 @@
 //! IPs; and the built-in HTTP load balancer listening on LoadBalancer addresses and node ports.
 //!
 //! `table` picks endpoints, `load_balancer` keeps listeners and ingress addresses, `serve`
-//! forwards requests, `backends` keeps connections to endpoints.
+//! forwards requests, `tcp` tells HTTP from other TCP and splices the latter, `backends`
+//! keeps connections to endpoints.
 
 mod backends;
+mod dial;
 mod load_balancer;
 mod serve;
 mod table;
+mod tcp;
 
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -19,8 +22,9 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use tokio_util::sync::CancellationToken;
 
+pub use dial::PodsOrHost;
 pub use serve::MAX_REQUEST_BODY;
-pub use table::{Front, Pick, ServiceTable, load_balancer_ips};
+pub use table::{AppProtocol, Front, InFlight, Pick, ServiceTable, load_balancer_ips};
 
 use crate::api::Api;
 use crate::cidr::Ipv4Block;

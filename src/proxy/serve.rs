@@ -1,7 +1,8 @@
 //! One listener of the proxy (a load balancer address or a node port): HTTP/1.1 with
-//! keep-alive to clients, each request sent to the next ready endpoint of the Service, another
-//! one when a connect fails (or, for an idempotent request, when a kept-alive connection
-//! closes under it), and a 503 that says why when none is left.
+//! keep-alive (or h2c) to clients, each request sent to the next ready endpoint of the
+//! Service, another one when a connect fails (or, for an idempotent request, when a
+//! kept-alive connection closes under it), and a 503 that says why when none is left;
+//! connections that do not speak HTTP go to `tcp`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,11 +15,12 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
 use super::backends::{Backends, ForwardBody, SendError};
-use super::table::{Front, Pick, ServiceTable};
+use super::table::{Front, InFlight, Pick, ServiceTable};
+use super::tcp::{Carry, carry_of, splice};
 
 /// The largest request body the proxy takes (nginx's `client_max_body_size` is 1 MiB): it is
 /// held in memory so a request whose connect failed can go to another endpoint.
@@ -63,22 +65,34 @@ pub async fn serve(listener: TcpListener, upstream: Upstream, stop: Cancellation
         let _ = stream.set_nodelay(true);
         let (upstream, stop) = (upstream.clone(), stop.clone());
         tokio::spawn(async move {
-            let service = service_fn(|request| {
-                let upstream = upstream.clone();
-                async move { Ok::<_, hyper::Error>(forward(&upstream, client, request).await) }
-            });
-            let connection = crate::http_limits::http1()
-                .keep_alive(true)
-                .serve_connection(TokioIo::new(stream), service);
-            tokio::pin!(connection);
-            tokio::select! {
-                _ = connection.as_mut() => {}
-                () = stop.cancelled() => {
-                    connection.as_mut().graceful_shutdown();
-                    let _ = connection.await;
-                }
+            match carry_of(&stream, &upstream).await {
+                Carry::Tcp => splice(stream, client, &upstream, &stop).await,
+                Carry::Http => serve_http(stream, client, upstream, stop).await,
             }
         });
+    }
+}
+
+/// Serves HTTP/1.1 (or HTTP/2 without TLS, `h2c`) on the connection from `client`.
+async fn serve_http(
+    stream: TcpStream,
+    client: SocketAddr,
+    upstream: Upstream,
+    stop: CancellationToken,
+) {
+    let service = service_fn(|request| {
+        let upstream = upstream.clone();
+        async move { Ok::<_, hyper::Error>(forward(&upstream, client, request).await) }
+    });
+    let builder = crate::http_limits::http1_and_2();
+    let connection = builder.serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(connection);
+    tokio::select! {
+        _ = connection.as_mut() => {}
+        () = stop.cancelled() => {
+            connection.as_mut().graceful_shutdown();
+            let _ = connection.await;
+        }
     }
 }
 
@@ -119,7 +133,10 @@ async fn forward(
     parts.version = http::Version::HTTP_11;
     let mut tried = Vec::new();
     loop {
-        let endpoint = match upstream.table.pick(upstream.front, client.ip(), &tried) {
+        let (pick, in_flight) = upstream
+            .table
+            .pick_carried(upstream.front, client.ip(), &tried);
+        let endpoint = match pick {
             Pick::Endpoint(endpoint) => endpoint,
             Pick::NotAService => return unavailable(upstream, "is gone".into()),
             Pick::NoEndpoint if tried.is_empty() => {
@@ -131,7 +148,8 @@ async fn forward(
         };
         let request = Request::from_parts(parts.clone(), ForwardBody::new(body.clone()));
         match upstream.backends.send(endpoint, request).await {
-            Ok(response) => return response.map(BodyExt::boxed),
+            // The request counts against its endpoint until its answer is sent on.
+            Ok(response) => return response.map(|body| counted(body, in_flight)),
             Err(error) if may_retry(&error, &parts.method) => {
                 tracing::debug!(%error, %endpoint, service = upstream.service, "trying another endpoint");
                 tried.push(endpoint);
@@ -154,6 +172,15 @@ fn may_retry(error: &SendError, method: &http::Method) -> bool {
         SendError::Closed(_) => method.is_idempotent(),
         SendError::Request(_) => false,
     }
+}
+
+/// `body`, holding `in_flight` until it is dropped (read to its end, or abandoned).
+fn counted(body: Incoming, in_flight: InFlight) -> ProxyBody {
+    body.map_frame(move |frame| {
+        let _held = &in_flight;
+        frame
+    })
+    .boxed()
 }
 
 fn unavailable(upstream: &Upstream, why: String) -> Response<ProxyBody> {

@@ -1,17 +1,21 @@
 //! The service table: every address a Service answers on (ClusterIP:port, node port, load
-//! balancer ingress:port) and the ready endpoints behind it, chosen round robin or by client
-//! IP when `sessionAffinity: ClientIP` asks.
+//! balancer ingress:port), the protocol its port speaks and the ready endpoints behind it,
+//! chosen as `balance` says.
+
+#[path = "table/balance.rs"]
+mod balance;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Service, ServicePort};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use tokio::sync::watch;
-use tokio::time::Instant;
+
+pub use balance::InFlight;
+use balance::{Algorithm, Balance};
 
 /// How long a client sticks to its endpoint when the Service does not say (Kubernetes' 3 h).
 const DEFAULT_AFFINITY: Duration = Duration::from_secs(10_800);
@@ -59,22 +63,34 @@ struct State {
     by_service: HashMap<String, Vec<Front>>,
 }
 
+/// What a port of a Service speaks, as the proxy's listeners need to know.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AppProtocol {
+    /// `appProtocol: http` or `kubernetes.io/h2c`: balanced per request.
+    Http,
+    /// Any other `appProtocol` (`tcp`, `https`, `kubernetes.io/ws`, ...): balanced per
+    /// connection, the bytes passed as they are.
+    Tcp,
+    /// No `appProtocol`: the client's first bytes tell.
+    Unset,
+}
+
+impl AppProtocol {
+    fn of(port: &ServicePort) -> AppProtocol {
+        match port.app_protocol.as_deref() {
+            None | Some("") => AppProtocol::Unset,
+            Some("http" | "kubernetes.io/h2c") => AppProtocol::Http,
+            Some(_) => AppProtocol::Tcp,
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Frontend {
     endpoints: Vec<SocketAddr>,
-    /// Kept over updates of the Service, so turns and stickiness survive them.
+    protocol: AppProtocol,
     balance: Arc<Balance>,
 }
-
-#[derive(Debug, Default)]
-struct Balance {
-    next: AtomicUsize,
-    /// With `sessionAffinity: ClientIP`: how long a client sticks, and where it sticks.
-    affinity: Option<(Duration, Mutex<Stickiness>)>,
-}
-
-/// Client → (endpoint, last used).
-type Stickiness = HashMap<IpAddr, (SocketAddr, Instant)>;
 
 impl ServiceTable {
     /// Replaces what is known of the Service `namespace/name` (`None`: it is gone).
@@ -88,6 +104,7 @@ impl ServiceTable {
         let key = format!("{namespace}/{name}");
         let fronts = service.map(|s| fronts_of(s, slices)).unwrap_or_default();
         let affinity = service.and_then(affinity_of);
+        let algorithm = service.map(Algorithm::of).unwrap_or_default();
         let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
         let mut old: HashMap<Front, Frontend> = HashMap::new();
         for front in state.by_service.remove(&key).unwrap_or_default() {
@@ -96,17 +113,20 @@ impl ServiceTable {
             }
         }
         let mut held = Vec::with_capacity(fronts.len());
-        for (front, endpoints) in fronts {
+        for (front, protocol, endpoints) in fronts {
             let balance = match old.remove(&front) {
-                Some(previous) if previous.balance.affinity.as_ref().map(|a| a.0) == affinity => {
+                Some(previous) if previous.balance.fits(algorithm, affinity) => {
+                    previous.balance.keep_counts_of(&endpoints);
                     previous.balance
                 }
-                _ => Arc::new(Balance {
-                    next: AtomicUsize::new(0),
-                    affinity: affinity.map(|timeout| (timeout, Mutex::default())),
-                }),
+                _ => Arc::new(Balance::new(algorithm, affinity)),
             };
-            state.fronts.insert(front, Frontend { endpoints, balance });
+            let frontend = Frontend {
+                endpoints,
+                protocol,
+                balance,
+            };
+            state.fronts.insert(front, frontend);
             held.push(front);
         }
         if !held.is_empty() {
@@ -119,9 +139,30 @@ impl ServiceTable {
     /// The endpoint for a connection from `client` to `front`, skipping those in `tried`
     /// (endpoints a connect already failed to).
     pub fn pick(&self, front: Front, client: IpAddr, tried: &[SocketAddr]) -> Pick {
+        self.choose(front, client, tried, false).0
+    }
+
+    /// As [`pick`](Self::pick), for a request or connection the proxy carries: with
+    /// least requests, the endpoint counts it until the [`InFlight`] is dropped.
+    pub fn pick_carried(
+        &self,
+        front: Front,
+        client: IpAddr,
+        tried: &[SocketAddr],
+    ) -> (Pick, InFlight) {
+        self.choose(front, client, tried, true)
+    }
+
+    fn choose(
+        &self,
+        front: Front,
+        client: IpAddr,
+        tried: &[SocketAddr],
+        carried: bool,
+    ) -> (Pick, InFlight) {
         let state = self.state.read().unwrap_or_else(|p| p.into_inner());
         let Some(frontend) = state.fronts.get(&front) else {
-            return Pick::NotAService;
+            return (Pick::NotAService, InFlight::default());
         };
         let candidates: Vec<SocketAddr> = frontend
             .endpoints
@@ -129,10 +170,16 @@ impl ServiceTable {
             .filter(|e| !tried.contains(e))
             .copied()
             .collect();
-        match frontend.balance.choose(&candidates, client) {
-            Some(endpoint) => Pick::Endpoint(endpoint),
-            None => Pick::NoEndpoint,
+        match frontend.balance.choose(&candidates, client, carried) {
+            Some((endpoint, in_flight)) => (Pick::Endpoint(endpoint), in_flight),
+            None => (Pick::NoEndpoint, InFlight::default()),
         }
+    }
+
+    /// What the port behind `front` speaks; `None`: no Service answers there.
+    pub fn protocol(&self, front: Front) -> Option<AppProtocol> {
+        let state = self.state.read().unwrap_or_else(|p| p.into_inner());
+        state.fronts.get(&front).map(|f| f.protocol)
     }
 
     /// The fronts the table holds now, with the Service holding each (`namespace/name`).
@@ -170,29 +217,11 @@ impl ServiceTable {
     }
 }
 
-impl Balance {
-    fn choose(&self, candidates: &[SocketAddr], client: IpAddr) -> Option<SocketAddr> {
-        if candidates.is_empty() {
-            return None;
-        }
-        let turn = || candidates[self.next.fetch_add(1, Ordering::Relaxed) % candidates.len()];
-        let Some((timeout, clients)) = &self.affinity else {
-            return Some(turn());
-        };
-        let mut clients = clients.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        clients.retain(|_, (_, used)| now.duration_since(*used) < *timeout);
-        let endpoint = match clients.get(&client) {
-            Some((endpoint, _)) if candidates.contains(endpoint) => *endpoint,
-            _ => turn(),
-        };
-        clients.insert(client, (endpoint, now));
-        Some(endpoint)
-    }
-}
-
-/// Every front of `service` with the ready endpoints behind it.
-fn fronts_of(service: &Service, slices: &[EndpointSlice]) -> Vec<(Front, Vec<SocketAddr>)> {
+/// Every front of `service` with its port's protocol and the ready endpoints behind it.
+fn fronts_of(
+    service: &Service,
+    slices: &[EndpointSlice],
+) -> Vec<(Front, AppProtocol, Vec<SocketAddr>)> {
     let Some(spec) = &service.spec else {
         return Vec::new();
     };
@@ -214,9 +243,10 @@ fn fronts_of(service: &Service, slices: &[EndpointSlice]) -> Vec<(Front, Vec<Soc
     let mut fronts = Vec::new();
     for port in spec.ports.iter().flatten() {
         let endpoints = ready_endpoints(port, slices);
+        let protocol = AppProtocol::of(port);
         let mut add = |front: Front| {
-            if !fronts.iter().any(|(f, _)| *f == front) {
-                fronts.push((front, endpoints.clone()));
+            if !fronts.iter().any(|(f, _, _)| *f == front) {
+                fronts.push((front, protocol, endpoints.clone()));
             }
         };
         let service_port = u16::try_from(port.port).unwrap_or(0);

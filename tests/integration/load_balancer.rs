@@ -34,7 +34,7 @@ pub async fn get(client: &HttpClient, url: &str) -> Option<(u16, String)> {
 }
 
 /// Waits until GETs of `url` have been answered by each pod of `names`.
-async fn reaches_all(client: &HttpClient, url: &str, names: &[String]) {
+pub async fn reaches_all(client: &HttpClient, url: &str, names: &[String]) {
     let seen = RefCell::new(BTreeSet::new());
     eventually(
         CONVERGE,

@@ -3,6 +3,7 @@
 mod api_http;
 mod census;
 mod cli;
+mod cli_expose;
 mod cli_nodes;
 mod cli_output;
 mod cli_replica_sets;
@@ -24,8 +25,10 @@ mod kubectl_scenarios;
 mod kubectl_writes;
 mod load_balancer;
 mod load_balancer_failover;
+mod load_balancer_tcp;
 mod multi_node;
 mod namespaces;
+mod native_backend;
 mod node_disk;
 mod pod_network;
 mod pod_network_nodes;

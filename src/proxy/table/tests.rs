@@ -178,3 +178,116 @@ fn every_change_is_announced() {
     table.set_service("shop", "web", None, &[]);
     assert!(changes.has_changed().unwrap());
 }
+
+/// `shop/web` at 10.96.0.10:80 with [`three_ready`] endpoints, balanced by least requests.
+fn least_requests_table() -> ServiceTable {
+    let table = ServiceTable::default();
+    let spec = json!({"clusterIP": "10.96.0.10", "ports": [{"name": "http", "port": 80}]});
+    let mut web = service(spec, json!({}));
+    web.metadata.annotations = Some(
+        [(
+            LOAD_BALANCER_ALGORITHM_KEY.to_string(),
+            "least-requests".to_string(),
+        )]
+        .into(),
+    );
+    table.set_service("shop", "web", Some(&web), &three_ready());
+    table
+}
+
+const LOAD_BALANCER_ALGORITHM_KEY: &str = crate::api::kinds::service::LOAD_BALANCER_ALGORITHM;
+
+fn endpoint_of(pick: Pick) -> SocketAddr {
+    match pick {
+        Pick::Endpoint(endpoint) => endpoint,
+        other => panic!("an endpoint, not {other:?}"),
+    }
+}
+
+#[test]
+fn least_requests_sends_to_the_endpoint_with_fewest_in_flight_and_takes_ties_in_turn() {
+    let table = least_requests_table();
+    let front = at("10.96.0.10:80");
+    // Nothing in flight: ties, taken in turn.
+    let (first, held_first) = table.pick_carried(front, client(1), &[]);
+    let (second, held_second) = table.pick_carried(front, client(1), &[]);
+    let (third, _held_third) = table.pick_carried(front, client(1), &[]);
+    let three = [first, second, third].map(endpoint_of);
+    assert_eq!(
+        three,
+        ["10.244.1.2:8080", "10.244.1.3:8080", "10.244.2.2:8080"].map(|e| e.parse().unwrap())
+    );
+    // The second finishes: it has fewest, whoever's turn it is.
+    drop(held_second);
+    for _ in 0..3 {
+        let (pick, held) = table.pick_carried(front, client(1), &[]);
+        assert_eq!(endpoint_of(pick), three[1]);
+        drop(held);
+    }
+    // One more on the second (all have one), then the first finishes: it alone has none.
+    let (pick, _again) = table.pick_carried(front, client(1), &[]);
+    assert_eq!(endpoint_of(pick), three[1]);
+    drop(held_first);
+    let (pick, _) = table.pick_carried(front, client(1), &[]);
+    assert_eq!(endpoint_of(pick), three[0]);
+}
+
+#[test]
+fn counts_survive_an_update_of_the_service_and_plain_picks_add_none() {
+    let table = least_requests_table();
+    let front = at("10.96.0.10:80");
+    let (held, _in_flight) = table.pick_carried(front, client(1), &[]);
+    // A pod's connection to the cluster IP follows the counts but is not counted.
+    let picks: Vec<Pick> = (0..4).map(|_| table.pick(front, client(2), &[])).collect();
+    assert!(!picks.contains(&held), "{picks:?}");
+    let spec = json!({"clusterIP": "10.96.0.10", "ports": [{"name": "http", "port": 80}]});
+    let mut web = service(spec, json!({"loadBalancer": {}}));
+    web.metadata.annotations = Some(
+        [(
+            LOAD_BALANCER_ALGORITHM_KEY.to_string(),
+            "least-requests".to_string(),
+        )]
+        .into(),
+    );
+    table.set_service("shop", "web", Some(&web), &three_ready());
+    for _ in 0..4 {
+        assert_ne!(table.pick(front, client(2), &[]), held);
+    }
+}
+
+#[test]
+fn round_robin_is_the_default_and_ignores_what_is_in_flight() {
+    let table = cluster_ip_table();
+    let front = at("10.96.0.10:80");
+    let (first, _held) = table.pick_carried(front, client(1), &[]);
+    let _ = table.pick_carried(front, client(1), &[]);
+    let _ = table.pick_carried(front, client(1), &[]);
+    assert_eq!(table.pick_carried(front, client(1), &[]).0, first);
+}
+
+#[test]
+fn a_port_speaks_http_or_tcp_as_its_app_protocol_says_and_unset_is_sniffed() {
+    let table = ServiceTable::default();
+    let spec = json!({"clusterIP": "10.96.0.10", "ports": [
+        {"name": "a", "port": 80, "appProtocol": "http"},
+        {"name": "b", "port": 81, "appProtocol": "kubernetes.io/h2c"},
+        {"name": "c", "port": 82, "appProtocol": "tcp"},
+        {"name": "d", "port": 83, "appProtocol": "kubernetes.io/ws"},
+        {"name": "e", "port": 84}]});
+    table.set_service("shop", "web", Some(&service(spec, json!({}))), &[]);
+    let protocols: Vec<Option<AppProtocol>> = (80..=85)
+        .map(|port| table.protocol(at(&format!("10.96.0.10:{port}"))))
+        .collect();
+    use AppProtocol::{Http, Tcp, Unset};
+    assert_eq!(
+        protocols,
+        [
+            Some(Http),
+            Some(Http),
+            Some(Tcp),
+            Some(Tcp),
+            Some(Unset),
+            None
+        ]
+    );
+}

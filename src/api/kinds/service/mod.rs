@@ -18,6 +18,12 @@ use crate::api::printers;
 
 pub use validation::NONE;
 
+/// The annotation choosing how the built-in proxy balances a Service: `round-robin` (the
+/// default) or `least-requests`.
+pub const LOAD_BALANCER_ALGORITHM: &str = "wasmkube.io/load-balancer-algorithm";
+/// The values [`LOAD_BALANCER_ALGORITHM`] takes.
+pub const LOAD_BALANCER_ALGORITHMS: &[&str] = &["round-robin", "least-requests"];
+
 pub static SERVICES: Resource = Resource {
     group: "",
     version: "v1",
@@ -51,6 +57,7 @@ impl Strategy for ServiceStrategy {
             drop_type_dependent(old_spec, spec);
         }
         validation::validate(spec, &mut admission.causes);
+        validation::validate_algorithm(&service.metadata, &mut admission.causes);
         if let Some(old_spec) = old.as_ref().and_then(|o| o.spec.as_ref()) {
             validation::validate_update(old_spec, spec, &mut admission.causes);
         }

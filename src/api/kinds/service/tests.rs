@@ -166,3 +166,20 @@ fn turning_a_node_port_service_into_a_cluster_ip_one_drops_its_node_ports() {
         "{stored}"
     );
 }
+
+#[test]
+fn an_unknown_load_balancer_algorithm_is_refused_naming_the_annotation() {
+    let annotated = |value: &str| {
+        let mut object = service(json!({"ports": [{"port": 80}]}));
+        object["metadata"]["annotations"] = json!({LOAD_BALANCER_ALGORITHM: value});
+        invalid_fields(&SERVICES, object)
+    };
+    assert_eq!(
+        annotated("fastest"),
+        [
+            "metadata.annotations[wasmkube.io/load-balancer-algorithm]: Unsupported value: \"fastest\": supported values: \"round-robin\", \"least-requests\""
+        ]
+    );
+    assert!(annotated("least-requests").is_empty());
+    assert!(annotated("round-robin").is_empty());
+}

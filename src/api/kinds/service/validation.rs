@@ -5,10 +5,13 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use k8s_openapi::api::core::v1::{ServicePort, ServiceSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::Value;
 
-use super::{needs_cluster_ip, needs_node_ports, type_of};
+use super::{
+    LOAD_BALANCER_ALGORITHM, LOAD_BALANCER_ALGORITHMS, needs_cluster_ip, needs_node_ports, type_of,
+};
 use crate::api::error::Cause;
 use crate::api::kinds::meta;
 
@@ -37,6 +40,21 @@ pub fn validate(spec: &ServiceSpec, causes: &mut Vec<Cause>) {
     if let Some(selector) = &spec.selector {
         let labels = serde_json::to_value(selector).unwrap_or(Value::Null);
         meta::validate_labels(&labels, "spec.selector", causes);
+    }
+}
+
+/// The proxy's balancing annotation, when set, names an algorithm it has.
+pub fn validate_algorithm(metadata: &ObjectMeta, causes: &mut Vec<Cause>) {
+    let annotations = metadata.annotations.as_ref();
+    let Some(value) = annotations.and_then(|a| a.get(LOAD_BALANCER_ALGORITHM)) else {
+        return;
+    };
+    if !LOAD_BALANCER_ALGORITHMS.contains(&value.as_str()) {
+        causes.push(Cause::unsupported(
+            format!("metadata.annotations[{LOAD_BALANCER_ALGORITHM}]"),
+            value,
+            LOAD_BALANCER_ALGORITHMS,
+        ));
     }
 }
 
