@@ -16,7 +16,7 @@ use super::strategy::{Admission, Strategy, encode, schema_of};
 use crate::api::error::ApiResult;
 use crate::api::printers;
 
-pub use validation::NONE;
+pub use validation::{NONE, port_name_error};
 
 pub static SERVICES: Resource = Resource {
     group: "",
