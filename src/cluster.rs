@@ -188,6 +188,8 @@ impl Cluster {
             let services = follow_services(&api, &config, &shutdown, &mut tasks);
             let table = services.0.clone();
             let node = start_embedded_node(&api, &config, &issuer, services, &shutdown).await?;
+            let policies = node.network.policies.clone();
+            tasks.push(tokio::spawn(policies.follow(api.clone(), shutdown.clone())));
             tasks.push(start_proxy(
                 &api,
                 &config,

@@ -25,6 +25,7 @@ mod kubectl_writes;
 mod load_balancer;
 mod multi_node;
 mod namespaces;
+mod network_policy;
 mod node_disk;
 mod pod_network;
 mod pod_network_nodes;

@@ -44,8 +44,15 @@ impl Resolver for ClusterResolver {
         }
         match self.dns.resolve(name, &from.namespace) {
             Resolution::Addresses(ips) => Some(ips.into_iter().map(IpAddr::V4).collect()),
-            // Egress to outside hosts is not allowed yet, so an ExternalName leads nowhere.
+            // An ExternalName's host is looked up by the pod, which is then allowed to it.
             Resolution::External(_) | Resolution::NotFound => None,
+        }
+    }
+
+    fn external(&self, from: &PodAddress, name: &str) -> Option<String> {
+        match self.dns.resolve(name, &from.namespace) {
+            Resolution::External(host) => Some(host),
+            Resolution::Addresses(_) | Resolution::NotFound => None,
         }
     }
 }
