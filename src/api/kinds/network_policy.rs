@@ -56,7 +56,9 @@ impl Strategy for NetworkPolicyStrategy {
 
 /// `ValidateNetworkPolicySpec`: selectors, rules' ports and peers, and the policy types.
 fn validate_spec(spec: &NetworkPolicySpec, causes: &mut Vec<Cause>) {
-    validate_selector(&spec.pod_selector, "spec.podSelector", causes);
+    if let Some(selector) = &spec.pod_selector {
+        validate_selector(selector, "spec.podSelector", causes);
+    }
     for (i, rule) in spec.ingress.iter().flatten().enumerate() {
         let path = format!("spec.ingress[{i}]");
         for (j, port) in rule.ports.iter().flatten().enumerate() {

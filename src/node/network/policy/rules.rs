@@ -281,7 +281,9 @@ impl Policy {
     /// The policy's effective types: as listed, or Ingress always and Egress when it has
     /// egress rules (Kubernetes' defaulting).
     fn of(namespace: String, spec: NetworkPolicySpec) -> Option<Policy> {
-        let selects = LabelSelector::from_k8s(&spec.pod_selector).ok()?;
+        // No selector is the empty one: every pod of the namespace.
+        let selects = spec.pod_selector.as_ref().map(LabelSelector::from_k8s);
+        let selects = selects.transpose().ok()?.unwrap_or_default();
         let types = spec.policy_types.clone().unwrap_or_else(|| {
             let mut types = vec!["Ingress".to_string()];
             if spec.egress.as_ref().is_some_and(|e| !e.is_empty()) {
