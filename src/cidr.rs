@@ -1,8 +1,9 @@
 //! IPv4 CIDR blocks: the cluster's pod range (`--cluster-cidr`) and the block of it each node
-//! gets (`Node.spec.podCIDR`).
+//! gets (`Node.spec.podCIDR`); and CIDRs of either family as users write them (a
+//! NetworkPolicy's `ipBlock`).
 
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::str::FromStr;
 
 /// A block of IPv4 addresses: `base/prefix`, the base with no host bits set.
@@ -99,6 +100,51 @@ pub fn is_usable_node_block(block: &Ipv4Block) -> bool {
     block.prefix() >= 8 && block.base().octets()[1] != 0
 }
 
+/// A CIDR as a user writes it (`ipBlock.cidr`): either family, host bits allowed, as Go's
+/// `ParseCIDR` reads it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IpCidr {
+    ip: IpAddr,
+    prefix: u8,
+}
+
+impl IpCidr {
+    /// `ip/prefix`, `None` when it is not one.
+    pub fn parse(text: &str) -> Option<IpCidr> {
+        let (ip, prefix) = text.split_once('/')?;
+        let ip: IpAddr = ip.parse().ok()?;
+        let digits =
+            !prefix.is_empty() && prefix.len() <= 3 && prefix.bytes().all(|b| b.is_ascii_digit());
+        let prefix: u8 = prefix.parse().ok().filter(|_| digits)?;
+        let bits = if ip.is_ipv4() { 32 } else { 128 };
+        (prefix <= bits).then_some(IpCidr { ip, prefix })
+    }
+
+    pub fn ip(&self) -> IpAddr {
+        self.ip
+    }
+
+    pub fn prefix(&self) -> u8 {
+        self.prefix
+    }
+
+    /// Whether `ip` is in the range (never across families).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.ip, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                (u32::from(net) ^ u32::from(ip)) & mask(self.prefix) == 0
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                (u128::from(net) ^ u128::from(ip)) & mask == 0
+            }
+            _ => false,
+        }
+    }
+}
+
 fn mask(prefix: u8) -> u32 {
     u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0)
 }
@@ -136,6 +182,31 @@ impl FromStr for Ipv4Block {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_users_cidr_is_either_family_and_may_have_host_bits() {
+        let cidr = IpCidr::parse("172.17.1.9/16").unwrap();
+        assert!(cidr.contains("172.17.200.1".parse().unwrap()));
+        assert!(!cidr.contains("172.18.0.1".parse().unwrap()));
+        assert!(!cidr.contains("::1".parse().unwrap()));
+        assert!(
+            IpCidr::parse("0.0.0.0/0")
+                .unwrap()
+                .contains("8.8.8.8".parse().unwrap())
+        );
+        let v6 = IpCidr::parse("2001:db8::/32").unwrap();
+        assert!(v6.contains("2001:db8:1::1".parse().unwrap()));
+        for bad in [
+            "10.0.0.0",
+            "10.0.0.0/33",
+            "10.0.0.0/+8",
+            "::/129",
+            "x/8",
+            "10.0.0/8",
+        ] {
+            assert_eq!(IpCidr::parse(bad), None, "{bad}");
+        }
+    }
 
     fn block(text: &str) -> Ipv4Block {
         text.parse().unwrap()

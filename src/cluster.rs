@@ -190,6 +190,8 @@ impl Cluster {
         if config.embedded_node {
             let (node, table) =
                 start_embedded_node(&api, &config, &issuer, &shutdown, &mut tasks).await?;
+            let policies = node.network.policies.clone();
+            tasks.push(tokio::spawn(policies.follow(api.clone(), shutdown.clone())));
             tasks.push(start_proxy(
                 &api,
                 &config,

@@ -97,6 +97,8 @@ pub async fn run(global: &GlobalArgs, args: AgentArgs) -> anyhow::Result<()> {
     );
     // Guests on this node reach Services and resolve their names as on the server's node.
     let _followers = (node.network).follow_services(&plane, &args.cluster_domain, &shutdown);
+    let policies = node.network.policies.clone();
+    tokio::spawn(policies.follow(plane.clone(), shutdown.clone()));
     tokio::select! {
         started = register_when_reachable(node, &shutdown) => started?,
         signal = shutdown_signal() => bail!("{signal} received before the node registered"),

@@ -29,6 +29,7 @@ mod load_balancer_tcp;
 mod multi_node;
 mod namespaces;
 mod native_backend;
+mod network_policy;
 mod node_disk;
 mod pod_network;
 mod pod_network_nodes;

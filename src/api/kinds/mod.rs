@@ -15,6 +15,7 @@ mod lease;
 mod limit_range;
 pub mod meta;
 mod namespace;
+mod network_policy;
 mod node;
 pub mod pod;
 pub mod registry;
@@ -30,6 +31,7 @@ pub use event::EVENTS;
 pub use lease::{LEASES, NODE_LEASE_NAMESPACE};
 pub use limit_range::LIMIT_RANGES;
 pub use namespace::{NAMESPACES, SYSTEM_NAMESPACES};
+pub use network_policy::NETWORK_POLICIES;
 pub use node::NODES;
 pub use pod::PODS;
 pub use registry::{Registry, for_manifest, lookup};
@@ -54,5 +56,6 @@ pub static BUILT_IN: &[&Resource] = &[
     &SERVICES,
     &ENDPOINTS,
     &ENDPOINT_SLICES,
+    &NETWORK_POLICIES,
     &CUSTOM_RESOURCE_DEFINITIONS,
 ];

@@ -9,6 +9,7 @@ pub mod jsonpath;
 pub mod lease;
 pub mod limit_range;
 pub mod namespace;
+pub mod network_policy;
 pub mod node;
 pub mod pod;
 pub mod service;

@@ -10,6 +10,11 @@ use std::time::{Duration, Instant};
 /// Shortest time between two reports of one pod's denials.
 const REPORT_INTERVAL: Duration = Duration::from_secs(1);
 
+/// Why a connection to an address outside the cluster (and not allowed out) was refused.
+pub const OUTSIDE: &str = "outside the pod network";
+/// Why a connection a NetworkPolicy does not allow was refused.
+pub const BY_POLICY: &str = "not allowed by the NetworkPolicies of its namespaces";
+
 /// Tells someone (the pod worker, in an event) about a denial; its argument is the message.
 pub type Report = Box<dyn Fn(&str) + Send + Sync>;
 
@@ -27,9 +32,9 @@ impl Denials {
         let _ = self.report.set(report);
     }
 
-    /// Counts a refused connection (or datagram) to `to`, and reports it unless one was
-    /// reported less than a second ago.
-    pub fn deny(&self, to: SocketAddr) {
+    /// Counts a refused connection (or datagram) to `to`, and reports it (saying `why`) unless
+    /// one was reported less than a second ago.
+    pub fn deny(&self, to: SocketAddr, why: &str) {
         let count = self.count.fetch_add(1, Ordering::Relaxed) + 1;
         tracing::debug!(%to, count, "pod network denied a connection");
         let Some(report) = self.report.get() else {
@@ -44,9 +49,7 @@ impl Denials {
             *last = Some(now);
         }
         // The same message for the same destination: the event's count goes up.
-        report(&format!(
-            "connection to {to} denied: outside the pod network"
-        ));
+        report(&format!("connection to {to} denied: {why}"));
     }
 }
 
@@ -61,10 +64,10 @@ mod tests {
         let denials = Denials::default();
         let reports = Arc::new(Mutex::new(Vec::new()));
         let sink = reports.clone();
-        denials.deny("10.0.0.1:80".parse().unwrap());
+        denials.deny("10.0.0.1:80".parse().unwrap(), OUTSIDE);
         denials.report_to(Box::new(move |m| sink.lock().unwrap().push(m.to_string())));
         for _ in 0..100 {
-            denials.deny("192.168.1.1:22".parse().unwrap());
+            denials.deny("192.168.1.1:22".parse().unwrap(), OUTSIDE);
         }
         let reports = reports.lock().unwrap();
         assert_eq!(reports.len(), 1, "{reports:?}");

@@ -8,14 +8,17 @@
 //! a connection goes (the seam Services extend), `sockets` shadows `wasi:sockets`, `egress`
 //! and `tunnel` carry connections to other nodes, `listener` is the node's HTTPS endpoint
 //! (tunnel, container logs), `http` serves `wasi:http` components and routes their outgoing
-//! requests, `peers` learns the other nodes' blocks.
+//! requests, `peers` learns the other nodes' blocks, `policy` enforces NetworkPolicies, `outside`
+//! keeps the outside hosts a pod may reach.
 
 pub mod addresses;
 pub mod denials;
 pub mod egress;
 pub mod http;
 pub mod listener;
+pub mod outside;
 pub mod peers;
+pub mod policy;
 pub mod routing;
 pub mod services;
 pub mod sockets;
@@ -79,6 +82,8 @@ pub struct NodeNetwork {
     services: OnceLock<(ServiceRouter, ClusterResolver)>,
     pub tunnel: tunnel::TunnelClient,
     egress: OnceLock<egress::Egress>,
+    /// What NetworkPolicies allow (everything until they are followed).
+    pub policies: Arc<policy::NetworkPolicies>,
 }
 
 impl NodeNetwork {
@@ -95,6 +100,7 @@ impl NodeNetwork {
             services: OnceLock::new(),
             tunnel,
             egress: OnceLock::new(),
+            policies: Arc::default(),
         })
     }
 
@@ -136,6 +142,7 @@ impl NodeNetwork {
     ) -> Result<Box<dyn Connection>, DialError> {
         match route {
             Route::Denied => Err(DialError::Denied(to)),
+            Route::Refused => Err(DialError::Refused(to)),
             Route::Local(host) => {
                 let socket = tokio::net::TcpSocket::new_v4()
                     .and_then(|s| s.bind(from.on_host(0)).map(|()| s))
@@ -152,6 +159,17 @@ impl NodeNetwork {
             }
             Route::Tunnel { node, target } => {
                 let stream = self.tunnel.open(&node, target, from.pod_ip).await?;
+                Ok(Box::new(stream))
+            }
+            // From the host's own address: a pod's loopback one cannot leave the host.
+            Route::Outside(host) => {
+                let stream = tokio::net::TcpStream::connect(host)
+                    .await
+                    .map_err(|source| match source.kind() {
+                        std::io::ErrorKind::ConnectionRefused => DialError::Refused(to),
+                        _ => DialError::Io { target: to, source },
+                    })?;
+                let _ = stream.set_nodelay(true);
                 Ok(Box::new(stream))
             }
         }
@@ -189,6 +207,7 @@ impl NodeNetwork {
             node: self.clone(),
             denials: Arc::default(),
             drain: http::serve::Drain::default(),
+            outside: Arc::default(),
         }
     }
 }
@@ -202,6 +221,8 @@ pub struct PodNet {
     pub denials: Arc<denials::Denials>,
     /// Winds down the pod's HTTP containers when it terminates.
     pub drain: http::serve::Drain,
+    /// The outside hosts the pod looked up and may reach.
+    outside: Arc<outside::OutsideHosts>,
 }
 
 impl PodNet {
@@ -217,32 +238,106 @@ impl PodNet {
             return Route::Local(self.address.on_host(to.port()));
         }
         let route = self.node.router().route(&self.address, to);
-        if route == Route::Denied {
-            self.denials.deny(to);
+        let destination = match &route {
+            Route::Denied => return self.route_out(to),
+            Route::Outside(_) | Route::Refused => None,
+            Route::Local(host) => match host.ip() {
+                IpAddr::V4(ip) => addresses::pod_ip_of(ip, self.address.pod_ip.octets()[0])
+                    .map(|pod_ip| SocketAddr::from((pod_ip, host.port()))),
+                IpAddr::V6(_) => None,
+            },
+            Route::Tunnel { target, .. } => Some(*target),
+        };
+        let address = &self.address;
+        // Policies apply to the pod the connection reaches, after a Service's rewriting.
+        if let Some(destination) = destination
+            && !self.node.policies.allows(
+                &address.namespace,
+                &address.name,
+                destination.ip(),
+                destination.port(),
+            )
+        {
+            self.denials.deny(to, denials::BY_POLICY);
+            return Route::Denied;
         }
         route
     }
 
-    /// The addresses `name` stands for, as this pod's guests see them.
+    /// Where a connection to `to`, which the cluster does not route, leaves it: an outside
+    /// host the pod looked up by an allowed name, or one its policies name in an `ipBlock`.
+    fn route_out(&self, to: SocketAddr) -> Route {
+        if let Some(host) = self.outside.host_for(to) {
+            return Route::Outside(host);
+        }
+        let (table, address) = (&self.node.table, &self.address);
+        let in_cluster = match to.ip() {
+            IpAddr::V4(ip) => {
+                table.block().is_some_and(|b| b.contains(ip)) || table.peer_for(ip).is_some()
+            }
+            IpAddr::V6(_) => true,
+        };
+        if !in_cluster
+            && self
+                .node
+                .policies
+                .lets_out(&address.namespace, &address.name, to)
+        {
+            return Route::Outside(to);
+        }
+        self.denials.deny(to, denials::OUTSIDE);
+        Route::Denied
+    }
+
+    /// The addresses `name` stands for, as this pod's guests see them. An ExternalName
+    /// Service's host, or a host the pod's (or its namespace's) egress annotation names, is
+    /// looked up on the node and allowed to the pod.
     pub fn resolve(&self, name: &str) -> Option<Vec<IpAddr>> {
         if let Ok(ip) = name.trim_matches(['[', ']']).parse::<IpAddr>() {
             return Some(vec![ip]);
         }
-        self.node.resolver().resolve(&self.address, name)
+        let resolver = self.node.resolver();
+        if let Some(found) = resolver.resolve(&self.address, name) {
+            return Some(found);
+        }
+        let (namespace, pod) = (&self.address.namespace, &self.address.name);
+        let host = match resolver.external(&self.address, name) {
+            Some(host) => host,
+            None if self.node.policies.names_egress_host(namespace, pod, name) => name.into(),
+            None => return None,
+        };
+        self.outside.admit(&host)
     }
 
     /// The socket address check under the rewriting (defence in depth): guests bind only their
-    /// pod's loopback address, connect only to local pods and the egress listener, and take
+    /// pod's loopback address, connect only to local pods, the egress listener and the outside
+    /// hosts they are allowed, and take
     /// connections and datagrams only from the cluster's loopback addresses.
     pub fn permits(&self, address: SocketAddr, usage: SocketAddrUse) -> bool {
         let IpAddr::V4(ip) = address.ip() else {
             return false;
         };
         match usage {
+            // wasmtime asks for `0.0.0.0:0` before it connects a socket the guest left
+            // unbound, which only a connect to an outside host does (the socket layer binds
+            // every other to the pod's address first); a guest's own binds are rewritten to
+            // the pod's loopback address before they get here.
+            SocketAddrUse::TcpBind if ip.is_unspecified() && address.port() == 0 => true,
             SocketAddrUse::TcpBind | SocketAddrUse::UdpBind | SocketAddrUse::TcpListen => {
                 ip == self.address.loopback
             }
-            SocketAddrUse::TcpConnect | SocketAddrUse::UdpSend => {
+            SocketAddrUse::TcpConnect => {
+                self.node.table.is_local_loopback(ip)
+                    || Some(address) == self.egress_address()
+                    || self.outside.allows_host(address)
+                    // Loopback only by name (above): an ipBlock never opens the host's own.
+                    || !ip.is_loopback() && self.node.policies.lets_out(
+                        &self.address.namespace,
+                        &self.address.name,
+                        address,
+                    )
+            }
+            SocketAddrUse::UdpSend => {
                 self.node.table.is_local_loopback(ip) || Some(address) == self.egress_address()
             }
             SocketAddrUse::TcpAccept | SocketAddrUse::UdpReceive => is_cluster_loopback(ip),

@@ -84,8 +84,14 @@ pub enum Route {
         node: NodeEndpoint,
         target: SocketAddr,
     },
+    /// An address outside the cluster the pod is allowed (see [`super::outside`]), on the
+    /// host's network.
+    Outside(SocketAddr),
     /// Not reachable from this pod (the guest gets `access-denied`).
     Denied,
+    /// A Service with no ready endpoint: refused at once, as kube-proxy rejects it (the
+    /// guest gets `connection-refused`).
+    Refused,
 }
 
 /// Decides where a guest's connection to `to` goes (`to` is never the pod's own address: the
@@ -97,6 +103,11 @@ pub trait Router: Send + Sync {
 /// Turns a name a guest looks up into addresses; `None`: no such name.
 pub trait Resolver: Send + Sync {
     fn resolve(&self, from: &PodAddress, name: &str) -> Option<Vec<IpAddr>>;
+
+    /// The outside host `name` stands for (an ExternalName Service's), if it stands for one.
+    fn external(&self, _from: &PodAddress, _name: &str) -> Option<String> {
+        None
+    }
 }
 
 /// What a node knows of pod addresses: its own block and pods, and the other nodes' blocks.

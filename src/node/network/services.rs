@@ -28,8 +28,7 @@ impl Router for ServiceRouter {
             .pick(Front::Address(to), IpAddr::V4(from.pod_ip), &[])
         {
             Pick::NotAService => self.pods.route(from, to),
-            // Nothing serves it: the guest learns as it would of any unroutable address.
-            Pick::NoEndpoint => Route::Denied,
+            Pick::NoEndpoint => Route::Refused,
             Pick::Endpoint(endpoint) => self.pods.route(from, endpoint),
         }
     }
@@ -48,8 +47,15 @@ impl Resolver for ClusterResolver {
         }
         match self.dns.resolve(name, &from.namespace) {
             Resolution::Addresses(ips) => Some(ips.into_iter().map(IpAddr::V4).collect()),
-            // Egress to outside hosts is not allowed yet, so an ExternalName leads nowhere.
+            // An ExternalName's host is looked up by the pod, which is then allowed to it.
             Resolution::External(_) | Resolution::NotFound => None,
+        }
+    }
+
+    fn external(&self, from: &PodAddress, name: &str) -> Option<String> {
+        match self.dns.resolve(name, &from.namespace) {
+            Resolution::External(host) => Some(host),
+            Resolution::Addresses(_) | Resolution::NotFound => None,
         }
     }
 }

@@ -192,8 +192,20 @@ async fn start_connect<T: SocketsView>(
     };
     let to = SocketAddr::from(address);
     let route = net.route(to);
-    if route == Route::Denied {
-        return Ok((Err(ErrorCode::AccessDenied),));
+    match route {
+        Route::Denied => return Ok((Err(ErrorCode::AccessDenied),)),
+        Route::Refused => return Ok((Err(ErrorCode::ConnectionRefused),)),
+        // Out from the host's address: the pod's loopback one cannot leave the host.
+        Route::Outside(host) => {
+            let mut view = store.data_mut().sockets();
+            return answer(HostTcpSocket::start_connect(
+                &mut view,
+                this,
+                network,
+                host.into(),
+            ));
+        }
+        Route::Local(_) | Route::Tunnel { .. } => {}
     }
     let from = match bind_to_pod(store, &this, &network, &net).await {
         Ok(from) => from,
@@ -210,7 +222,9 @@ async fn start_connect<T: SocketsView>(
             }
             Err(error) => return Ok((Err(error_code(&error)),)),
         },
-        Route::Denied => return Ok((Err(ErrorCode::AccessDenied),)),
+        Route::Outside(_) | Route::Denied | Route::Refused => {
+            return Ok((Err(ErrorCode::AccessDenied),));
+        }
     };
     let mut view = store.data_mut().sockets();
     answer(HostTcpSocket::start_connect(

@@ -16,7 +16,7 @@ use super::strategy::{Admission, Strategy, encode, schema_of};
 use crate::api::error::ApiResult;
 use crate::api::printers;
 
-pub use validation::NONE;
+pub use validation::{NONE, port_name_error};
 
 /// The annotation choosing how the built-in proxy balances a Service: `round-robin` (the
 /// default) or `least-requests`.

@@ -27,7 +27,7 @@ impl PodSockets {
     fn datagram_target(&self, to: SocketAddr) -> SocketAddr {
         match self.net.route(to) {
             Route::Local(host) => host,
-            Route::Tunnel { .. } | Route::Denied => to,
+            Route::Tunnel { .. } | Route::Outside(_) | Route::Denied | Route::Refused => to,
         }
     }
 }
