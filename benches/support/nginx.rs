@@ -84,6 +84,9 @@ pid {dir}/nginx.pid;
 events {{ worker_connections 1024; }}
 http {{
     access_log off;
+    # nginx closes a client's keep-alive connection after 1,000 requests by default; the
+    # proxy keeps it, and the load keeps one connection each.
+    keepalive_requests 1000000;
     client_body_temp_path {dir}/body;
     proxy_temp_path {dir}/proxy;
     fastcgi_temp_path {dir}/fastcgi;
@@ -92,6 +95,7 @@ http {{
     upstream backend {{
         server {backend};
         keepalive 64;
+        keepalive_requests 1000000;
     }}
     server {{
         listen {address};
