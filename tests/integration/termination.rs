@@ -170,6 +170,17 @@ async fn both_running(api: &wasmkube::api::Api) {
     .await;
 }
 
+/// Waits until pod `web` is gone; how long after `deleted`.
+async fn gone_after(api: &wasmkube::api::Api, deleted: Instant) -> Duration {
+    eventually(CONVERGE, "the pod gone", || async {
+        api.get(&PODS, Some("default"), "web")
+            .is_err()
+            .then_some(())
+    })
+    .await;
+    deleted.elapsed()
+}
+
 #[tokio::test]
 async fn a_deleted_pod_runs_its_pre_stop_hooks_and_finishes_its_request_in_flight_then_goes() {
     let cluster = Cluster::start().await.unwrap();
@@ -202,13 +213,7 @@ async fn a_deleted_pod_runs_its_pre_stop_hooks_and_finishes_its_request_in_fligh
 
     let event = wait_for_event(api, "default", "web", "FailedPreStopHook").await;
     assert!(event.contains("PreStopHook failed"), "{event}");
-    eventually(CONVERGE, "the pod gone", || async {
-        api.get(&PODS, Some("default"), "web")
-            .is_err()
-            .then_some(())
-    })
-    .await;
-    let took = deleted.elapsed();
+    let took = gone_after(api, deleted).await;
     assert!(
         took >= Duration::from_secs(1),
         "gone after {took:?}, before its 1 s preStop sleep was over"
@@ -229,13 +234,7 @@ async fn a_shorter_grace_on_delete_cuts_a_pre_stop_hook_short() {
     };
     api.delete(&PODS, Some("default"), "web", &one_second)
         .unwrap();
-    eventually(CONVERGE, "the pod gone", || async {
-        api.get(&PODS, Some("default"), "web")
-            .is_err()
-            .then_some(())
-    })
-    .await;
-    let took = deleted.elapsed();
+    let took = gone_after(api, deleted).await;
     assert!(
         took >= Duration::from_secs(1) && took < Duration::from_secs(20),
         "gone after {took:?}: a 1 s grace, a 25 s preStop sleep"
