@@ -400,7 +400,7 @@ mod tests {
             .unwrap();
         let api = threads.block_on(async {
             let cluster = Cluster::start().await.unwrap();
-            let image = concat!(env!("CARGO_MANIFEST_DIR"), "/wasm-samples/exerciser.wasm");
+            let image = concat!(env!("WASMKUBE_SAMPLES_DIR"), "/exerciser.wasm");
             let pod = json!({"metadata": {"name": "sleeper"}, "spec": {"containers": [
                 {"name": "c", "image": image, "args": ["sleep", "600000"]}]}});
             let api = cluster.api().clone();
