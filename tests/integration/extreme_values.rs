@@ -42,6 +42,8 @@ fn sample(resource: &Resource) -> Value {
                           "reason": "Test", "message": "m", "type": "Normal"});
         }
         "Service" => json!({"selector": {"app": "x"}, "ports": [{"port": 80}]}),
+        "NetworkPolicy" => json!({"podSelector": {}, "policyTypes": ["Ingress", "Egress"],
+            "egress": [{"ports": [{"protocol": "TCP", "port": 80, "endPort": 90}]}]}),
         "Endpoints" => {
             return json!({"subsets": [{"addresses": [{"ip": "10.0.0.1"}], "ports": [{"port": 80}]}]});
         }
