@@ -133,15 +133,10 @@ impl Worker {
 /// (see [`super::PodHandle::stop`]) leaves it none.
 async fn grace_over(stop: &mut watch::Receiver<Option<Stop>>) {
     let started = Instant::now();
-    let deadline_of = |grace: Duration| {
-        started
-            .checked_add(grace.min(LONGEST_GRACE))
-            .unwrap_or(started)
-    };
     let Some(Stop::Delete { grace }) = *stop.borrow_and_update() else {
         return;
     };
-    let mut deadline = deadline_of(grace);
+    let mut deadline = grace_end(started, grace).unwrap_or(started);
     loop {
         tokio::select! {
             () = tokio::time::sleep_until(deadline) => return,
@@ -153,13 +148,16 @@ async fn grace_over(stop: &mut watch::Receiver<Option<Stop>>) {
                     return;
                 };
                 // A shorter grace counts from when it was asked for.
-                let asked = Instant::now()
-                    .checked_add(grace.min(LONGEST_GRACE))
-                    .unwrap_or(deadline);
+                let asked = grace_end(Instant::now(), grace).unwrap_or(deadline);
                 deadline = deadline.min(asked);
             }
         }
     }
+}
+
+/// When a grace asked for at `asked` ends (at most [`LONGEST_GRACE`] later).
+fn grace_end(asked: Instant, grace: Duration) -> Option<Instant> {
+    asked.checked_add(grace.min(LONGEST_GRACE))
 }
 
 #[cfg(test)]
