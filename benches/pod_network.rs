@@ -8,11 +8,10 @@ mod support;
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use support::http_load::{echo_pod, load, loopback_of, running, sample};
+use support::http_load::{echo_pod, load, loopback_of, running, sample, wasmtime_serve_load};
 use support::processes::{free_port, start_agent, start_control_plane};
 use support::{exerciser, millis, percentile, row};
 use wasmkube::api::kinds::PODS;
@@ -38,34 +37,6 @@ async fn measure_node(cluster: &Cluster) -> ((f64, Duration), Vec<Duration>) {
     }
     starts.sort();
     (served, starts)
-}
-
-/// `wasmtime serve` of the same component, when wasmtime-cli is installed.
-async fn measure_wasmtime_serve() -> Option<(f64, Duration)> {
-    let port = free_port();
-    let child = Command::new("wasmtime")
-        .args(["serve", "-Scli", "--addr", &format!("127.0.0.1:{port}")])
-        .arg(sample("http-echo.wasm"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()?;
-    struct Kill(Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let _guard = Kill(child);
-    let address = SocketAddr::from(([127, 0, 0, 1], port));
-    eventually(
-        Duration::from_secs(30),
-        "wasmtime serve to listen",
-        || async { tokio::net::TcpStream::connect(address).await.ok() },
-    )
-    .await;
-    Some(load(address).await)
 }
 
 /// Calls/s of a client pod on `node` getting 64 KiB bodies from the echo pod at `ip`.
@@ -129,7 +100,7 @@ fn main() {
         cluster.shutdown().await;
         measured
     });
-    let serve = runtime.block_on(measure_wasmtime_serve());
+    let serve = runtime.block_on(wasmtime_serve_load("http-echo.wasm"));
     let root = tempfile::tempdir().unwrap();
     let (local, remote) = runtime.block_on(measure_across_nodes(root.path()));
     println!(

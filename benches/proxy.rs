@@ -6,9 +6,11 @@
 //! of a native hyper backend in this process) against Debian's nginx (a reverse proxy with
 //! keep-alive upstream connections, as many worker processes as the proxy's runtime has
 //! worker threads) in front of the same backend under the same load; and the memory the
-//! proxy's table takes for 1,000 Services × 3 endpoints.
+//! proxy's table takes for 1,000 Services × 3 endpoints; and the LoadBalancer against
+//! `wasmtime serve` of the same component (when wasmtime-cli is on the PATH).
 //!
-//! `cargo bench --bench proxy` (nginx: `apt-get install nginx-light`)
+//! `cargo bench --bench proxy` (nginx: `apt-get install nginx-light`; wasmtime-cli: `cargo
+//! install wasmtime-cli --version 48.0.8 --locked`)
 
 mod support;
 
@@ -21,7 +23,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
-use support::http_load::{echo_pod, load, loopback_of, running};
+use support::http_load::{echo_pod, load, loopback_of, running, wasmtime_serve_load};
 use support::native_backend::native_backend;
 use support::nginx::Nginx;
 use support::{header, millis, p50_p99, row};
@@ -227,6 +229,7 @@ fn main() {
         cluster.shutdown().await;
         (through, changes, versus)
     });
+    let serve = runtime.block_on(wasmtime_serve_load("http-echo.wasm"));
     header();
     rate_row(
         "one echo pod served straight by the node",
@@ -239,6 +242,27 @@ fn main() {
         format!("{:.2}", proxied.0 / direct.0),
         "reported",
     );
+    match serve {
+        Some(serve) => {
+            rate_row("wasmtime serve, same component", serve, "reference");
+            row(
+                "LoadBalancer / wasmtime serve, requests/s",
+                format!("{:.0}%", 100.0 * proxied.0 / serve.0),
+                ">= 90%",
+            );
+            let extra = proxied.1.as_secs_f64() - serve.1.as_secs_f64();
+            row(
+                "LoadBalancer p50 - wasmtime serve p50",
+                format!("{:.3} ms", extra * 1e3),
+                "<= 0.3 ms",
+            );
+        }
+        None => row(
+            "wasmtime serve (wasmtime-cli not on PATH)",
+            "not run".into(),
+            ">= 90%",
+        ),
+    }
     p50_p99(
         "endpoint change -> proxy answers by it",
         &changes,

@@ -29,6 +29,7 @@ use crate::dns::DnsConfig;
 use crate::events::Recorder;
 use crate::node::agent::Agent;
 use crate::node::allocatable::NodeLimits;
+use crate::node::network::NodeNetwork;
 use crate::node::runtime::Runtime;
 use crate::node::status_batch::StatusBatch;
 use crate::node::{NodeConfig, NodeContext};
@@ -192,14 +193,34 @@ impl Cluster {
                 start_embedded_node(&api, &config, &issuer, &shutdown, &mut tasks).await?;
             let policies = node.network.policies.clone();
             tasks.push(tokio::spawn(policies.follow(api.clone(), shutdown.clone())));
-            tasks.push(start_proxy(
-                &api,
-                &config,
-                table,
-                node.network.clone(),
+            let plane = ControlPlane::InProcess(api.clone());
+            tasks.push(node.network.serve_node_ports(
+                config.proxy.node_ip,
+                table.clone(),
+                &plane,
+                &config.node_name,
                 &shutdown,
             ));
+            let dialer = node.network.clone();
+            tasks.push(start_load_balancers(
+                &api, &config, table, dialer, &shutdown,
+            ));
             guests = Some(node.runtime.clone());
+        } else {
+            // Without a node of its own, the control plane reaches pods through every node's
+            // tunnel, as the API server may.
+            let network = NodeNetwork::of_control_plane(
+                &api_identity,
+                ControlPlane::InProcess(api.clone()),
+                shutdown.clone(),
+            )
+            .context("cannot set up the load balancers' way to the nodes")?;
+            let table = Arc::new(ServiceTable::default());
+            let follow = table.clone().follow(api.clone(), shutdown.clone());
+            tasks.push(tokio::spawn(follow));
+            tasks.push(start_load_balancers(
+                &api, &config, table, network, &shutdown,
+            ));
         }
         let cluster = Cluster {
             api,
@@ -348,7 +369,8 @@ async fn start_embedded_node(
         .context("cannot start the node's log writer")?,
     );
     let plane = ControlPlane::InProcess(api.clone());
-    let (table, followers) = (node.network).follow_services(&plane, &config.dns.domain, shutdown);
+    let (table, followers) =
+        (node.network).follow_services(&plane, &config.node_name, &config.dns.domain, shutdown);
     tasks.extend(followers);
     Agent::start(node.clone(), shutdown.clone())
         .await
@@ -356,26 +378,27 @@ async fn start_embedded_node(
     Ok((node, table))
 }
 
-/// The service proxy's load balancers and node ports, reaching pods through the embedded
-/// node's network and other endpoints from the host.
-fn start_proxy(
+/// The service proxy's load balancers, reaching pods through `pods` (the embedded node's
+/// network, or the tunnels of a control plane without one) and other endpoints from the host.
+fn start_load_balancers(
     api: &Arc<Api>,
     config: &ClusterConfig,
     table: Arc<ServiceTable>,
-    dialer: Arc<dyn Dialer>,
+    pods: Arc<NodeNetwork>,
     shutdown: &CancellationToken,
 ) -> JoinHandle<()> {
     let recorder = Recorder::new(api.clone(), "service-proxy", &config.node_name);
     let (api, proxy, stop) = (api.clone(), config.proxy, shutdown.clone());
+    let pod_network = config.node_ipam.cluster_cidr;
     let dialer: Arc<dyn Dialer> = Arc::new(PodsOrHost {
-        pod_network: config.node_ipam.cluster_cidr,
-        pods: dialer,
+        is_pod_ip: Box::new(move |ip| pod_network.contains(ip)),
+        pods,
     });
     let run = move || {
         let (api, table, dialer) = (api.clone(), table.clone(), dialer.clone());
-        crate::proxy::run(api, proxy, table, dialer, recorder.clone(), stop.clone())
+        crate::proxy::run_load_balancers(api, proxy, table, dialer, recorder.clone(), stop.clone())
     };
-    tokio::spawn(supervise("proxy", shutdown.clone(), run))
+    tokio::spawn(supervise("load-balancers", shutdown.clone(), run))
 }
 
 #[cfg(test)]

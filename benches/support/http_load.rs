@@ -1,6 +1,7 @@
 //! HTTP load on keep-alive connections, and the echo component's pods it is aimed at.
 
 use std::net::{Ipv4Addr, SocketAddr};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -34,6 +35,35 @@ pub async fn load(address: SocketAddr) -> (f64, Duration) {
     let mut alone = requests_until(address, Instant::now() + Duration::from_secs(1)).await;
     alone.sort();
     (rate, percentile(&alone, 0.5))
+}
+
+/// [`load`] on `wasmtime serve` of the sample component `file`, when wasmtime-cli is on the
+/// PATH (`cargo install wasmtime-cli --version 48.0.8 --locked`).
+pub async fn wasmtime_serve_load(file: &str) -> Option<(f64, Duration)> {
+    let port = super::processes::free_port();
+    let child = Command::new("wasmtime")
+        .args(["serve", "-Scli", "--addr", &format!("127.0.0.1:{port}")])
+        .arg(sample(file))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    struct Kill(Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _guard = Kill(child);
+    let address = SocketAddr::from(([127, 0, 0, 1], port));
+    wasmkube::testing::eventually(
+        Duration::from_secs(30),
+        "wasmtime serve to listen",
+        || async { tokio::net::TcpStream::connect(address).await.ok() },
+    )
+    .await;
+    Some(load(address).await)
 }
 
 /// GETs `/hello` on one connection until `deadline`; the latency of each.

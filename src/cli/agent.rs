@@ -43,8 +43,14 @@ pub struct AgentArgs {
     /// A label of the Node (repeatable): KEY=VALUE
     #[arg(long = "node-label", value_name = "KEY=VALUE", value_parser = parse_label)]
     pub labels: Vec<(String, String)>,
-    /// The address other nodes and the API server reach this node at
-    #[arg(long, default_value = "127.0.0.1", value_name = "IP")]
+    /// The address other nodes and the API server reach this node at, and where NodePort
+    /// Services listen
+    #[arg(
+        long,
+        alias = "node-ip",
+        default_value = "127.0.0.1",
+        value_name = "IP"
+    )]
     pub address: std::net::IpAddr,
     /// The domain of Services' DNS names, as the server's `--cluster-domain`
     #[arg(long, default_value = "cluster.local", value_name = "DOMAIN")]
@@ -95,8 +101,12 @@ pub async fn run(global: &GlobalArgs, args: AgentArgs) -> anyhow::Result<()> {
         NodeContext::new(plane.clone(), runtime, recorder, config, None)
             .context("cannot start the node's log writer")?,
     );
-    // Guests on this node reach Services and resolve their names as on the server's node.
-    let _followers = (node.network).follow_services(&plane, &args.cluster_domain, &shutdown);
+    // Guests on this node reach Services and resolve their names as on the server's node, and
+    // its node ports answer on its address.
+    let (table, _followers) =
+        (node.network).follow_services(&plane, &name, &args.cluster_domain, &shutdown);
+    let _node_ports =
+        (node.network).serve_node_ports(args.address, table, &plane, &name, &shutdown);
     let policies = node.network.policies.clone();
     tokio::spawn(policies.follow(plane.clone(), shutdown.clone()));
     tokio::select! {

@@ -2,28 +2,30 @@
 //! native server a selectorless Service's EndpointSlice names, say `127.0.0.1:8000`) straight
 //! from the host, as kube-proxy reaches whatever address an endpoint holds.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpStream;
 
 use super::{DialFailed, Dialer, Dialing, Stream};
-use crate::cidr::Ipv4Block;
 
 /// How long a connect to a host address may take before another endpoint is tried (an
 /// address that drops SYNs would otherwise hold a request for the kernel's two minutes).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Pod IPs (the cluster's pod range) to `pods`, the rest to the host's network.
+/// Whether an address is a pod IP (in the cluster's pod range, or a known node's block).
+pub type IsPodIp = Box<dyn Fn(Ipv4Addr) -> bool + Send + Sync>;
+
+/// Pod IPs to `pods`, the rest to the host's network.
 pub struct PodsOrHost {
-    pub pod_network: Ipv4Block,
+    pub is_pod_ip: IsPodIp,
     pub pods: Arc<dyn Dialer>,
 }
 
 impl Dialer for PodsOrHost {
     fn dial(&self, to: SocketAddr) -> Dialing<'_> {
-        if matches!(to.ip(), IpAddr::V4(ip) if self.pod_network.contains(ip)) {
+        if matches!(to.ip(), IpAddr::V4(ip) if (self.is_pod_ip)(ip)) {
             return self.pods.dial(to);
         }
         Box::pin(async move {
@@ -58,8 +60,9 @@ mod tests {
     }
 
     fn dialer() -> PodsOrHost {
+        let pod_network: crate::cidr::Ipv4Block = "10.244.0.0/16".parse().unwrap();
         PodsOrHost {
-            pod_network: "10.244.0.0/16".parse().unwrap(),
+            is_pod_ip: Box::new(move |ip| pod_network.contains(ip)),
             pods: Arc::new(NodeNetwork),
         }
     }

@@ -1,7 +1,7 @@
-//! The proxy's listeners, kept from the Services: an address of `--lb-pool` per LoadBalancer
-//! Service, listened on at each of its ports and published in `status.loadBalancer.ingress`,
-//! and a listener on the node's address at each node port. Level-triggered: every change of
-//! a Service reconciles them all.
+//! The load balancers, kept from the Services on the control plane: an address of
+//! `--lb-pool` per LoadBalancer Service, listened on at each of its ports and published in
+//! `status.loadBalancer.ingress`. Level-triggered: every change of a Service reconciles them
+//! all. (Node ports are each node's: `node_ports`.)
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -90,7 +90,10 @@ impl LoadBalancer {
         let addresses = self.assign_addresses(&services);
         let mut wanted = Vec::new();
         for (object, service) in &services {
-            wanted.extend(self.listeners_of(service, addresses.get(&key_of(object)).copied()));
+            wanted.extend(Self::listeners_of(
+                service,
+                addresses.get(&key_of(object)).copied(),
+            ));
         }
         self.open.retain(|bind, (open, stop)| {
             let keep = wanted.contains(open);
@@ -108,11 +111,8 @@ impl LoadBalancer {
             if let Err(error) = self.listen(&want, shutdown).await {
                 let object = services.iter().find(|(o, _)| key_of(o) == want.service);
                 if let Some((object, _)) = object {
-                    let reason = match want.front {
-                        Front::Address(_) => "SyncLoadBalancerFailed",
-                        Front::NodePort(_) => "ListenFailed",
-                    };
                     let message = format!("cannot listen on {}: {error}", want.bind);
+                    let reason = "SyncLoadBalancerFailed";
                     self.recorder
                         .record(object, None, EventType::Warning, reason, &message);
                 }
@@ -200,10 +200,9 @@ impl LoadBalancer {
         taken
     }
 
-    /// The listeners `service` asks for: its node ports on the node's address and, for a
-    /// load balancer, its ports on `address`.
-    fn listeners_of(&self, service: &Service, address: Option<Ipv4Addr>) -> Vec<Wanted> {
-        let Some(spec) = &service.spec else {
+    /// The listeners a load balancer at `address` asks for: one at each of its ports.
+    fn listeners_of(service: &Service, address: Option<Ipv4Addr>) -> Vec<Wanted> {
+        let (Some(spec), Some(address)) = (&service.spec, address) else {
             return Vec::new();
         };
         let key = format!(
@@ -211,7 +210,6 @@ impl LoadBalancer {
             service.metadata.namespace.as_deref().unwrap_or_default(),
             service.metadata.name.as_deref().unwrap_or_default()
         );
-        let kind = spec.type_.as_deref().unwrap_or("ClusterIP");
         let mut wanted = Vec::new();
         for port in spec.ports.iter().flatten() {
             // The proxy carries TCP only: a UDP or SCTP port gets no listener (as a cloud
@@ -219,18 +217,7 @@ impl LoadBalancer {
             if port.protocol.as_deref().is_some_and(|p| p != "TCP") {
                 continue;
             }
-            let node_port = port.node_port.and_then(|p| u16::try_from(p).ok());
-            if let Some(node_port) =
-                node_port.filter(|_| matches!(kind, "NodePort" | "LoadBalancer"))
-            {
-                let bind = SocketAddr::new(self.config.node_ip, node_port);
-                wanted.push(Wanted {
-                    bind,
-                    front: Front::NodePort(node_port),
-                    service: key.clone(),
-                });
-            }
-            if let (Some(address), Ok(port)) = (address, u16::try_from(port.port)) {
+            if let Ok(port) = u16::try_from(port.port) {
                 let bind = SocketAddr::from((address, port));
                 wanted.push(Wanted {
                     bind,

@@ -1,14 +1,16 @@
 //! The service proxy (DESIGN §6): a table of Services' addresses and their ready endpoints,
 //! kept from the API through the controller runtime, that the node's router asks for cluster
-//! IPs; and the built-in HTTP load balancer listening on LoadBalancer addresses and node ports.
+//! IPs; and the built-in HTTP load balancer listening on LoadBalancer addresses (on the
+//! control plane) and node ports (on every node).
 //!
-//! `table` picks endpoints, `load_balancer` keeps listeners and ingress addresses, `serve`
-//! forwards requests, `tcp` tells HTTP from other TCP and splices the latter, `backends`
-//! keeps connections to endpoints.
+//! `table` picks endpoints, `load_balancer` keeps the load balancers' listeners and ingress
+//! addresses, `node_ports` a node's node ports, `serve` forwards requests, `tcp` tells HTTP
+//! from other TCP and splices the latter, `backends` keeps connections to endpoints.
 
 mod backends;
 mod dial;
 mod load_balancer;
+mod node_ports;
 mod serve;
 mod table;
 mod tcp;
@@ -22,7 +24,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use tokio_util::sync::CancellationToken;
 
-pub use dial::PodsOrHost;
+pub use dial::{IsPodIp, PodsOrHost};
 pub use serve::MAX_REQUEST_BODY;
 pub use table::{AppProtocol, Front, InFlight, Pick, ServiceTable, load_balancer_ips};
 
@@ -50,9 +52,9 @@ impl Default for ProxyConfig {
     }
 }
 
-/// Serves LoadBalancer addresses and node ports from `table`, reaching endpoints through
-/// `dialer`, until `shutdown`; bind failures are Warning events on the Service.
-pub async fn run(
+/// Serves LoadBalancer addresses from `table`, reaching endpoints through `dialer`, until
+/// `shutdown`; bind failures are Warning events on the Service.
+pub async fn run_load_balancers(
     api: Arc<Api>,
     config: ProxyConfig,
     table: Arc<ServiceTable>,
@@ -64,6 +66,28 @@ pub async fn run(
     load_balancer::LoadBalancer::new(api, config, table, backends, recorder)
         .run(shutdown)
         .await;
+}
+
+/// Serves a node's node ports on `node_ip` from its `table`, reaching endpoints through
+/// `dialer`, until `shutdown`; bind failures are Warning events on the Service, read
+/// through `plane`.
+pub async fn run_node_ports(
+    node_ip: IpAddr,
+    table: Arc<ServiceTable>,
+    dialer: Arc<dyn Dialer>,
+    plane: ControlPlane,
+    recorder: Recorder,
+    shutdown: CancellationToken,
+) {
+    let backends = backends::Backends::new(dialer);
+    let node_ports = node_ports::NodePorts {
+        node_ip,
+        table,
+        backends,
+        plane,
+        recorder,
+    };
+    node_ports.run(shutdown).await;
 }
 
 /// A byte stream to an endpoint.

@@ -42,6 +42,9 @@ pub enum Pick {
 /// The Services' fronts and endpoints; shared by the node's router and the proxy's listeners.
 #[derive(Debug)]
 pub struct ServiceTable {
+    /// The node whose guests and node ports the table serves: a Service whose traffic policy
+    /// is `Local` sends them to this node's endpoints only. `None` on the control plane.
+    node: Option<String>,
     state: RwLock<State>,
     /// Bumped on every change, so listeners (and tests) learn of it.
     version: watch::Sender<u64>,
@@ -50,6 +53,7 @@ pub struct ServiceTable {
 impl Default for ServiceTable {
     fn default() -> Self {
         Self {
+            node: None,
             state: RwLock::default(),
             version: watch::channel(0).0,
         }
@@ -93,6 +97,14 @@ struct Frontend {
 }
 
 impl ServiceTable {
+    /// The table of the node `node`, for its guests and its node ports.
+    pub fn of_node(node: &str) -> ServiceTable {
+        ServiceTable {
+            node: Some(node.to_string()),
+            ..ServiceTable::default()
+        }
+    }
+
     /// Replaces what is known of the Service `namespace/name` (`None`: it is gone).
     pub fn set_service(
         &self,
@@ -102,7 +114,9 @@ impl ServiceTable {
         slices: &[EndpointSlice],
     ) {
         let key = format!("{namespace}/{name}");
-        let fronts = service.map(|s| fronts_of(s, slices)).unwrap_or_default();
+        let fronts = service
+            .map(|s| fronts_of(s, slices, self.node.as_deref()))
+            .unwrap_or_default();
         let affinity = service.and_then(affinity_of);
         let algorithm = service.map(Algorithm::of).unwrap_or_default();
         let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
@@ -217,10 +231,13 @@ impl ServiceTable {
     }
 }
 
-/// Every front of `service` with its port's protocol and the ready endpoints behind it.
+/// Every front of `service` with its port's protocol and the ready endpoints behind it, as the
+/// node `node` sends to them: cluster IPs with `internalTrafficPolicy: Local` and node ports
+/// with `externalTrafficPolicy: Local` to its own endpoints only.
 fn fronts_of(
     service: &Service,
     slices: &[EndpointSlice],
+    node: Option<&str>,
 ) -> Vec<(Front, AppProtocol, Vec<SocketAddr>)> {
     let Some(spec) = &service.spec else {
         return Vec::new();
@@ -240,23 +257,41 @@ fn fronts_of(
         "LoadBalancer" => load_balancer_ips(service),
         _ => Vec::new(),
     };
+    let local = |policy: &Option<String>| policy.as_deref() == Some("Local");
+    let internal_local = local(&spec.internal_traffic_policy);
+    let external_local = local(&spec.external_traffic_policy);
     let mut fronts = Vec::new();
     for port in spec.ports.iter().flatten() {
         let endpoints = ready_endpoints(port, slices);
+        let everywhere: Vec<SocketAddr> = endpoints.iter().map(|e| e.address).collect();
+        let on_this_node: Vec<SocketAddr> = endpoints
+            .iter()
+            .filter(|e| node.is_some() && e.node.as_deref() == node)
+            .map(|e| e.address)
+            .collect();
         let protocol = AppProtocol::of(port);
-        let mut add = |front: Front| {
+        let mut add = |front: Front, local: bool| {
             if !fronts.iter().any(|(f, _, _)| *f == front) {
+                let endpoints = if local { &on_this_node } else { &everywhere };
                 fronts.push((front, protocol, endpoints.clone()));
             }
         };
         let service_port = u16::try_from(port.port).unwrap_or(0);
-        for ip in cluster_ips.iter().chain(&ingress) {
-            add(Front::Address(SocketAddr::new(*ip, service_port)));
+        for ip in &cluster_ips {
+            add(
+                Front::Address(SocketAddr::new(*ip, service_port)),
+                internal_local,
+            );
+        }
+        // The built-in load balancer reaches every endpoint straight, as a cloud one sends
+        // only to nodes with endpoints: `Local` leaves it all of them.
+        for ip in &ingress {
+            add(Front::Address(SocketAddr::new(*ip, service_port)), false);
         }
         if let Some(node_port) = port.node_port.and_then(|p| u16::try_from(p).ok())
             && matches!(kind, "NodePort" | "LoadBalancer")
         {
-            add(Front::NodePort(node_port));
+            add(Front::NodePort(node_port), external_local);
         }
     }
     fronts
@@ -276,12 +311,18 @@ pub fn load_balancer_ips(service: &Service) -> Vec<IpAddr> {
         .collect()
 }
 
+/// A ready endpoint and the node it is on.
+struct Endpoint {
+    address: SocketAddr,
+    node: Option<String>,
+}
+
 /// The ready endpoints of the slices' port named as `port` is (target ports resolved by the
 /// endpoints controller), each once.
-fn ready_endpoints(port: &ServicePort, slices: &[EndpointSlice]) -> Vec<SocketAddr> {
+fn ready_endpoints(port: &ServicePort, slices: &[EndpointSlice]) -> Vec<Endpoint> {
     let name = port.name.as_deref().unwrap_or_default();
     let protocol = port.protocol.as_deref().unwrap_or("TCP");
-    let mut endpoints = Vec::new();
+    let mut endpoints: Vec<Endpoint> = Vec::new();
     for slice in slices {
         let target = slice.ports.iter().flatten().find(|p| {
             p.name.as_deref().unwrap_or_default() == name
@@ -301,8 +342,9 @@ fn ready_endpoints(port: &ServicePort, slices: &[EndpointSlice]) -> Vec<SocketAd
             }
             for ip in endpoint.addresses.iter().filter_map(|a| a.parse().ok()) {
                 let address = SocketAddr::new(ip, target);
-                if !endpoints.contains(&address) {
-                    endpoints.push(address);
+                if !endpoints.iter().any(|e| e.address == address) {
+                    let node = endpoint.node_name.clone();
+                    endpoints.push(Endpoint { address, node });
                 }
             }
         }

@@ -31,6 +31,7 @@ mod namespaces;
 mod native_backend;
 mod network_policy;
 mod node_disk;
+mod node_ports;
 mod pod_network;
 mod pod_network_nodes;
 mod pods;

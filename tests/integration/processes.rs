@@ -82,8 +82,19 @@ pub fn free_port() -> u16 {
 /// waits until its API answers; returns the process and an admin client. The node of `up`
 /// serves its endpoint on a free port, as DNS does (tests run side by side).
 pub async fn start_control_plane(command: &str, data_dir: &Path, port: u16) -> (Process, Client) {
+    start_control_plane_with(command, data_dir, port, &[]).await
+}
+
+/// As [`start_control_plane`], with `extra` arguments.
+pub async fn start_control_plane_with(
+    command: &str,
+    data_dir: &Path,
+    port: u16,
+    extra: &[&str],
+) -> (Process, Client) {
     let api_addr = format!("127.0.0.1:{port}");
     let mut args = vec![command, "--data-dir", data_dir.to_str().unwrap()];
+    args.extend(extra);
     // Cluster DNS on any free port: processes of tests side by side never share one.
     args.extend(["--api-addr", &api_addr, "--dns-addr", "127.0.0.1:0"]);
     if command == "up" {
@@ -103,6 +114,17 @@ pub async fn start_control_plane(command: &str, data_dir: &Path, port: u16) -> (
 /// Runs `wasmkube agent` named `name` with its data under `data_dir`, its endpoint on a free
 /// port.
 pub fn start_agent(server: &str, token: &str, name: &str, data_dir: &Path) -> Process {
+    start_agent_at(server, token, name, "127.0.0.1", data_dir)
+}
+
+/// As [`start_agent`], the node at `address` (its endpoint and node ports listen there).
+pub fn start_agent_at(
+    server: &str,
+    token: &str,
+    name: &str,
+    address: &str,
+    data_dir: &Path,
+) -> Process {
     Process::start(
         &[
             "agent",
@@ -116,6 +138,8 @@ pub fn start_agent(server: &str, token: &str, name: &str, data_dir: &Path) -> Pr
             name,
             "--kubelet-port",
             "0",
+            "--address",
+            address,
         ],
         data_dir,
     )

@@ -183,6 +183,11 @@ impl PodTable {
         self.write().peers = peers;
     }
 
+    /// Whether `ip` is in this node's block or a known node's.
+    pub fn holds(&self, ip: Ipv4Addr) -> bool {
+        self.block().is_some_and(|block| block.contains(ip)) || self.peer_for(ip).is_some()
+    }
+
     /// The other node whose block holds `ip`.
     pub fn peer_for(&self, ip: Ipv4Addr) -> Option<NodeEndpoint> {
         let state = self.read();

@@ -2,7 +2,7 @@
 //! the service proxy's table picks, guests' names resolve through cluster DNS, and the host
 //! (the proxy's listeners) dials endpoints as the node routes pod IPs.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
 use tokio::task::JoinHandle;
@@ -11,8 +11,10 @@ use tokio_util::sync::CancellationToken;
 use super::routing::{HostsResolver, PodAddress, PodRouter, Resolver, Route, Router};
 use super::{DialError, NodeNetwork};
 use crate::client::control_plane::ControlPlane;
+use crate::controller_runtime::supervisor::supervise;
 use crate::dns::Resolution;
-use crate::proxy::{DialFailed, Dialer, Dialing, Front, Pick, ServiceTable, Stream};
+use crate::events::Recorder;
+use crate::proxy::{DialFailed, Dialer, Dialing, Front, Pick, PodsOrHost, ServiceTable, Stream};
 
 /// Rewrites connections to a Service's cluster IP to one of its ready endpoints, then routes
 /// as pod IPs are routed.
@@ -62,16 +64,17 @@ impl Resolver for ClusterResolver {
 
 impl NodeNetwork {
     /// Follows the cluster's Services and EndpointSlices through `plane` until `shutdown`, and
-    /// routes and resolves guests' connections and names by them from now on (`domain` is the
-    /// cluster's DNS domain). Returns the table, for the node's service proxy to share, and
-    /// the tasks following.
+    /// routes and resolves guests' connections and names by them from now on, as the node
+    /// `node_name` does (`domain` is the cluster's DNS domain). Returns the table, for the
+    /// node's node ports (and `up`'s load balancers) to share, and the tasks following.
     pub fn follow_services(
         &self,
         plane: &ControlPlane,
+        node_name: &str,
         domain: &str,
         shutdown: &CancellationToken,
     ) -> (Arc<ServiceTable>, [JoinHandle<()>; 2]) {
-        let table = Arc::new(ServiceTable::default());
+        let table = Arc::new(ServiceTable::of_node(node_name));
         let dns = crate::dns::Resolver::new(domain);
         let follow_table = table.clone().follow(plane.clone(), shutdown.clone());
         let follow_names = {
@@ -81,6 +84,64 @@ impl NodeNetwork {
         let tasks = [tokio::spawn(follow_table), tokio::spawn(follow_names)];
         self.use_services(table.clone(), dns);
         (table, tasks)
+    }
+
+    /// The pod network as the control plane without a node of its own (`server`) reaches it,
+    /// for its load balancers: pods of every node through their tunnels, opened as the API
+    /// server (`identity`); the nodes' blocks followed through `plane` until `shutdown`.
+    ///
+    /// # Errors
+    /// When `identity` is unusable as a TLS client's.
+    pub fn of_control_plane(
+        identity: &crate::tls::Identity,
+        plane: ControlPlane,
+        shutdown: CancellationToken,
+    ) -> Result<Arc<NodeNetwork>, crate::tls::TlsError> {
+        let tls = crate::tls::identity_client_config(identity)?;
+        let network = NodeNetwork::new(super::tunnel::TunnelClient::new(Some(tls)));
+        // No node has the empty name: every node is a peer, and no block is the plane's own.
+        let (own, _) = tokio::sync::watch::channel(None);
+        let table = network.table.clone();
+        tokio::spawn(super::peers::follow(
+            plane,
+            String::new(),
+            table,
+            own,
+            shutdown,
+        ));
+        Ok(network)
+    }
+
+    /// Listens on `node_ip` at each node port of this node's Service `table` until
+    /// `shutdown`, reaching pods through this network and other endpoints from the host; a
+    /// port that cannot be bound is a Warning event on its Service, from `node_name`.
+    pub fn serve_node_ports(
+        self: &Arc<Self>,
+        node_ip: IpAddr,
+        table: Arc<ServiceTable>,
+        plane: &ControlPlane,
+        node_name: &str,
+        shutdown: &CancellationToken,
+    ) -> JoinHandle<()> {
+        let recorder = Recorder::new(plane.clone(), "service-proxy", node_name);
+        let pods = self.table.clone();
+        let dialer: Arc<dyn Dialer> = Arc::new(PodsOrHost {
+            is_pod_ip: Box::new(move |ip| pods.holds(ip)),
+            pods: self.clone(),
+        });
+        let (plane, stop) = (plane.clone(), shutdown.clone());
+        let run = move || {
+            let (table, dialer, plane) = (table.clone(), dialer.clone(), plane.clone());
+            crate::proxy::run_node_ports(
+                node_ip,
+                table,
+                dialer,
+                plane,
+                recorder.clone(),
+                stop.clone(),
+            )
+        };
+        tokio::spawn(supervise("node-ports", shutdown.clone(), run))
     }
 
     /// Whether a Service of this node's table sends new connections to the pod at `ip`.
@@ -99,14 +160,12 @@ impl NodeNetwork {
 }
 
 /// The host's way to endpoints (pod IPs): from the node's own loopback address to a local
-/// pod, through the tunnel to another node's.
+/// pod, through the tunnel to another node's (from the control plane, which has no pods and
+/// no block, through the tunnel only).
 impl Dialer for NodeNetwork {
     fn dial(&self, to: SocketAddr) -> Dialing<'_> {
         Box::pin(async move {
-            let gateway = self
-                .table
-                .gateway()
-                .ok_or_else(|| DialFailed(format!("{to}: the node's network is not up")))?;
+            let gateway = self.table.gateway().unwrap_or(Ipv4Addr::UNSPECIFIED);
             let node = PodAddress::new("", "", gateway);
             let route = self.pods.route(&node, to);
             let stream = self

@@ -291,3 +291,80 @@ fn a_port_speaks_http_or_tcp_as_its_app_protocol_says_and_unset_is_sniffed() {
         ]
     );
 }
+
+/// Endpoints on two nodes: 10.244.1.x on `edge-1`, 10.244.2.x on `edge-2`.
+fn on_two_nodes() -> Vec<EndpointSlice> {
+    let on = |ip: &str, node: &str| json!({"addresses": [ip], "nodeName": node});
+    vec![slice(
+        json!([{"name": "http", "port": 8080}]),
+        json!([
+            on("10.244.1.2", "edge-1"),
+            on("10.244.2.2", "edge-2"),
+            on("10.244.2.3", "edge-2")
+        ]),
+    )]
+}
+
+/// Every endpoint `table` gives connections to `front` in a round, sorted.
+fn reached(table: &ServiceTable, front: Front) -> Vec<String> {
+    let mut seen: Vec<String> = (0..6)
+        .filter_map(|_| match table.pick(front, client(1), &[]) {
+            Pick::Endpoint(endpoint) => Some(endpoint.to_string()),
+            _ => None,
+        })
+        .collect();
+    seen.sort();
+    seen.dedup();
+    seen
+}
+
+#[test]
+fn a_local_traffic_policy_keeps_a_nodes_connections_on_its_own_endpoints() {
+    let spec = json!({"type": "NodePort", "clusterIP": "10.96.0.10",
+        "externalTrafficPolicy": "Local", "internalTrafficPolicy": "Cluster",
+        "ports": [{"name": "http", "port": 80, "nodePort": 30080}]});
+    let web = service(spec, json!({}));
+    let edge_2 = ServiceTable::of_node("edge-2");
+    edge_2.set_service("shop", "web", Some(&web), &on_two_nodes());
+    assert_eq!(
+        reached(&edge_2, Front::NodePort(30080)),
+        ["10.244.2.2:8080", "10.244.2.3:8080"]
+    );
+    let all = ["10.244.1.2:8080", "10.244.2.2:8080", "10.244.2.3:8080"];
+    assert_eq!(reached(&edge_2, at("10.96.0.10:80")), all);
+
+    let edge_3 = ServiceTable::of_node("edge-3");
+    edge_3.set_service("shop", "web", Some(&web), &on_two_nodes());
+    assert_eq!(
+        edge_3.pick(Front::NodePort(30080), client(1), &[]),
+        Pick::NoEndpoint,
+        "a node without endpoints of its own sends nowhere"
+    );
+
+    let spec = json!({"type": "ClusterIP", "clusterIP": "10.96.0.10",
+        "internalTrafficPolicy": "Local", "ports": [{"name": "http", "port": 80}]});
+    let internal = service(spec, json!({}));
+    edge_2.set_service("shop", "web", Some(&internal), &on_two_nodes());
+    assert_eq!(
+        reached(&edge_2, at("10.96.0.10:80")),
+        ["10.244.2.2:8080", "10.244.2.3:8080"]
+    );
+}
+
+#[test]
+fn a_load_balancer_address_reaches_every_endpoint_whatever_the_policy() {
+    let spec = json!({"type": "LoadBalancer", "clusterIP": "10.96.0.10",
+        "externalTrafficPolicy": "Local",
+        "ports": [{"name": "http", "port": 80, "nodePort": 30080}]});
+    let status = json!({"loadBalancer": {"ingress": [{"ip": "127.0.100.1"}]}});
+    let web = service(spec, status);
+    let control_plane = ServiceTable::default();
+    control_plane.set_service("shop", "web", Some(&web), &on_two_nodes());
+    let all = ["10.244.1.2:8080", "10.244.2.2:8080", "10.244.2.3:8080"];
+    assert_eq!(reached(&control_plane, at("127.0.100.1:80")), all);
+    assert_eq!(
+        control_plane.pick(Front::NodePort(30080), client(1), &[]),
+        Pick::NoEndpoint,
+        "the control plane is no node: no endpoint is local to it"
+    );
+}
