@@ -215,6 +215,8 @@ impl Cluster {
                 shutdown.clone(),
             )
             .context("cannot set up the load balancers' way to the nodes")?;
+            let policies = network.policies.clone();
+            tasks.push(tokio::spawn(policies.follow(api.clone(), shutdown.clone())));
             let table = Arc::new(ServiceTable::default());
             let follow = table.clone().follow(api.clone(), shutdown.clone());
             tasks.push(tokio::spawn(follow));

@@ -1,7 +1,8 @@
 //! What every HTTP server of the process (the API server, the proxy's listeners, the node's
-//! port) allows a client: hyper's header-read timeout is off until a server has a timer, so a
-//! client sending its head a byte a second, or a kept-alive connection never used again, would
-//! hold a connection for ever.
+//! port, HTTP components) allows a client: hyper's header-read timeout is off until a server
+//! has a timer, so a client sending its head a byte a second, or a kept-alive connection never
+//! used again, would hold a connection for ever. And what every listener does when an accept
+//! fails.
 
 use std::time::Duration;
 
@@ -12,6 +13,16 @@ use hyper_util::server::conn::auto;
 /// How long a client may take to send a request's head, counted from when the server is
 /// ready for it: it also closes a kept-alive connection left idle this long.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a listener waits after a failed accept (the process is out of file descriptors,
+/// say) before it takes the next: retrying at once would spin a core until one is freed.
+pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// Logs a failed accept of `listener` and waits [`ACCEPT_BACKOFF`].
+pub async fn after_failed_accept(listener: &str, error: &std::io::Error) {
+    tracing::warn!(%error, listener, "accept failed");
+    tokio::time::sleep(ACCEPT_BACKOFF).await;
+}
 
 /// An HTTP/1.1 server connection builder with [`HEADER_READ_TIMEOUT`].
 pub fn http1() -> http1::Builder {

@@ -33,8 +33,12 @@ pub async fn serve(
     let udp_loop = serve_udp(udp, resolver.clone());
     let tcp_loop = async {
         loop {
-            let Ok((stream, _)) = tcp.accept().await else {
-                continue;
+            let stream = match tcp.accept().await {
+                Ok((stream, _)) => stream,
+                Err(error) => {
+                    crate::http_limits::after_failed_accept("DNS over TCP", &error).await;
+                    continue;
+                }
             };
             tokio::spawn(serve_tcp(stream, resolver.clone()));
         }

@@ -2,7 +2,7 @@
 //! once their last response is read.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -90,6 +90,11 @@ impl Backends {
             .map_err(SendError::Request)?;
         self.recycle(endpoint, sender);
         Ok(response)
+    }
+
+    /// Whether `client` may reach `endpoint` (its pod's NetworkPolicies).
+    pub fn admits(&self, client: IpAddr, endpoint: SocketAddr) -> bool {
+        self.dialer.admits(client, endpoint)
     }
 
     /// A new connection to `endpoint`, for a TCP splice.

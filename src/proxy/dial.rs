@@ -23,9 +23,19 @@ pub struct PodsOrHost {
     pub pods: Arc<dyn Dialer>,
 }
 
+impl PodsOrHost {
+    fn is_pod(&self, to: SocketAddr) -> bool {
+        matches!(to.ip(), IpAddr::V4(ip) if (self.is_pod_ip)(ip))
+    }
+}
+
 impl Dialer for PodsOrHost {
+    fn admits(&self, client: IpAddr, endpoint: SocketAddr) -> bool {
+        !self.is_pod(endpoint) || self.pods.admits(client, endpoint)
+    }
+
     fn dial(&self, to: SocketAddr) -> Dialing<'_> {
-        if matches!(to.ip(), IpAddr::V4(ip) if (self.is_pod_ip)(ip)) {
+        if self.is_pod(to) {
             return self.pods.dial(to);
         }
         Box::pin(async move {

@@ -107,6 +107,13 @@ pub type Dialing<'a> =
 /// (which knows the pods' loopback addresses and the tunnel to other nodes) dials them.
 pub trait Dialer: Send + Sync + 'static {
     fn dial(&self, to: SocketAddr) -> Dialing<'_>;
+
+    /// Whether the NetworkPolicies of the pod at `endpoint` let `client` (outside the
+    /// cluster, as the proxy's listeners see it) in; everything by default.
+    fn admits(&self, client: IpAddr, endpoint: SocketAddr) -> bool {
+        let _ = (client, endpoint);
+        true
+    }
 }
 
 impl ServiceTable {

@@ -4,7 +4,7 @@
 //! kept-alive connection closes under it), and a 503 that says why when none is left;
 //! connections that do not speak HTTP go to `tcp`.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -49,6 +49,33 @@ pub struct Upstream {
     pub backends: Arc<Backends>,
 }
 
+/// The endpoints a request or connection has been sent to in vain, or may not go to.
+#[derive(Debug, Default)]
+pub struct Tried {
+    pub endpoints: Vec<SocketAddr>,
+    /// How many of them NetworkPolicies refuse the client.
+    pub refused: usize,
+}
+
+impl Upstream {
+    /// The next endpoint for a request or connection from `client`, past those `tried`;
+    /// endpoints whose pods' NetworkPolicies refuse the client are skipped (and counted).
+    pub fn pick(&self, client: IpAddr, tried: &mut Tried) -> (Pick, InFlight) {
+        loop {
+            let (pick, in_flight) = self
+                .table
+                .pick_carried(self.front, client, &tried.endpoints);
+            match pick {
+                Pick::Endpoint(endpoint) if !self.backends.admits(client, endpoint) => {
+                    tried.endpoints.push(endpoint);
+                    tried.refused += 1;
+                }
+                _ => return (pick, in_flight),
+            }
+        }
+    }
+}
+
 /// Takes connections on `listener` until `stop`, then lets open ones finish their request.
 pub async fn serve(listener: TcpListener, upstream: Upstream, stop: CancellationToken) {
     loop {
@@ -56,7 +83,7 @@ pub async fn serve(listener: TcpListener, upstream: Upstream, stop: Cancellation
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(error) => {
-                    tracing::debug!(%error, service = upstream.service, "accept failed");
+                    crate::http_limits::after_failed_accept(&upstream.service, &error).await;
                     continue;
                 }
             },
@@ -131,18 +158,25 @@ async fn forward(
             .expect("an IP is a header value"),
     );
     parts.version = http::Version::HTTP_11;
-    let mut tried = Vec::new();
+    let mut tried = Tried::default();
     loop {
-        let (pick, in_flight) = upstream
-            .table
-            .pick_carried(upstream.front, client.ip(), &tried);
+        let (pick, in_flight) = upstream.pick(client.ip(), &mut tried);
         let endpoint = match pick {
             Pick::Endpoint(endpoint) => endpoint,
             Pick::NotAService => return unavailable(upstream, "is gone".into()),
-            Pick::NoEndpoint if tried.is_empty() => {
+            Pick::NoEndpoint if tried.endpoints.is_empty() => {
                 return unavailable(upstream, "has no ready endpoint".into());
             }
+            Pick::NoEndpoint if tried.refused == tried.endpoints.len() => {
+                let message = format!(
+                    "service {}: the network policies of its pods refuse {}",
+                    upstream.service,
+                    client.ip()
+                );
+                return answer(StatusCode::FORBIDDEN, message);
+            }
             Pick::NoEndpoint => {
+                let tried = &tried.endpoints;
                 return unavailable(upstream, format!("could not reach its endpoints {tried:?}"));
             }
         };
@@ -152,7 +186,7 @@ async fn forward(
             Ok(response) => return response.map(|body| counted(body, in_flight)),
             Err(error) if may_retry(&error, &parts.method) => {
                 tracing::debug!(%error, %endpoint, service = upstream.service, "trying another endpoint");
-                tried.push(endpoint);
+                tried.endpoints.push(endpoint);
             }
             Err(error) => {
                 return answer(

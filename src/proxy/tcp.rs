@@ -15,7 +15,7 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::serve::Upstream;
+use super::serve::{Tried, Upstream};
 use super::table::{AppProtocol, Pick};
 
 /// How long a client may stay silent before its connection is taken for TCP.
@@ -87,13 +87,9 @@ pub async fn splice(
     upstream: &Upstream,
     stop: &CancellationToken,
 ) {
-    let mut tried = Vec::new();
+    let mut tried = Tried::default();
     let (endpoint, mut to, _in_flight) = loop {
-        let (endpoint, in_flight) = match upstream.table.pick_carried(
-            upstream.front,
-            client.ip(),
-            &tried,
-        ) {
+        let (endpoint, in_flight) = match upstream.pick(client.ip(), &mut tried) {
             (Pick::Endpoint(endpoint), in_flight) => (endpoint, in_flight),
             (pick, _) => {
                 tracing::debug!(?pick, ?tried, service = upstream.service, %client, "no endpoint for a connection");
@@ -104,7 +100,7 @@ pub async fn splice(
             Ok(to) => break (endpoint, to, in_flight),
             Err(error) => {
                 tracing::debug!(%error, %endpoint, service = upstream.service, "trying another endpoint");
-                tried.push(endpoint);
+                tried.endpoints.push(endpoint);
             }
         }
     };

@@ -2,8 +2,12 @@
 //! connection reaches, default-deny shapes closing and allow rules opening exactly what they
 //! name, and `kubectl` serving and refusing policies.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
 
 use serde_json::{Value, json};
 use wasmkube::api::Api;
@@ -14,6 +18,7 @@ use wasmkube::testing::Cluster;
 use crate::cli::wasmkube;
 use crate::cluster_ip::{echo_deployment, web_service};
 use crate::kubectl::{kubectl, row};
+use crate::load_balancer::{HttpClient, get, ingress, load_balancer};
 use crate::pod_network::with_client;
 use crate::support::{PodBuilder, eventually, wait_for_event};
 
@@ -317,5 +322,66 @@ async fn kubectl_applies_the_docs_policies_lists_them_and_refuses_bad_ones_namin
     }
     let names = kubectl(&cluster, &["get", "netpol", "bad", "-o", "name"], None).await;
     assert!(!names.success, "nothing was created: {}", names.stdout);
+    cluster.shutdown().await;
+}
+
+/// Clients of the proxy come from outside the cluster: a default-deny ingress policy shuts
+/// them out of its pods (a 403 that says why, at the load balancer and the node port alike)
+/// and an `ipBlock` of their addresses lets them in again.
+#[tokio::test]
+async fn ingress_policies_apply_to_clients_of_load_balancers_and_node_ports() {
+    let cluster = Cluster::start().await.unwrap();
+    let api = cluster.api();
+    api.create(&DEPLOYMENTS, Some("default"), echo_deployment(2))
+        .unwrap();
+    let service = api
+        .create(&SERVICES, Some("default"), load_balancer(8080))
+        .unwrap();
+    let node_port = service["spec"]["ports"][0]["nodePort"].as_u64().unwrap() as u16;
+    let address = ingress(&cluster, "web").await;
+    let urls = [
+        format!("http://{}/", SocketAddr::new(address, 8080)),
+        format!(
+            "http://{}/",
+            SocketAddr::new(cluster.proxy().node_ip, node_port)
+        ),
+    ];
+    let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+    let until = |status: u16| {
+        let (client, urls) = (&client, &urls);
+        async move {
+            for url in urls {
+                eventually(CONVERGE, &format!("{status} at {url}"), || async {
+                    let (seen, body) = get(client, url).await?;
+                    (seen == status).then_some(body)
+                })
+                .await;
+            }
+        }
+    };
+    until(200).await;
+
+    let deny = policy(
+        "deny-ingress",
+        json!({"podSelector": {}, "policyTypes": ["Ingress"]}),
+    );
+    api.create(&NETWORK_POLICIES, Some("default"), deny)
+        .unwrap();
+    until(403).await;
+    let (_, body) = get(&client, &urls[0]).await.unwrap();
+    assert!(
+        body.contains("service default/web: the network policies of its pods refuse 127."),
+        "{body}"
+    );
+
+    let allow = policy(
+        "from-loopback",
+        json!({"podSelector": {"matchLabels": {"app": "web"}},
+        "ingress": [{"from": [{"ipBlock": {"cidr": "127.0.0.0/8"}}],
+                     "ports": [{"port": 8080}]}]}),
+    );
+    api.create(&NETWORK_POLICIES, Some("default"), allow)
+        .unwrap();
+    until(200).await;
     cluster.shutdown().await;
 }

@@ -4,7 +4,6 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use futures::FutureExt;
@@ -34,8 +33,6 @@ pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
 const DRAIN_LIMIT_BYTES: usize = 64 * 1024 * 1024;
 /// Connections served at once; more wait in the listen backlog until one closes.
 const MAX_CONNECTIONS: usize = 4096;
-/// After a failed accept (out of file descriptors), wait before the next, rather than spin.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
 pub type Body = BoxBody<Bytes, Infallible>;
 
@@ -72,8 +69,7 @@ pub async fn serve(listener: TcpListener, context: Arc<Context>) {
         let (stream, peer) = match accepted {
             Ok(pair) => pair,
             Err(error) => {
-                tracing::warn!(%error, "accept failed");
-                tokio::time::sleep(ACCEPT_BACKOFF).await;
+                crate::http_limits::after_failed_accept("API server", &error).await;
                 continue;
             }
         };

@@ -19,8 +19,6 @@ use super::tunnel::TunnelStream;
 
 /// How long a tunnel waits for its guest socket to connect before it is dropped.
 const UNCLAIMED_FOR: Duration = Duration::from_secs(30);
-/// After a failed accept (out of file descriptors), wait before the next, rather than spin.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
 type Pending = Arc<Mutex<HashMap<SocketAddr, (TunnelStream, Instant)>>>;
 
@@ -76,8 +74,7 @@ async fn accept_loop(listener: TcpListener, pending: Pending, shutdown: Cancella
         let (mut socket, peer) = match accepted {
             Ok(pair) => pair,
             Err(error) => {
-                tracing::warn!(%error, "egress accept failed");
-                tokio::time::sleep(ACCEPT_BACKOFF).await;
+                crate::http_limits::after_failed_accept("egress", &error).await;
                 continue;
             }
         };

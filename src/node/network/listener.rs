@@ -28,8 +28,6 @@ use crate::api::{ApiError, ApiResult};
 
 /// How long a client may take to finish the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// After a failed accept (out of file descriptors), wait before the next, rather than spin.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
 /// The pods' logs a node serves, by namespace and name.
 pub trait NodeLogs: Send + Sync {
@@ -64,8 +62,7 @@ pub async fn serve(listener: TcpListener, endpoint: Arc<Endpoint>, shutdown: Can
         let (stream, peer) = match accepted {
             Ok(pair) => pair,
             Err(error) => {
-                tracing::warn!(%error, "node listener accept failed");
-                tokio::time::sleep(ACCEPT_BACKOFF).await;
+                crate::http_limits::after_failed_accept("node endpoint", &error).await;
                 continue;
             }
         };

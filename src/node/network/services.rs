@@ -163,6 +163,10 @@ impl NodeNetwork {
 /// pod, through the tunnel to another node's (from the control plane, which has no pods and
 /// no block, through the tunnel only).
 impl Dialer for NodeNetwork {
+    fn admits(&self, client: IpAddr, endpoint: SocketAddr) -> bool {
+        (self.policies).admits_from_outside(client, endpoint.ip(), endpoint.port())
+    }
+
     fn dial(&self, to: SocketAddr) -> Dialing<'_> {
         Box::pin(async move {
             let gateway = self.table.gateway().unwrap_or(Ipv4Addr::UNSPECIFIED);

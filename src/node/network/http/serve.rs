@@ -10,8 +10,7 @@ use std::sync::Arc;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
+use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -145,8 +144,12 @@ async fn accept_loop<H, F>(
             accepted = listener.accept() => accepted,
             () = ends.either() => return,
         };
-        let Ok((stream, _)) = accepted else {
-            continue;
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(error) => {
+                crate::http_limits::after_failed_accept("HTTP container", &error).await;
+                continue;
+            }
         };
         let _ = stream.set_nodelay(true);
         let (handle, ends) = (handle.clone(), ends.clone());
@@ -155,7 +158,7 @@ async fn accept_loop<H, F>(
                 let answer = handle(request);
                 async move { Ok::<_, Infallible>(answer.await) }
             });
-            let builder = auto::Builder::new(TokioExecutor::new());
+            let builder = crate::http_limits::http1_and_2();
             let connection = builder.serve_connection(TokioIo::new(stream), service);
             tokio::pin!(connection);
             tokio::select! {

@@ -92,6 +92,21 @@ impl NetworkPolicies {
         known.policies.allows(End::Pod(&source), target, port)
     }
 
+    /// Whether the ingress policies of the pod at `to` let `from`, an address outside the
+    /// cluster (a client of a node port or load balancer), reach its `port`.
+    pub fn admits_from_outside(&self, from: IpAddr, to: IpAddr, port: u16) -> bool {
+        let known = self.known();
+        if known.policies.is_empty() {
+            return true;
+        }
+        let Some(pod) = known.pods.get(&to) else {
+            return true;
+        };
+        known
+            .policies
+            .ingress_allows(End::Outside(from), End::Pod(pod), port)
+    }
+
     /// Whether a policy lets the pod `namespace/name` out of the cluster to `to` (an
     /// `ipBlock` of an egress rule naming it).
     pub fn lets_out(&self, namespace: &str, name: &str, to: SocketAddr) -> bool {
