@@ -80,7 +80,7 @@ impl Backends {
             .await
             .map_err(|e| DialFailed(format!("{endpoint}: {e}")))?;
         tokio::spawn(async move {
-            if let Err(error) = connection.await {
+            if let Err(error) = connection.with_upgrades().await {
                 tracing::debug!(%error, %endpoint, "connection to an endpoint ended");
             }
         });

@@ -5,7 +5,8 @@
 //!
 //! `table` picks endpoints, `load_balancer` keeps the load balancers' listeners and ingress
 //! addresses, `node_ports` a node's node ports, `serve` forwards requests, `tcp` tells HTTP
-//! from other TCP and splices the latter, `backends` keeps connections to endpoints.
+//! from other TCP and splices the latter, `upgrade` carries WebSockets and other upgrades,
+//! `backends` keeps connections to endpoints.
 
 mod backends;
 mod dial;
@@ -14,6 +15,7 @@ mod node_ports;
 mod serve;
 mod table;
 mod tcp;
+mod upgrade;
 
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use super::backends::{Backends, ForwardBody, SendError};
 use super::table::{Front, InFlight, Pick, ServiceTable};
 use super::tcp::{Carry, carry_of, splice};
+use super::upgrade;
 
 /// The largest request body the proxy takes (nginx's `client_max_body_size` is 1 MiB): it is
 /// held in memory so a request whose connect failed can go to another endpoint.
@@ -112,7 +113,7 @@ async fn serve_http(
         async move { Ok::<_, hyper::Error>(forward(&upstream, client, request).await) }
     });
     let builder = crate::http_limits::http1_and_2();
-    let connection = builder.serve_connection(TokioIo::new(stream), service);
+    let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
     tokio::pin!(connection);
     tokio::select! {
         _ = connection.as_mut() => {}
@@ -128,8 +129,10 @@ async fn serve_http(
 async fn forward(
     upstream: &Upstream,
     client: SocketAddr,
-    request: Request<Incoming>,
+    mut request: Request<Incoming>,
 ) -> Response<ProxyBody> {
+    let upgrade = upgrade::requested(request.headers());
+    let client_side = upgrade.is_some().then(|| hyper::upgrade::on(&mut request));
     let (mut parts, body) = request.into_parts();
     let body = match Limited::new(body, MAX_REQUEST_BODY).collect().await {
         Ok(body) => body.to_bytes(),
@@ -148,6 +151,9 @@ async fn forward(
     };
     for name in &HOP_BY_HOP {
         parts.headers.remove(name);
+    }
+    if let Some(upgrade) = upgrade {
+        upgrade::ask_again(&mut parts.headers, upgrade);
     }
     parts.headers.append(
         HeaderName::from_static("x-forwarded-for"),
@@ -183,7 +189,14 @@ async fn forward(
         let request = Request::from_parts(parts.clone(), ForwardBody::new(body.clone()));
         match upstream.backends.send(endpoint, request).await {
             // The request counts against its endpoint until its answer is sent on.
-            Ok(response) => return response.map(|body| counted(body, in_flight)),
+            Ok(mut response) => {
+                if response.status() == StatusCode::SWITCHING_PROTOCOLS
+                    && let Some(client_side) = client_side
+                {
+                    upgrade::splice(client_side, hyper::upgrade::on(&mut response));
+                }
+                return response.map(|body| counted(body, in_flight));
+            }
             Err(error) if may_retry(&error, &parts.method) => {
                 tracing::debug!(%error, %endpoint, service = upstream.service, "trying another endpoint");
                 tried.endpoints.push(endpoint);

@@ -1,7 +1,9 @@
 //! The built-in proxy beyond HTTP to pods: a LoadBalancer in front of a TCP server that does
 //! not speak HTTP reaches every replica, a connection at a time, whether the port says
-//! `appProtocol: tcp` or the client's first bytes (or its silence) tell; and a selectorless
-//! Service whose EndpointSlice names a native server on the host reaches it.
+//! `appProtocol: tcp` or the client's first bytes (or its silence) tell; a selectorless
+//! Service whose EndpointSlice names a native server on the host reaches it; and an HTTP
+//! upgrade (as a WebSocket's) through a port the proxy reads as HTTP carries the bytes after
+//! the 101 both ways.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -100,24 +102,27 @@ async fn a_load_balancer_in_front_of_a_tcp_server_reaches_every_replica_per_conn
     cluster.shutdown().await;
 }
 
-#[tokio::test]
-async fn a_selectorless_load_balancer_reaches_a_native_server_its_slice_names() {
-    let cluster = Cluster::start().await.unwrap();
+/// A LoadBalancer Service `name` in front of the host server at `native` (a selectorless
+/// Service and the slice its user writes); its ingress address and port.
+async fn in_front_of(cluster: &Cluster, name: &str, native: SocketAddr) -> SocketAddr {
     let api = cluster.api();
-    let native = native_backend("native").await;
-    let service = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "native"},
+    let service = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
         "spec": {"type": "LoadBalancer", "ports": [{"name": "http", "port": 8080}]}});
     api.create(&SERVICES, Some("default"), service).unwrap();
-    let slice = json!({"metadata": {"name": "native-1",
-            "labels": {"kubernetes.io/service-name": "native"}},
+    let slice = json!({"metadata": {"name": format!("{name}-1"),
+            "labels": {"kubernetes.io/service-name": name}},
         "addressType": "IPv4", "ports": [{"name": "http", "port": native.port()}],
         "endpoints": [{"addresses": [native.ip().to_string()], "conditions": {"ready": true}}]});
     api.create(&ENDPOINT_SLICES, Some("default"), slice)
         .unwrap();
-    let url = format!(
-        "http://{}/",
-        SocketAddr::new(ingress(&cluster, "native").await, 8080)
-    );
+    SocketAddr::new(ingress(cluster, name).await, 8080)
+}
+
+#[tokio::test]
+async fn a_selectorless_load_balancer_reaches_a_native_server_its_slice_names() {
+    let cluster = Cluster::start().await.unwrap();
+    let native = native_backend("native").await;
+    let url = format!("http://{}/", in_front_of(&cluster, "native", native).await);
     let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
     let answer = eventually(CONVERGE, &format!("the native server at {url}"), || async {
         get(&client, &url)
@@ -126,5 +131,63 @@ async fn a_selectorless_load_balancer_reaches_a_native_server_its_slice_names() 
     })
     .await;
     assert_eq!(answer.1, "native");
+    cluster.shutdown().await;
+}
+
+/// A host server that answers any request head with a 101 to the `echo` protocol, then sends
+/// back every byte it gets.
+async fn upgrading_server() -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let head = read_head(&mut stream).await;
+                assert!(
+                    head.contains("upgrade: echo"),
+                    "the upgrade reaches the server: {head}"
+                );
+                let switch = "HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: echo\r\n\r\n";
+                stream.write_all(switch.as_bytes()).await.unwrap();
+                let (mut from, mut to) = stream.split();
+                let _ = tokio::io::copy(&mut from, &mut to).await;
+            });
+        }
+    });
+    address
+}
+
+/// Reads up to the blank line ending an HTTP head; lower-cased.
+async fn read_head(stream: &mut tokio::net::TcpStream) -> String {
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0];
+        if stream.read(&mut byte).await.unwrap() == 0 {
+            break;
+        }
+        head.push(byte[0]);
+    }
+    String::from_utf8_lossy(&head).to_lowercase()
+}
+
+#[tokio::test]
+async fn an_upgrade_through_the_http_path_carries_bytes_both_ways_after_the_101() {
+    let cluster = Cluster::start().await.unwrap();
+    let native = upgrading_server().await;
+    let address = in_front_of(&cluster, "upgrading", native).await;
+    let mut stream = eventually(CONVERGE, "the 101 through the proxy", || async {
+        let mut stream = tokio::net::TcpStream::connect(address).await.ok()?;
+        let ask = "GET /chat HTTP/1.1\r\nhost: x\r\nconnection: Upgrade\r\nupgrade: echo\r\n\r\n";
+        stream.write_all(ask.as_bytes()).await.ok()?;
+        let head = read_head(&mut stream).await;
+        head.starts_with("http/1.1 101").then_some(stream)
+    })
+    .await;
+    for message in ["ping", "a longer message, after the first"] {
+        stream.write_all(message.as_bytes()).await.unwrap();
+        let mut echoed = vec![0; message.len()];
+        stream.read_exact(&mut echoed).await.unwrap();
+        assert_eq!(String::from_utf8(echoed).unwrap(), message);
+    }
     cluster.shutdown().await;
 }
