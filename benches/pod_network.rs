@@ -1,5 +1,5 @@
 //! The pod network's budgets: an HTTP component served by the node against `wasmtime serve`
-//! (when wasmtime-cli is on the PATH), pod-to-pod calls across two agents through the tunnel
+//! (wasmtime-cli 48, installed with `cargo install` when missing), pod-to-pod calls across two agents through the tunnel
 //! against the same calls within one node, and pod start with networking on.
 //!
 //! `cargo bench --bench pod_network`
@@ -140,7 +140,7 @@ fn main() {
             );
         }
         None => row(
-            "wasmtime serve (wasmtime-cli not on PATH)",
+            "wasmtime serve (wasmtime-cli not installable)",
             "not run".into(),
             ">= 90%",
         ),

@@ -37,9 +37,40 @@ pub async fn load(address: SocketAddr) -> (f64, Duration) {
     (rate, percentile(&alone, 0.5))
 }
 
-/// [`load`] on `wasmtime serve` of the sample component `file`, when wasmtime-cli is on the
-/// PATH (`cargo install wasmtime-cli --version 48.0.8 --locked`).
+/// The wasmtime-cli the comparisons run against: the line wasmkube's wasmtime is on.
+const WASMTIME_CLI: &str = "48.0.8";
+
+/// Installs wasmtime-cli with `cargo install` unless `wasmtime` of that version is on the
+/// PATH (about 15 minutes on two cores, once); whether it is there now.
+fn ensure_wasmtime_cli() -> bool {
+    let installed = || {
+        Command::new("wasmtime")
+            .arg("--version")
+            .output()
+            .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).contains(WASMTIME_CLI))
+    };
+    if installed() {
+        return true;
+    }
+    eprintln!("installing wasmtime-cli {WASMTIME_CLI} for the comparison (cargo install)...");
+    let status = Command::new("cargo")
+        .args([
+            "install",
+            "wasmtime-cli",
+            "--version",
+            WASMTIME_CLI,
+            "--locked",
+        ])
+        .status();
+    status.is_ok_and(|s| s.success()) && installed()
+}
+
+/// [`load`] on `wasmtime serve` of the sample component `file`; `None` when wasmtime-cli is
+/// not on the PATH and cannot be installed.
 pub async fn wasmtime_serve_load(file: &str) -> Option<(f64, Duration)> {
+    if !ensure_wasmtime_cli() {
+        return None;
+    }
     let port = super::processes::free_port();
     let child = Command::new("wasmtime")
         .args(["serve", "-Scli", "--addr", &format!("127.0.0.1:{port}")])

@@ -208,6 +208,7 @@ impl NodeNetwork {
             denials: Arc::default(),
             drain: http::serve::Drain::default(),
             outside: Arc::default(),
+            kept_alive: Arc::default(),
         }
     }
 }
@@ -223,6 +224,8 @@ pub struct PodNet {
     pub drain: http::serve::Drain,
     /// The outside hosts the pod looked up and may reach.
     outside: Arc<outside::OutsideHosts>,
+    /// Idle connections of the guests' outgoing `wasi:http` requests.
+    pub kept_alive: Arc<http::kept_alive::KeptAlive>,
 }
 
 impl PodNet {
@@ -375,6 +378,18 @@ impl PodNet {
     /// # Errors
     /// A denied, refused or unreachable destination.
     pub async fn dial(&self, to: SocketAddr) -> Result<Box<dyn Connection>, DialError> {
-        self.node.connect(self.route(to), to, &self.address).await
+        self.dial_along(self.route(to), to).await
+    }
+
+    /// A connection from this pod along `route` (as [`route`](Self::route) said for `to`).
+    ///
+    /// # Errors
+    /// A denied, refused or unreachable destination.
+    pub async fn dial_along(
+        &self,
+        route: Route,
+        to: SocketAddr,
+    ) -> Result<Box<dyn Connection>, DialError> {
+        self.node.connect(route, to, &self.address).await
     }
 }

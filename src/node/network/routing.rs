@@ -75,7 +75,7 @@ pub struct NodeEndpoint {
 }
 
 /// Where a connection goes.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Route {
     /// A socket on this host: a pod of this node, at its loopback address.
     Local(SocketAddr),

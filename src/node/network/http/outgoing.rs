@@ -1,7 +1,8 @@
 //! A guest's outgoing `wasi:http` requests: wasmtime-wasi-http hands every request to
 //! [`PodHttpHooks::send_request`], which resolves and routes the authority as the pod's sockets
 //! would (`localhost:P` is the pod, a pod IP is that pod, here or through the tunnel) and
-//! speaks HTTP/1.1 over the connection. Nothing outside the pod network is dialled.
+//! speaks HTTP/1.1 over the connection, kept alive for the pod's next request along the same
+//! route. Nothing outside the pod network is dialled.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -70,14 +71,6 @@ async fn send(
             info_code: None,
         })?;
     let to = SocketAddr::new(ip, authority.port_u16().unwrap_or(80));
-    let (connect, first_byte) = timeouts(options);
-    let stream = tokio::time::timeout(connect, net.dial(to))
-        .await
-        .map_err(|_| Error::ConnectionTimeout)?
-        .map_err(http_error)?;
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(Error::from)?;
     let origin_form = request
         .uri()
         .path_and_query()
@@ -85,19 +78,55 @@ async fn send(
         .parse()
         .map_err(|_| Error::HttpRequestUriInvalid)?;
     *request.uri_mut() = origin_form;
-    let driver = tokio::spawn(connection);
+    let (connect, first_byte) = timeouts(options);
+    // Routed (and checked against policies) per request; a connection along the same route
+    // is taken again when one is idle.
+    let route = net.route(to);
+    let pool = net.kept_alive.clone();
+    while let Some(mut sender) = pool.take(&route) {
+        let sent = tokio::time::timeout(first_byte, sender.try_send_request(request))
+            .await
+            .map_err(|_| Error::ConnectionReadTimeout)?;
+        match sent {
+            Ok(response) => {
+                pool.keep_when_done(route, sender);
+                return Ok(answered(response));
+            }
+            // The connection closed while idle and the request was not sent: the next one.
+            Err(mut failed) => match failed.take_message() {
+                Some(unsent) => request = unsent,
+                None => return Err(Error::from(failed.into_error())),
+            },
+        }
+    }
+    let stream = tokio::time::timeout(connect, net.dial_along(route.clone(), to))
+        .await
+        .map_err(|_| Error::ConnectionTimeout)?
+        .map_err(http_error)?;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(Error::from)?;
+    tokio::spawn(async move {
+        if let Err(error) = connection.await {
+            tracing::debug!(%error, "an outgoing connection of a guest ended");
+        }
+    });
     let response = tokio::time::timeout(first_byte, sender.send_request(request))
         .await
         .map_err(|_| Error::ConnectionReadTimeout)?
         .map_err(Error::from)?;
+    pool.keep_when_done(route, sender);
+    Ok(answered(response))
+}
+
+/// What the guest gets of `response`. Its connection is driven by a task of its own (it
+/// outlives the request when it is kept alive), so there is nothing more to drive.
+fn answered(
+    response: http::Response<hyper::body::Incoming>,
+) -> (http::Response<WasiBody>, IoDriver) {
     let response = response.map(|body| body.map_err(Error::from).boxed_unsync());
-    let io: IoDriver = Box::new(async move {
-        match driver.await {
-            Ok(result) => result.map_err(Error::from),
-            Err(_) => Ok(()),
-        }
-    });
-    Ok((response, io))
+    let io: IoDriver = Box::new(async { Ok(()) });
+    (response, io)
 }
 
 /// The connect and first-byte timeouts the guest asked for, within the node's default.
