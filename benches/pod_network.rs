@@ -11,7 +11,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use support::http_load::{echo_pod, load, loopback_of, running, sample, wasmtime_serve_load};
+use support::http_load::{
+    against_wasmtime_serve, echo_pod, load, loopback_of, running, sample, wasmtime_serve_load,
+};
 use support::processes::{free_port, start_agent, start_control_plane};
 use support::{exerciser, millis, percentile, row};
 use wasmkube::api::kinds::PODS;
@@ -115,36 +117,7 @@ fn main() {
         millis(node_p50),
         "reported",
     );
-    match serve {
-        Some((serve_rate, serve_p50)) => {
-            row(
-                "wasmtime serve, same component",
-                rate(serve_rate),
-                "reference",
-            );
-            row(
-                "  p50 latency, one connection",
-                millis(serve_p50),
-                "reference",
-            );
-            row(
-                "node / wasmtime serve requests/s",
-                format!("{:.0}%", 100.0 * node_rate / serve_rate),
-                ">= 90%",
-            );
-            let extra = node_p50.as_secs_f64() - serve_p50.as_secs_f64();
-            row(
-                "node p50 - wasmtime serve p50",
-                format!("{:.3} ms", extra * 1e3),
-                "<= 0.3 ms",
-            );
-        }
-        None => row(
-            "wasmtime serve (wasmtime-cli not installable)",
-            "not run".into(),
-            ">= 90%",
-        ),
-    }
+    against_wasmtime_serve("node", (node_rate, node_p50), serve);
     row(
         "pod → pod on one node (64 KiB GETs)",
         format!("{local:.0} calls/s"),

@@ -23,7 +23,9 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
-use support::http_load::{echo_pod, load, loopback_of, running, wasmtime_serve_load};
+use support::http_load::{
+    against_wasmtime_serve, echo_pod, load, loopback_of, running, wasmtime_serve_load,
+};
 use support::native_backend::native_backend;
 use support::nginx::Nginx;
 use support::{header, millis, p50_p99, row};
@@ -242,27 +244,7 @@ fn main() {
         format!("{:.2}", proxied.0 / direct.0),
         "reported",
     );
-    match serve {
-        Some(serve) => {
-            rate_row("wasmtime serve, same component", serve, "reference");
-            row(
-                "LoadBalancer / wasmtime serve, requests/s",
-                format!("{:.0}%", 100.0 * proxied.0 / serve.0),
-                ">= 90%",
-            );
-            let extra = proxied.1.as_secs_f64() - serve.1.as_secs_f64();
-            row(
-                "LoadBalancer p50 - wasmtime serve p50",
-                format!("{:.3} ms", extra * 1e3),
-                "<= 0.3 ms",
-            );
-        }
-        None => row(
-            "wasmtime serve (wasmtime-cli not installable)",
-            "not run".into(),
-            ">= 90%",
-        ),
-    }
+    against_wasmtime_serve("LoadBalancer", proxied, serve);
     p50_p99(
         "endpoint change -> proxy answers by it",
         &changes,

@@ -97,6 +97,34 @@ pub async fn wasmtime_serve_load(file: &str) -> Option<(f64, Duration)> {
     Some(load(address).await)
 }
 
+/// The rows comparing `ours` (requests/s and p50 of one connection, from [`load`], under the
+/// name `name`) with `wasmtime serve` of the same component, against the budgets of both
+/// issues: at least 90% of its requests/s, p50 at most 0.3 ms above its.
+pub fn against_wasmtime_serve(name: &str, ours: (f64, Duration), serve: Option<(f64, Duration)>) {
+    let Some((serve_rate, serve_p50)) = serve else {
+        let what = "wasmtime serve (wasmtime-cli not installable)";
+        super::row(what, "not run".into(), ">= 90%");
+        return;
+    };
+    let rate = format!("{serve_rate:.0} req/s");
+    super::row("wasmtime serve, same component", rate, "reference");
+    let p50 = super::millis(serve_p50);
+    super::row("  p50 latency, one connection", p50, "reference");
+    let share = format!("{:.0}%", 100.0 * ours.0 / serve_rate);
+    super::row(
+        &format!("{name} / wasmtime serve requests/s"),
+        share,
+        ">= 90%",
+    );
+    let extra = ours.1.as_secs_f64() - serve_p50.as_secs_f64();
+    let extra = format!("{:.3} ms", extra * 1e3);
+    super::row(
+        &format!("{name} p50 - wasmtime serve p50"),
+        extra,
+        "<= 0.3 ms",
+    );
+}
+
 /// GETs `/hello` on one connection until `deadline`; the latency of each.
 pub async fn requests_until(address: SocketAddr, deadline: Instant) -> Vec<Duration> {
     let stream = tokio::net::TcpStream::connect(address).await.unwrap();

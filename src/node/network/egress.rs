@@ -88,7 +88,9 @@ async fn accept_loop(listener: TcpListener, pending: Pending, shutdown: Cancella
         };
         let _ = socket.set_nodelay(true);
         tokio::spawn(async move {
-            let _ = tokio::io::copy_bidirectional(&mut socket, &mut tunnel).await;
+            let (up, down) = (super::tunnel::SPLICE_BUFFER, super::tunnel::SPLICE_BUFFER);
+            let _ =
+                tokio::io::copy_bidirectional_with_sizes(&mut socket, &mut tunnel, up, down).await;
         });
     }
 }

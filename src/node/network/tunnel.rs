@@ -38,6 +38,11 @@ const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
 /// HTTP/2 flow-control windows: large enough that one stream fills a fast link.
 const STREAM_WINDOW: u32 = 4 << 20;
 const CONNECTION_WINDOW: u32 = 16 << 20;
+/// The largest DATA frame a peer may send this node: a 64 KiB answer in one frame, not four.
+const MAX_FRAME: u32 = 256 << 10;
+/// What a splice between a tunnel and a socket reads at a time (tokio's default is 8 KiB):
+/// fewer, larger DATA frames and system calls per body.
+pub const SPLICE_BUFFER: usize = 64 << 10;
 
 /// Opens tunnels to other nodes, keeping one HTTP/2 connection per node.
 pub struct TunnelClient {
@@ -126,6 +131,7 @@ impl TunnelClient {
             http2::Builder::new(TokioExecutor::new())
                 .initial_stream_window_size(STREAM_WINDOW)
                 .initial_connection_window_size(CONNECTION_WINDOW)
+                .max_frame_size(MAX_FRAME)
                 .handshake(TokioIo::new(stream))
                 .await
                 .map_err(|e| e.to_string())
@@ -183,7 +189,9 @@ pub async fn serve_connect<B>(mut request: Request<B>, table: Arc<PodTable>) -> 
     tokio::spawn(async move {
         if let Ok(upgraded) = upgrade.await {
             let mut tunnel = TokioIo::new(upgraded);
-            let _ = tokio::io::copy_bidirectional(&mut tunnel, &mut stream).await;
+            let (up, down) = (SPLICE_BUFFER, SPLICE_BUFFER);
+            let _ =
+                tokio::io::copy_bidirectional_with_sizes(&mut tunnel, &mut stream, up, down).await;
         }
     });
     status(StatusCode::OK)
