@@ -6,13 +6,13 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 
-use super::{DialFailed, Dialer, Stream};
+use super::{BoxError, DialFailed, Dialer, ProxyBody, Stream};
 
 /// Idle connections kept per endpoint; more are closed when their response is done.
 const MAX_IDLE_PER_ENDPOINT: usize = 64;
@@ -55,6 +55,18 @@ impl Backends {
     /// `Connect` when no connection could be made (the request is unsent), `Closed` when a
     /// kept-alive connection closed under it, `Request` when the endpoint failed it.
     pub async fn send(
+        self: &Arc<Self>,
+        endpoint: SocketAddr,
+        request: Request<ForwardBody>,
+    ) -> Result<Response<ProxyBody>, SendError> {
+        if let Some(local) = self.dialer.local_http(endpoint) {
+            return Ok(local(request).await);
+        }
+        let response = self.send_on_connection(endpoint, request).await?;
+        Ok(response.map(|body| body.map_err(BoxError::from).boxed_unsync()))
+    }
+
+    async fn send_on_connection(
         self: &Arc<Self>,
         endpoint: SocketAddr,
         mut request: Request<ForwardBody>,

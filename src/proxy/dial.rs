@@ -34,6 +34,12 @@ impl Dialer for PodsOrHost {
         !self.is_pod(endpoint) || self.pods.admits(client, endpoint)
     }
 
+    fn local_http(&self, endpoint: SocketAddr) -> Option<super::LocalHttp> {
+        self.pods
+            .local_http(endpoint)
+            .filter(|_| self.is_pod(endpoint))
+    }
+
     fn dial(&self, to: SocketAddr) -> Dialing<'_> {
         if self.is_pod(to) {
             return self.pods.dial(to);

@@ -26,6 +26,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use tokio_util::sync::CancellationToken;
 
+pub use backends::ForwardBody;
 pub use dial::{IsPodIp, PodsOrHost};
 pub use serve::MAX_REQUEST_BODY;
 pub use table::{AppProtocol, Front, InFlight, Pick, ServiceTable, load_balancer_ips};
@@ -92,6 +93,20 @@ pub async fn run_node_ports(
     node_ports.run(shutdown).await;
 }
 
+/// What an answer the proxy passes on carries.
+pub type ProxyBody = http_body_util::combinators::UnsyncBoxBody<bytes::Bytes, BoxError>;
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// An endpoint served by this very process (an HTTP container of the node the proxy runs
+/// beside): it takes requests without a connection.
+pub type LocalHttp = Arc<
+    dyn Fn(
+            http::Request<backends::ForwardBody>,
+        ) -> Pin<Box<dyn Future<Output = http::Response<ProxyBody>> + Send>>
+        + Send
+        + Sync,
+>;
+
 /// A byte stream to an endpoint.
 pub trait Stream: AsyncRead + AsyncWrite + Send + Unpin {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin> Stream for T {}
@@ -109,6 +124,13 @@ pub type Dialing<'a> =
 /// (which knows the pods' loopback addresses and the tunnel to other nodes) dials them.
 pub trait Dialer: Send + Sync + 'static {
     fn dial(&self, to: SocketAddr) -> Dialing<'_>;
+
+    /// The endpoint as this process serves it, when it does (see [`LocalHttp`]): HTTP goes to
+    /// it without a connection; `None` for every endpoint by default.
+    fn local_http(&self, endpoint: SocketAddr) -> Option<LocalHttp> {
+        let _ = endpoint;
+        None
+    }
 
     /// Whether the NetworkPolicies of the pod at `endpoint` let `client` (outside the
     /// cluster, as the proxy's listeners see it) in; everything by default.

@@ -9,7 +9,6 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::header::{self, HeaderName};
-use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -18,6 +17,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
+use super::ProxyBody;
 use super::backends::{Backends, ForwardBody, SendError};
 use super::table::{Front, InFlight, Pick, ServiceTable};
 use super::tcp::{Carry, carry_of, splice};
@@ -26,9 +26,6 @@ use super::upgrade;
 /// The largest request body the proxy takes (nginx's `client_max_body_size` is 1 MiB): it is
 /// held in memory so a request whose connect failed can go to another endpoint.
 pub const MAX_REQUEST_BODY: usize = 8 << 20;
-
-/// What a proxied answer carries.
-pub type ProxyBody = BoxBody<Bytes, hyper::Error>;
 
 /// Headers of one hop, not forwarded (RFC 9110 §7.6.1).
 const HOP_BY_HOP: [HeaderName; 6] = [
@@ -222,12 +219,12 @@ fn may_retry(error: &SendError, method: &http::Method) -> bool {
 }
 
 /// `body`, holding `in_flight` until it is dropped (read to its end, or abandoned).
-fn counted(body: Incoming, in_flight: InFlight) -> ProxyBody {
+fn counted(body: ProxyBody, in_flight: InFlight) -> ProxyBody {
     body.map_frame(move |frame| {
         let _held = &in_flight;
         frame
     })
-    .boxed()
+    .boxed_unsync()
 }
 
 fn unavailable(upstream: &Upstream, why: String) -> Response<ProxyBody> {
@@ -239,7 +236,7 @@ fn unavailable(upstream: &Upstream, why: String) -> Response<ProxyBody> {
 fn answer(status: StatusCode, message: String) -> Response<ProxyBody> {
     let body = Full::new(Bytes::from(format!("{message}\n")))
         .map_err(|never| match never {})
-        .boxed();
+        .boxed_unsync();
     let mut response = Response::new(body);
     *response.status_mut() = status;
     response.headers_mut().insert(

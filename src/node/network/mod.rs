@@ -84,6 +84,8 @@ pub struct NodeNetwork {
     egress: OnceLock<egress::Egress>,
     /// What NetworkPolicies allow (everything until they are followed).
     pub policies: Arc<policy::NetworkPolicies>,
+    /// The HTTP containers serving on this node, for its proxy.
+    pub local_http: Arc<http::local::LocalHttpServers>,
 }
 
 impl NodeNetwork {
@@ -101,6 +103,7 @@ impl NodeNetwork {
             tunnel,
             egress: OnceLock::new(),
             policies: Arc::default(),
+            local_http: Arc::default(),
         })
     }
 

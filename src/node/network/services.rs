@@ -14,7 +14,12 @@ use crate::client::control_plane::ControlPlane;
 use crate::controller_runtime::supervisor::supervise;
 use crate::dns::Resolution;
 use crate::events::Recorder;
-use crate::proxy::{DialFailed, Dialer, Dialing, Front, Pick, PodsOrHost, ServiceTable, Stream};
+use http_body_util::BodyExt;
+
+use crate::proxy::{
+    BoxError, DialFailed, Dialer, Dialing, ForwardBody, Front, LocalHttp, Pick, PodsOrHost,
+    ServiceTable, Stream,
+};
 
 /// Rewrites connections to a Service's cluster IP to one of its ready endpoints, then routes
 /// as pod IPs are routed.
@@ -163,6 +168,26 @@ impl NodeNetwork {
 /// pod, through the tunnel to another node's (from the control plane, which has no pods and
 /// no block, through the tunnel only).
 impl Dialer for NodeNetwork {
+    /// A pod of this node whose HTTP container serves the port takes the request in process.
+    fn local_http(&self, endpoint: SocketAddr) -> Option<LocalHttp> {
+        let IpAddr::V4(ip) = endpoint.ip() else {
+            return None;
+        };
+        let pod = self.table.local(ip)?;
+        let handle = self.local_http.at(pod.on_host(endpoint.port()))?;
+        Some(Arc::new(move |request: http::Request<ForwardBody>| {
+            let request = request.map(|body| {
+                let body = body.map_err(|never| match never {});
+                body.boxed_unsync()
+            });
+            let answer = handle(request);
+            Box::pin(async move {
+                let response = answer.await;
+                response.map(|body| body.map_err(BoxError::from).boxed_unsync())
+            })
+        }))
+    }
+
     fn admits(&self, client: IpAddr, endpoint: SocketAddr) -> bool {
         (self.policies).admits_from_outside(client, endpoint.ip(), endpoint.port())
     }

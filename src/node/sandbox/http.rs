@@ -9,7 +9,6 @@ use bytes::Bytes;
 use http::header::{HOST, HeaderValue};
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
@@ -53,7 +52,7 @@ impl Runtime {
             Ok(listeners) => listeners,
             Err(message) => return Exit::start_failed(message),
         };
-        let drain = network.drain.clone();
+        let (drain, local) = (network.drain.clone(), network.node().local_http.clone());
         let handler = Handler {
             runtime: self.clone(),
             proxy: proxy.clone(),
@@ -62,7 +61,7 @@ impl Runtime {
             stop: cancel.clone(),
         };
         let handle = move |request| handler.clone().answer(request);
-        match serve::serve(listeners, handle, cancel, &drain).await {
+        match serve::serve(listeners, &addresses, handle, cancel, &drain, &local).await {
             serve::Served::Drained => Exit::code(0),
             serve::Served::Stopped => Exit::killed(),
         }
@@ -83,7 +82,7 @@ struct Handler {
 impl Handler {
     /// The component's answer to `request`; a 500 saying why (and a line in the container's
     /// log) when the instance fails before answering.
-    async fn answer(self, request: Request<Incoming>) -> Response<WasiBody> {
+    async fn answer(self, request: Request<WasiBody>) -> Response<WasiBody> {
         match self.instance_answer(request).await {
             Ok(response) => response,
             Err(message) => {
@@ -96,7 +95,7 @@ impl Handler {
 
     async fn instance_answer(
         &self,
-        mut request: Request<Incoming>,
+        mut request: Request<WasiBody>,
     ) -> Result<Response<WasiBody>, String> {
         // An HTTP/1.0 request may name no host; wasi:http needs an authority: it is this pod.
         if request.uri().authority().is_none() && !request.headers().contains_key(HOST) {

@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use http::{Request, Response};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
@@ -15,7 +16,9 @@ use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use wasmtime_wasi_http::WasiBody;
+use wasmtime_wasi_http::{Error, WasiBody};
+
+use super::local::{self, LocalHttpServers};
 
 /// Connections one container serves at once (as `wasmtime serve`); more wait in the backlog.
 const MAX_CONNECTIONS: usize = 1000;
@@ -70,20 +73,28 @@ pub enum Served {
     Stopped,
 }
 
-/// Serves every connection on `listeners` until `stop` (which cuts open connections) or
-/// until the pod's `drain` has closed them, each request answered by `handle`.
+/// Serves every connection on `listeners` (bound at `addresses`) until `stop` (which cuts
+/// open connections) or until the pod's `drain` has closed them, each request answered by
+/// `handle`; meanwhile `local` hands the node's proxy the same handler.
 pub async fn serve<H, F>(
     listeners: Vec<TcpListener>,
+    addresses: &[SocketAddr],
     handle: H,
     stop: CancellationToken,
     drain: &Drain,
+    local: &Arc<LocalHttpServers>,
 ) -> Served
 where
-    H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    H: Fn(Request<WasiBody>) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response<WasiBody>> + Send + 'static,
 {
     let _serving = drain.serving.token();
     let connections = TaskTracker::new();
+    let in_process: local::Handle = {
+        let (handle, connections) = (handle.clone(), connections.clone());
+        Arc::new(move |request| Box::pin(connections.track_future(handle(request))))
+    };
+    let registered = local.serve(addresses, in_process);
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     for listener in listeners {
         let ends = Ends {
@@ -95,6 +106,8 @@ where
     }
     let drained = async {
         drain.begun.cancelled().await;
+        // No new request in process either, as no new connection.
+        drop(registered);
         connections.close();
         connections.wait().await;
     };
@@ -131,7 +144,7 @@ async fn accept_loop<H, F>(
     slots: Arc<Semaphore>,
     connections: TaskTracker,
 ) where
-    H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    H: Fn(Request<WasiBody>) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response<WasiBody>> + Send + 'static,
 {
     loop {
@@ -154,7 +167,8 @@ async fn accept_loop<H, F>(
         let _ = stream.set_nodelay(true);
         let (handle, ends) = (handle.clone(), ends.clone());
         connections.spawn(async move {
-            let service = service_fn(move |request| {
+            let service = service_fn(move |request: Request<Incoming>| {
+                let request = request.map(|body| body.map_err(Error::from).boxed_unsync());
                 let answer = handle(request);
                 async move { Ok::<_, Infallible>(answer.await) }
             });
