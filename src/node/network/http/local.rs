@@ -73,3 +73,50 @@ impl Drop for Serving {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use http_body_util::{BodyExt, Full};
+
+    use super::*;
+
+    /// A handler answering `text`.
+    fn answering(text: &'static str) -> Handle {
+        Arc::new(move |_| {
+            Box::pin(async move {
+                let body = Full::new(Bytes::from(text)).map_err(|never| match never {});
+                Response::new(body.boxed_unsync())
+            })
+        })
+    }
+
+    async fn answer_at(servers: &LocalHttpServers, address: SocketAddr) -> Option<Bytes> {
+        let handle = servers.at(address)?;
+        let body = Full::new(Bytes::new()).map_err(|never| match never {});
+        let response = handle(Request::new(body.boxed_unsync())).await;
+        Some(response.into_body().collect().await.ok()?.to_bytes())
+    }
+
+    #[tokio::test]
+    async fn a_container_serves_its_ports_until_dropped_and_takes_only_its_own_out() {
+        let servers = Arc::new(LocalHttpServers::default());
+        let (http, admin): (SocketAddr, SocketAddr) = (
+            "127.244.1.2:8080".parse().unwrap(),
+            "127.244.1.2:9090".parse().unwrap(),
+        );
+        let old = servers.serve(&[http, admin], answering("old"));
+        assert_eq!(answer_at(&servers, http).await.unwrap(), "old");
+        assert_eq!(answer_at(&servers, admin).await.unwrap(), "old");
+        // A new pod took the address before the old container's end was noticed.
+        let new = servers.serve(&[http], answering("new"));
+        drop(old);
+        assert_eq!(answer_at(&servers, http).await.unwrap(), "new");
+        assert!(
+            servers.at(admin).is_none(),
+            "the old container's other port is gone"
+        );
+        drop(new);
+        assert!(servers.at(http).is_none());
+    }
+}
