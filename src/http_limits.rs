@@ -14,6 +14,11 @@ use hyper_util::server::conn::auto;
 /// ready for it: it also closes a kept-alive connection left idle this long.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long this process's HTTP clients (the proxy's connections to endpoints, guests'
+/// outgoing requests) keep a connection idle for the next request: well below
+/// [`HEADER_READ_TIMEOUT`], so a request seldom meets a connection its server is closing.
+pub const CLIENT_IDLE: Duration = Duration::from_secs(4);
+
 /// How long a listener waits after a failed accept (the process is out of file descriptors,
 /// say) before it takes the next: retrying at once would spin a core until one is freed.
 pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);

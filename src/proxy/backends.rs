@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -16,6 +17,11 @@ use super::{BoxError, DialFailed, Dialer, ProxyBody, Stream};
 
 /// Idle connections kept per endpoint; more are closed when their response is done.
 const MAX_IDLE_PER_ENDPOINT: usize = 64;
+/// How long a connection may stay idle and still be taken.
+const MAX_IDLE: Duration = crate::http_limits::CLIENT_IDLE;
+
+/// An idle connection to an endpoint, and when it became idle.
+type Idle = (SendRequest<ForwardBody>, Instant);
 
 /// What a forwarded request carries: buffered, so it can be sent again to another endpoint.
 pub type ForwardBody = Full<Bytes>;
@@ -38,7 +44,7 @@ pub enum SendError {
 /// The proxy's connections to endpoints.
 pub struct Backends {
     dialer: Arc<dyn Dialer>,
-    idle: Mutex<HashMap<SocketAddr, Vec<SendRequest<ForwardBody>>>>,
+    idle: Mutex<HashMap<SocketAddr, Vec<Idle>>>,
 }
 
 impl Backends {
@@ -120,8 +126,8 @@ impl Backends {
     fn take_idle(&self, endpoint: SocketAddr) -> Option<SendRequest<ForwardBody>> {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         let senders = idle.get_mut(&endpoint)?;
-        while let Some(sender) = senders.pop() {
-            if sender.is_ready() {
+        while let Some((sender, since)) = senders.pop() {
+            if sender.is_ready() && since.elapsed() < MAX_IDLE {
                 return Some(sender);
             }
         }
@@ -137,8 +143,9 @@ impl Backends {
             }
             let mut idle = backends.idle.lock().unwrap_or_else(|p| p.into_inner());
             let senders = idle.entry(endpoint).or_default();
+            senders.retain(|(_, since)| since.elapsed() < MAX_IDLE);
             if senders.len() < MAX_IDLE_PER_ENDPOINT {
-                senders.push(sender);
+                senders.push((sender, Instant::now()));
             }
         });
     }

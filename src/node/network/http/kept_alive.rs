@@ -16,10 +16,8 @@ use crate::node::network::routing::Route;
 /// Idle connections kept per route; more are closed when their response is done.
 const MAX_IDLE_PER_ROUTE: usize = 8;
 
-/// How long a connection may stay idle and still be taken: below the servers' idle timeout
-/// (HTTP containers close a connection idle for 10 s), so a request seldom meets a connection
-/// the server is closing.
-const MAX_IDLE: Duration = Duration::from_secs(4);
+/// How long a connection may stay idle and still be taken.
+const MAX_IDLE: Duration = crate::http_limits::CLIENT_IDLE;
 
 struct Idle {
     sender: SendRequest<WasiBody>,
