@@ -1,7 +1,7 @@
 //! `server`: the control plane alone — API server, store, controllers, scheduler — for nodes
 //! that join with `wasmkube agent`; also the control-plane flags `up` shares.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
@@ -16,13 +16,13 @@ use crate::cidr::Ipv4Block;
 use crate::cluster::{Cluster, ClusterConfig};
 use crate::controllers::node_ipam::NodeIpamConfig;
 use crate::dns::DnsConfig;
-use crate::proxy::ProxyConfig;
 
 /// Flags of the control plane, for `up` and `server`.
 #[derive(Clone, Debug, Args)]
 pub struct ControlPlaneArgs {
     /// Do not start a component (repeatable or comma-separated): scheduler, namespace,
-    /// replicaset, deployment, endpoints, dns, garbage-collector, node-ipam, node-lifecycle
+    /// replicaset, deployment, endpoints, dns, garbage-collector, apiextensions, node-ipam,
+    /// node-lifecycle
     #[arg(long, value_name = "NAME", value_delimiter = ',')]
     pub disable: Vec<String>,
     /// How long a node may stay silent before it is marked NotReady (Unknown)
@@ -52,9 +52,6 @@ pub struct ControlPlaneArgs {
     /// The addresses LoadBalancer Services get, one each, listened on by the built-in proxy
     #[arg(long, default_value = "127.0.100.0/24", value_name = "CIDR")]
     pub lb_pool: Ipv4Block,
-    /// The node's address, where NodePort Services listen
-    #[arg(long, default_value = "127.0.0.1", value_name = "IP")]
-    pub node_ip: IpAddr,
 }
 
 impl ControlPlaneArgs {
@@ -75,10 +72,7 @@ impl ControlPlaneArgs {
             addr: self.dns_addr,
             domain: self.cluster_domain.clone(),
         };
-        config.proxy = ProxyConfig {
-            lb_pool: self.lb_pool,
-            node_ip: self.node_ip,
-        };
+        config.proxy.lb_pool = self.lb_pool;
     }
 }
 

@@ -38,6 +38,10 @@ pub struct UpArgs {
     /// The name of the embedded node [default: the host name]
     #[arg(long, value_name = "NAME")]
     pub node_name: Option<String>,
+    /// The embedded node's address, where NodePort Services listen (a `server` has no node:
+    /// its agents listen on their `--address`)
+    #[arg(long, default_value = "127.0.0.1", value_name = "IP")]
+    pub node_ip: std::net::IpAddr,
     /// Apply the demo (a two-container pod, and three HTTP replicas behind a LoadBalancer
     /// Service) and show it working
     #[arg(long)]
@@ -60,6 +64,7 @@ pub async fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<()> {
         config.node_name = node_name;
     }
     args.control_plane.configure(&mut config);
+    config.proxy.node_ip = args.node_ip;
     config.node_limits = args.node.limits();
     config.kubelet_port = args.node.kubelet_port;
     let started = Instant::now();
