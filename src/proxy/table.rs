@@ -70,21 +70,32 @@ struct State {
 /// What a port of a Service speaks, as the proxy's listeners need to know.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AppProtocol {
-    /// `appProtocol: http` or `kubernetes.io/h2c`: balanced per request.
+    /// `appProtocol: http` or `kubernetes.io/h2c`, or without one a port named `http` or
+    /// `http-...` (as Istio reads port names): balanced per request.
     Http,
     /// Any other `appProtocol` (`tcp`, `https`, `kubernetes.io/ws`, ...): balanced per
     /// connection, the bytes passed as they are.
     Tcp,
-    /// No `appProtocol`: the client's first bytes tell.
+    /// Neither: the client's first bytes tell (250 ms of silence is TCP).
     Unset,
 }
 
 impl AppProtocol {
     fn of(port: &ServicePort) -> AppProtocol {
         match port.app_protocol.as_deref() {
-            None | Some("") => AppProtocol::Unset,
+            None | Some("") => Self::by_name(port.name.as_deref().unwrap_or_default()),
             Some("http" | "kubernetes.io/h2c") => AppProtocol::Http,
             Some(_) => AppProtocol::Tcp,
+        }
+    }
+
+    /// A port's name saying HTTP, which spares its clients the sniff: a client slow to send
+    /// its first request would otherwise be taken for a server-speaks-first protocol.
+    fn by_name(name: &str) -> AppProtocol {
+        let prefix = name.split('-').next().unwrap_or_default();
+        match prefix {
+            "http" => AppProtocol::Http,
+            _ => AppProtocol::Unset,
         }
     }
 }

@@ -368,3 +368,28 @@ fn a_load_balancer_address_reaches_every_endpoint_whatever_the_policy() {
         "the control plane is no node: no endpoint is local to it"
     );
 }
+
+#[test]
+fn app_protocol_comes_from_app_protocol_then_from_an_http_port_name() {
+    let port = |value: Value| -> ServicePort { serde_json::from_value(value).unwrap() };
+    let cases = [
+        (
+            json!({"port": 80, "appProtocol": "http"}),
+            AppProtocol::Http,
+        ),
+        (
+            json!({"port": 80, "name": "http", "appProtocol": "tcp"}),
+            AppProtocol::Tcp,
+        ),
+        (json!({"port": 80, "name": "http"}), AppProtocol::Http),
+        (json!({"port": 80, "name": "http-web"}), AppProtocol::Http),
+        (json!({"port": 80, "name": "grpc"}), AppProtocol::Unset),
+        (json!({"port": 80, "name": "https"}), AppProtocol::Unset),
+        (json!({"port": 80, "name": "httpd"}), AppProtocol::Unset),
+        (json!({"port": 80, "name": "sniffed"}), AppProtocol::Unset),
+        (json!({"port": 80}), AppProtocol::Unset),
+    ];
+    for (value, expected) in cases {
+        assert_eq!(AppProtocol::of(&port(value.clone())), expected, "{value}");
+    }
+}
