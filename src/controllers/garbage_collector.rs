@@ -1,11 +1,14 @@
 //! The garbage collector: deletes dependents whose owners are gone and finishes Foreground and Orphan deletions.
 //!
-//! Level-triggered: each pass takes a snapshot of every collected resource, builds the owner
-//! uid → dependents index from `metadata.ownerReferences` and acts on what it sees, so an
-//! owner deleted while the collector was down is handled on its first pass. Watches keep an
-//! in-memory mirror of the objects and wake a pass (from the mirror) on each burst of
-//! changes; a periodic sweep re-lists from the store in case the mirror missed anything.
-//! Events are not collected: they never own nor are owned, and there are many of them.
+//! Level-triggered: a sweep takes a snapshot of every collected resource, builds the owner
+//! uid → dependents index from `metadata.ownerReferences` and judges every object, so an
+//! owner deleted while the collector was down is handled on its first pass. Between sweeps,
+//! watches keep a mirror of the ownership graph (`graph`) and wake a pass on each burst of
+//! changes that judges only the objects those changes concern; the periodic sweep re-lists
+//! from the store in case the mirror missed anything. Events are not collected: they never
+//! own nor are owned, and there are many of them.
+
+mod graph;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -18,16 +21,18 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::kinds::EVENTS;
 use crate::api::objects::{FOREGROUND_FINALIZER, ORPHAN_FINALIZER, PropagationPolicy, take_items};
-use crate::api::watch::{WatchEvent, follow};
+use crate::api::watch::follow;
 use crate::api::{Api, ApiError, DeleteOptions, ListOptions, Part, Resource};
 
 /// How often the whole cluster is re-listed even when nothing was seen to change.
 const SWEEP: Duration = Duration::from_secs(30);
 /// How long a pass waits after a wake-up, so a burst of changes costs one pass.
 const SETTLE: Duration = Duration::from_millis(100);
+/// How long after a failed pass the next one comes.
+const RETRY: Duration = Duration::from_secs(1);
 
-/// The objects the watches have seen, by uid.
-type Mirror = Arc<Mutex<HashMap<String, Node>>>;
+/// The ownership graph as the watches have seen it.
+type Mirror = Arc<Mutex<graph::Graph>>;
 
 /// The resources the collector looks after: every kind served when it starts.
 fn collected(api: &Api) -> impl Iterator<Item = &'static Resource> + use<> {
@@ -43,7 +48,7 @@ pub async fn run(api: Arc<Api>, shutdown: CancellationToken) {
         let mirror = mirror.clone();
         tokio::spawn(async move {
             follow(&api, resource, ListOptions::default(), &shutdown, |event| {
-                mirror_event(&mirror, resource, event);
+                lock(&mirror).observe(resource, event);
                 wake.notify_one();
             })
             .await;
@@ -51,15 +56,25 @@ pub async fn run(api: Arc<Api>, shutdown: CancellationToken) {
     }
     let mut listed_at: Option<Instant> = None;
     loop {
-        let pass = if listed_at.is_none_or(|at| at.elapsed() >= SWEEP) {
+        let sweep = listed_at.is_none_or(|at| at.elapsed() >= SWEEP);
+        let pass = if sweep {
             listed_at = Some(Instant::now());
             Pass::listed(&api)
         } else {
-            let nodes = mirror.lock().unwrap_or_else(|p| p.into_inner());
-            Ok(Pass::index(nodes.values().cloned().collect()))
+            Ok(lock(&mirror).take_changed())
         };
-        if let Err(error) = pass.and_then(|pass| pass.collect(&api)) {
-            tracing::warn!(%error, "garbage collection pass failed");
+        let failed = match pass {
+            Ok(pass) => pass.collect(&api).err().map(|error| {
+                // What this pass had to judge is judged again by the next one.
+                lock(&mirror).judge_again(pass.judged().map(Node::uid));
+                error
+            }),
+            Err(error) => Some(error),
+        };
+        if let Some(error) = failed {
+            tracing::warn!(%error, sweep, "garbage collection pass failed; retrying");
+            wake.notify_one();
+            tokio::time::sleep(RETRY).await;
         }
         tokio::select! {
             _ = wake.notified() => tokio::time::sleep(SETTLE).await,
@@ -69,18 +84,8 @@ pub async fn run(api: Arc<Api>, shutdown: CancellationToken) {
     }
 }
 
-fn mirror_event(mirror: &Mirror, resource: &'static Resource, event: WatchEvent) {
-    let uid = event.object["metadata"]["uid"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    let mut nodes = mirror.lock().unwrap_or_else(|p| p.into_inner());
-    if event.kind == "DELETED" {
-        nodes.remove(&uid);
-    } else {
-        let value = Arc::new(event.object);
-        nodes.insert(uid, Node { resource, value });
-    }
+fn lock(mirror: &Mirror) -> std::sync::MutexGuard<'_, graph::Graph> {
+    mirror.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// One object of the snapshot a pass works from.
@@ -113,17 +118,28 @@ impl Node {
             .is_some_and(|list| list.iter().any(|f| f == finalizer))
     }
 
+    fn deleting_in_foreground(&self) -> bool {
+        self.marked() && self.has_finalizer(FOREGROUND_FINALIZER)
+    }
+
     fn owner_references(&self) -> impl Iterator<Item = &Value> {
         self.value["metadata"]["ownerReferences"]
             .as_array()
             .into_iter()
             .flatten()
     }
+
+    fn owner_uids(&self) -> impl Iterator<Item = &str> {
+        self.owner_references()
+            .filter_map(|owner| owner["uid"].as_str())
+    }
 }
 
-/// A snapshot of the cluster and its ownership graph.
+/// A snapshot of the cluster, or of the part of it a pass judges, and its ownership graph.
 struct Pass {
+    /// The objects judged come first; those after them are there to judge them by.
     nodes: Vec<Node>,
+    judged: usize,
     by_uid: HashMap<String, usize>,
     /// Owner uid → indices of the objects that name it in their ownerReferences.
     dependents: HashMap<String, Vec<usize>>,
@@ -143,30 +159,40 @@ impl Pass {
         Ok(Self::index(nodes))
     }
 
+    /// A pass judging all of `nodes`.
     fn index(nodes: Vec<Node>) -> Self {
+        let judged = nodes.len();
+        Self::judging_first(nodes, judged)
+    }
+
+    /// A pass judging the first `judged` of `nodes`.
+    fn judging_first(nodes: Vec<Node>, judged: usize) -> Self {
         let mut by_uid = HashMap::new();
         let mut dependents: HashMap<String, Vec<usize>> = HashMap::new();
         for (index, node) in nodes.iter().enumerate() {
             by_uid.insert(node.uid().to_string(), index);
-            for owner in node.owner_references() {
-                if let Some(uid) = owner["uid"].as_str() {
-                    dependents.entry(uid.to_string()).or_default().push(index);
-                }
+            for owner in node.owner_uids() {
+                dependents.entry(owner.to_string()).or_default().push(index);
             }
         }
         Pass {
             nodes,
+            judged,
             by_uid,
             dependents,
         }
     }
 
+    fn judged(&self) -> impl Iterator<Item = &Node> {
+        self.nodes[..self.judged].iter()
+    }
+
     fn collect(&self, api: &Api) -> Result<(), ApiError> {
-        for (index, node) in self.nodes.iter().enumerate() {
+        for (index, node) in self.judged().enumerate() {
             if node.marked() && node.has_finalizer(ORPHAN_FINALIZER) {
                 self.orphan_dependents(api, node)?;
             }
-            if node.marked() && node.has_finalizer(FOREGROUND_FINALIZER) {
+            if node.deleting_in_foreground() {
                 self.delete_in_foreground(api, index)?;
             }
             self.collect_if_ownerless(api, node)?;
@@ -234,8 +260,7 @@ impl Pass {
             if index == start {
                 return true;
             }
-            let node = &self.nodes[index];
-            if seen.insert(index) && node.marked() && node.has_finalizer(FOREGROUND_FINALIZER) {
+            if seen.insert(index) && self.nodes[index].deleting_in_foreground() {
                 pending.extend(self.blocking(index));
             }
         }
