@@ -64,10 +64,9 @@ pub async fn run(api: Arc<Api>, shutdown: CancellationToken) {
             Ok(lock(&mirror).take_changed())
         };
         let failed = match pass {
-            Ok(pass) => pass.collect(&api).err().map(|error| {
+            Ok(pass) => pass.collect(&api).err().inspect(|_| {
                 // What this pass had to judge is judged again by the next one.
                 lock(&mirror).judge_again(pass.judged().map(Node::uid));
-                error
             }),
             Err(error) => Some(error),
         };
