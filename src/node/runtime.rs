@@ -272,11 +272,36 @@ impl Runtime {
         if let Some(stamp) = stamp {
             self.inner.cache.remember_digest(stamp, &digest);
         }
-        let cell = self.inner.cache.cell(&digest);
+        // The preparation is its own task: when the pod that asked is deleted meanwhile, it
+        // still fills the cell and the next pod of the image waits for it. Dropped with the
+        // pod, it would leave its compile running (Cranelift cannot be interrupted) while
+        // the next pod started another, a core busy per abandoned pod.
+        let runtime = self.clone();
+        let key = digest.clone();
+        let (component, source) =
+            tokio::spawn(async move { runtime.prepare_once(&key, &hex, bytes).await })
+                .await
+                .map_err(|e| Error::Engine(format!("preparing the component: {e}")))??;
+        Ok(Loaded {
+            component,
+            digest,
+            source,
+            duration: started.elapsed(),
+        })
+    }
+
+    /// The prepared component of `digest` from memory, or prepared once however many ask.
+    async fn prepare_once(
+        &self,
+        digest: &str,
+        hex: &str,
+        bytes: Vec<u8>,
+    ) -> Result<(Arc<PreparedComponent>, LoadSource), Error> {
+        let cell = self.inner.cache.cell(digest);
         let mut source = LoadSource::Memory;
         let component = cell
             .get_or_try_init(|| async {
-                let (component, found) = self.prepare(&digest, &hex, bytes).await?;
+                let (component, found) = self.prepare(digest, hex, bytes).await?;
                 source = found;
                 Ok::<_, Error>(Arc::new(component))
             })
@@ -284,14 +309,9 @@ impl Runtime {
         if source != LoadSource::Memory {
             let code = component.component().image_range();
             let bytes = (code.end as usize).saturating_sub(code.start as usize) as u64;
-            self.inner.cache.prepared(&digest, bytes);
+            self.inner.cache.prepared(digest, bytes);
         }
-        Ok(Loaded {
-            component: Arc::clone(component),
-            digest,
-            source,
-            duration: started.elapsed(),
-        })
+        Ok((Arc::clone(component), source))
     }
 
     /// The component of an image file unchanged since it was last loaded, from memory.

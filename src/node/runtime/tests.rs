@@ -75,6 +75,26 @@ async fn concurrent_loads_of_one_image_compile_it_once() {
     assert_eq!(compiled, 1, "{sources:?}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_load_abandoned_while_compiling_still_serves_the_next_load() {
+    let cache = tempfile::tempdir().unwrap();
+    let runtime = runtime_in(cache.path());
+    let image = exerciser();
+    let abandoned = {
+        let (runtime, image) = (runtime.clone(), image.clone());
+        tokio::spawn(async move { runtime.load(&image).await })
+    };
+    // Long enough to read and hash the image, far shorter than compiling it.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    abandoned.abort();
+    let next = runtime.load(&image).await.unwrap();
+    assert_eq!(
+        next.source,
+        LoadSource::Memory,
+        "the next load compiled again instead of waiting for the first compile"
+    );
+}
+
 #[tokio::test]
 async fn corrupt_cached_artifact_is_replaced_by_a_fresh_compile() {
     let cache = tempfile::tempdir().unwrap();
