@@ -180,7 +180,7 @@ impl Stream {
                 Err(error) => return self.fail(error).await,
             };
             for event in page {
-                self.forward(event).await?;
+                self.forward(Arc::new(event)).await?;
             }
         }
         let mut bookmarks = self.options.bookmarks.then(|| {
@@ -213,19 +213,21 @@ impl Stream {
         }
     }
 
-    async fn forward(&mut self, mut event: store::Event) -> Result<(), Ended> {
+    /// Sends `event` on when this watch wants it; the live feed's events are shared by every
+    /// watch, so only a watch that keeps one pays for its copy.
+    async fn forward(&mut self, event: Arc<store::Event>) -> Result<(), Ended> {
         self.progress = self.progress.max(event.entry.revision);
         if event.entry.revision <= self.last || !event.entry.key.starts_with(&self.prefix) {
             return Ok(());
         }
         self.last = event.entry.revision;
-        as_served(self.resource, &mut event.entry.value);
-        match translate(
-            &self.options,
-            event.kind,
-            event.entry.value,
-            event.prev.as_ref(),
-        ) {
+        let store::Event {
+            kind,
+            mut entry,
+            prev,
+        } = Arc::unwrap_or_clone(event);
+        as_served(self.resource, &mut entry.value);
+        match translate(&self.options, kind, entry.value, prev.as_ref()) {
             Some(out) => self.send(out).await,
             None => Ok(()),
         }

@@ -8,6 +8,8 @@ mod sqlite;
 
 pub use sqlite::{DEFAULT_HISTORY, SqliteOptions, SqliteStore};
 
+use std::sync::Arc;
+
 use serde_json::Value;
 use tokio::sync::broadcast;
 
@@ -63,11 +65,12 @@ pub trait Backlog: Send {
 /// in order: the backlog ends at the revision current when the watch opened, the live feed starts
 /// after it. `live` carries events of every key; callers filter by prefix. It buffers a bounded
 /// number of events: a receiver that falls further behind gets `Lagged` and has lost events.
+/// Live events are shared between the receivers: a receiver copies only those it keeps.
 /// Until then, the history the backlog has still to read is kept from compaction, so a watch
 /// opened from the oldest kept revision is not cut off by the window moving on.
 pub struct Watch {
     pub backlog: Box<dyn Backlog>,
-    pub live: broadcast::Receiver<Event>,
+    pub live: broadcast::Receiver<Arc<Event>>,
 }
 
 #[derive(Debug, thiserror::Error)]

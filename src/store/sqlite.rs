@@ -63,7 +63,7 @@ pub struct SqliteStore {
 /// What the committer, the compactor and the readers share.
 struct Shared {
     visible: RwLock<Visible>,
-    feed: broadcast::Sender<Event>,
+    feed: broadcast::Sender<Arc<Event>>,
     /// History at or below this revision may be gone. Raised (under `pins`) before rows are
     /// deleted, so a history reader that finds it at or below its position knows its page was
     /// complete.

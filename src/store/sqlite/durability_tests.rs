@@ -161,7 +161,7 @@ fn watch_until(
                 Ok(event) if !disk.is_off() => {
                     seen.lock()
                         .unwrap()
-                        .insert(event.entry.revision, event.entry.key);
+                        .insert(event.entry.revision, event.entry.key.clone());
                 }
                 Ok(_) => {}
                 Err(TryRecvError::Empty) if done.load(Ordering::SeqCst) => return,

@@ -101,7 +101,7 @@ fn watch_replays_history_after_a_revision_then_streams_live() {
     store.delete("/t/a", None).unwrap();
     let live = watch.live.try_recv().unwrap();
     assert_eq!(live.kind, crate::store::EventKind::Delete);
-    assert_eq!(live.prev.unwrap()["metadata"]["name"], "a");
+    assert_eq!(live.prev.as_ref().unwrap()["metadata"]["name"], "a");
 }
 
 #[test]

@@ -179,7 +179,7 @@ fn publish(shared: &Shared, events: Vec<Event>, changes: Vec<(String, Option<Arc
     visible.revision = last;
     for event in events {
         // Nobody listening is fine: the event is in the history table.
-        let _ = shared.feed.send(event);
+        let _ = shared.feed.send(Arc::new(event));
     }
 }
 
