@@ -177,7 +177,7 @@ pub(super) async fn controlled_by(
 }
 
 fn decode<T: serde::de::DeserializeOwned + Default>(object: &Value) -> T {
-    serde_json::from_value(object.clone()).unwrap_or_default()
+    serde::Deserialize::deserialize(object).unwrap_or_default()
 }
 
 /// The object's events, oldest first. Asks the server to filter by involvedObject and
@@ -393,7 +393,7 @@ pub fn text(value: &Value) -> String {
 
 /// A string map (labels, annotations, a selector's matchLabels) of an untyped object.
 pub fn string_map(value: &Value) -> Option<BTreeMap<String, String>> {
-    serde_json::from_value(value.clone()).ok()
+    serde::Deserialize::deserialize(value).ok()
 }
 
 fn namespace(out: &mut Out, namespace: &Namespace) {

@@ -27,7 +27,7 @@ pub fn deployment(out: &mut Out, object: &Value, replica_sets: &[Value]) {
     let meta = &object["metadata"];
     out.field(0, "Name", text(&meta["name"]));
     out.field(0, "Namespace", text(&meta["namespace"]));
-    let created = serde_json::from_value(meta["creationTimestamp"].clone()).ok();
+    let created = serde::Deserialize::deserialize(&meta["creationTimestamp"]).ok();
     out.field(0, "CreationTimestamp", format_time(created.as_ref()));
     out.map(0, "Labels", string_map(&meta["labels"]).as_ref());
     out.annotations(0, "Annotations", string_map(&meta["annotations"]));

@@ -11,7 +11,7 @@ use super::describe_pod::{scheduling, volumes};
 /// Writes the template's labels, annotations (when it has any), containers, volumes and
 /// scheduling constraints.
 pub fn describe(out: &mut Out, template: &Value) {
-    let template: PodTemplateSpec = serde_json::from_value(template.clone()).unwrap_or_default();
+    let template: PodTemplateSpec = serde::Deserialize::deserialize(template).unwrap_or_default();
     let metadata = template.metadata.unwrap_or_default();
     let spec = template.spec.unwrap_or_default();
     out.line(0, "Pod Template:");

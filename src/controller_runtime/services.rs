@@ -61,12 +61,12 @@ fn refresh_one(
     let key = ObjectKey::new(Some(namespace), name);
     let service: Option<Service> = services
         .get(&key)
-        .and_then(|s| serde_json::from_value((*s).clone()).ok());
+        .and_then(|s| serde::Deserialize::deserialize(&*s).ok());
     let own: Vec<EndpointSlice> = slices
         .list_in(namespace)
         .into_iter()
         .filter(|s| s["metadata"]["labels"][SERVICE_NAME_LABEL] == name)
-        .filter_map(|s| serde_json::from_value((*s).clone()).ok())
+        .filter_map(|s| serde::Deserialize::deserialize(&*s).ok())
         .collect();
     refresh(ServiceState {
         namespace,

@@ -72,7 +72,7 @@ fn handle(
     {
         return;
     }
-    let crd: CustomResourceDefinition = match serde_json::from_value(event.object.clone()) {
+    let crd: CustomResourceDefinition = match serde::Deserialize::deserialize(&event.object) {
         Ok(crd) => crd,
         Err(error) => {
             tracing::warn!(%error, crd = name, "cannot read the definition");

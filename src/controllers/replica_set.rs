@@ -142,7 +142,7 @@ fn replica_sets_to_wake(replica_sets: &Cache, change: &Change) -> Vec<ObjectKey>
 }
 
 fn selector_of(replica_set: &Value) -> Result<LabelSelector, ApiError> {
-    let selector = serde_json::from_value(replica_set["spec"]["selector"].clone())
+    let selector = serde::Deserialize::deserialize(&replica_set["spec"]["selector"])
         .map_err(|e| ApiError::BadRequest(format!("spec.selector: {e}")))?;
     LabelSelector::from_k8s(&selector)
 }

@@ -150,7 +150,7 @@ impl PodHandle {
 /// A pod object that does not decode, or no free address in the node's block.
 pub fn spawn(node: Arc<NodeContext>, raw: Value) -> Result<PodHandle, ApiError> {
     let pod: Pod =
-        serde_json::from_value(raw.clone()).map_err(|e| ApiError::Internal(e.to_string()))?;
+        serde::Deserialize::deserialize(&raw).map_err(|e| ApiError::Internal(e.to_string()))?;
     let spec = pod.spec.clone().unwrap_or_default();
     let previous_ip = raw["status"]["podIP"]
         .as_str()

@@ -85,7 +85,7 @@ impl LoadBalancer {
     async fn reconcile(&mut self, objects: &[Arc<Value>], shutdown: &CancellationToken) {
         let services: Vec<(&Value, Service)> = objects
             .iter()
-            .filter_map(|o| Some((o.as_ref(), serde_json::from_value((**o).clone()).ok()?)))
+            .filter_map(|o| Some((o.as_ref(), serde::Deserialize::deserialize(&**o).ok()?)))
             .collect();
         let addresses = self.assign_addresses(&services);
         let mut wanted = Vec::new();

@@ -28,7 +28,7 @@ pub struct NodeInfo {
 impl NodeInfo {
     /// Reads a stored Node; `None` when it does not decode.
     pub fn of(node: &Value) -> Option<NodeInfo> {
-        let node: Node = serde_json::from_value(node.clone()).ok()?;
+        let node: Node = serde::Deserialize::deserialize(node).ok()?;
         let spec = node.spec.unwrap_or_default();
         let status = node.status.unwrap_or_default();
         let ready = status

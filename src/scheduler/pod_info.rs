@@ -167,7 +167,7 @@ impl PodInfo {
     /// Reads a stored pod; a spec that does not decode (admission makes that impossible)
     /// asks for nothing.
     pub fn of(pod: &Value) -> PodInfo {
-        let spec: PodSpec = serde_json::from_value(pod["spec"].clone()).unwrap_or_default();
+        let spec: PodSpec = serde::Deserialize::deserialize(&pod["spec"]).unwrap_or_default();
         PodInfo {
             requests: pod_requests(&spec),
             node_selector: spec.node_selector.unwrap_or_default(),

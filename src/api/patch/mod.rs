@@ -73,7 +73,7 @@ pub fn apply(
             Ok(())
         }
         PatchType::Json => {
-            let operations: json_patch::Patch = serde_json::from_value(patch.clone())
+            let operations: json_patch::Patch = serde::Deserialize::deserialize(patch)
                 .map_err(|e| ApiError::BadRequest(format!("invalid JSON patch: {e}")))?;
             json_patch::patch(target, &operations)
                 .map_err(|e| ApiError::UnprocessablePatch(e.to_string()))

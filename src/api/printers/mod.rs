@@ -93,9 +93,10 @@ pub fn labels(object: &Value) -> String {
     or_none(Some(joined.join(",")))
 }
 
-/// The typed form of `object`, or the type's default when it does not fit.
+/// The typed form of `object` (read in place, not copied first), or the type's default when
+/// it does not fit.
 fn decode<T: DeserializeOwned + Default>(object: &Value) -> T {
-    serde_json::from_value(object.clone()).unwrap_or_else(|error| {
+    T::deserialize(object).unwrap_or_else(|error| {
         tracing::warn!(%error, "object does not have the expected shape");
         T::default()
     })

@@ -13,7 +13,7 @@ use crate::controllers::replica_set::pods::{controller_ref, is_terminating};
 
 /// The Deployment's selector, when it is a usable one (admission makes sure it is).
 pub(super) fn selector_of(deployment: &Value) -> Option<LabelSelector> {
-    let selector = serde_json::from_value(deployment["spec"]["selector"].clone()).ok()?;
+    let selector = serde::Deserialize::deserialize(&deployment["spec"]["selector"]).ok()?;
     LabelSelector::from_k8s(&selector)
         .ok()
         .filter(|s| !s.is_empty())

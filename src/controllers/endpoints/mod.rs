@@ -172,7 +172,7 @@ fn services_to_wake(services: &Cache, change: &Change) -> Vec<ObjectKey> {
 
 /// The selector of a Service that has one.
 fn selector_of(service: &Value) -> Option<LabelSelector> {
-    let labels = serde_json::from_value(service["spec"]["selector"].clone()).ok()?;
+    let labels = serde::Deserialize::deserialize(&service["spec"]["selector"]).ok()?;
     let selector = LabelSelector::from_map(&labels);
     (!selector.is_empty()).then_some(selector)
 }
@@ -188,7 +188,7 @@ async fn reconcile(context: Arc<Context>, key: ObjectKey) -> Result<Action, Erro
         return Ok(Action::Done);
     };
     let service: Service =
-        serde_json::from_value((*object).clone()).map_err(|source| Error::Undecodable {
+        serde::Deserialize::deserialize(&*object).map_err(|source| Error::Undecodable {
             service: key.clone(),
             source,
         })?;
@@ -198,7 +198,7 @@ async fn reconcile(context: Arc<Context>, key: ObjectKey) -> Result<Action, Erro
         .list_in(namespace)
         .into_iter()
         .filter(|pod| selector.matches(pod))
-        .filter_map(|pod| serde_json::from_value((*pod).clone()).ok())
+        .filter_map(|pod| serde::Deserialize::deserialize(&*pod).ok())
         .collect();
     let endpoints = desired::endpoints(&service, &pods);
     context.put(&ENDPOINTS, &context.endpoints, &key, &endpoints)?;

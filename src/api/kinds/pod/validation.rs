@@ -401,7 +401,7 @@ mod tests {
     use serde_json::json;
 
     fn check(raw: Value) -> Vec<String> {
-        let pod: Pod = serde_json::from_value(raw.clone()).unwrap();
+        let pod: Pod = serde::Deserialize::deserialize(&raw).unwrap();
         let mut causes = Vec::new();
         validate(&pod, &raw, &mut causes);
         causes
