@@ -57,18 +57,18 @@ pub async fn run(api: Arc<Api>, shutdown: CancellationToken) {
     let mut listed_at: Option<Instant> = None;
     loop {
         let sweep = listed_at.is_none_or(|at| at.elapsed() >= SWEEP);
-        let pass = if sweep {
+        if sweep {
             listed_at = Some(Instant::now());
-            Pass::listed(&api)
-        } else {
-            Ok(lock(&mirror).take_changed())
+        }
+        // A sweep reads every object: on a thread of its own, not on an async worker.
+        let passed = {
+            let (api, mirror) = (api.clone(), mirror.clone());
+            tokio::task::spawn_blocking(move || pass(&api, &mirror, sweep)).await
         };
-        let failed = match pass {
-            Ok(pass) => pass.collect(&api).err().inspect(|_| {
-                // What this pass had to judge is judged again by the next one.
-                lock(&mirror).judge_again(pass.judged().map(Node::uid));
-            }),
-            Err(error) => Some(error),
+        let failed = match passed {
+            Ok(failed) => failed,
+            Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+            Err(_) => return, // the runtime is shutting down
         };
         if let Some(error) = failed {
             tracing::warn!(%error, sweep, "garbage collection pass failed; retrying");
@@ -80,6 +80,23 @@ pub async fn run(api: Arc<Api>, shutdown: CancellationToken) {
             _ = tokio::time::sleep(SWEEP) => {}
             _ = shutdown.cancelled() => return,
         }
+    }
+}
+
+/// One pass, over everything listed afresh when `sweep`, else over what the mirror saw
+/// change; why it failed, if it did.
+fn pass(api: &Api, mirror: &Mirror, sweep: bool) -> Option<ApiError> {
+    let pass = if sweep {
+        Pass::listed(api)
+    } else {
+        Ok(lock(mirror).take_changed())
+    };
+    match pass {
+        Ok(pass) => pass.collect(api).err().inspect(|_| {
+            // What this pass had to judge is judged again by the next one.
+            lock(mirror).judge_again(pass.judged().map(Node::uid));
+        }),
+        Err(error) => Some(error),
     }
 }
 
