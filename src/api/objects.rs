@@ -423,7 +423,36 @@ impl Api {
         namespace: Option<&str>,
         options: &ListOptions,
     ) -> ApiResult<Value> {
-        let listing = self
+        let listed = self.listed(resource, namespace, options)?;
+        let items: Vec<Value> = listed
+            .entries
+            .into_iter()
+            .map(|entry| {
+                let mut value = Arc::unwrap_or_clone(entry).value;
+                as_served(resource, &mut value);
+                value
+            })
+            .collect();
+        Ok(json!({
+            "kind": format!("{}List", resource.kind),
+            "apiVersion": resource.api_version(),
+            "metadata": {"resourceVersion": listed.revision.to_string()},
+            "items": items,
+        }))
+    }
+
+    /// The stored objects a list selects, shared with the store (not yet as served): for
+    /// readers that copy only part of each, as a Table does.
+    ///
+    /// # Errors
+    /// As [`Api::list`].
+    pub fn listed(
+        &self,
+        resource: &Resource,
+        namespace: Option<&str>,
+        options: &ListOptions,
+    ) -> ApiResult<store::Listing> {
+        let mut listing = self
             .store
             .list(&resource.key(namespace, None))
             .map_err(Self::store_error(resource, ""))?;
@@ -433,22 +462,10 @@ impl Api {
             let oldest = listing.revision;
             return Err(ApiError::Gone { requested, oldest });
         }
-        let items: Vec<Value> = listing
+        listing
             .entries
-            .into_iter()
-            .map(|entry| entry.value)
-            .filter(|value| options.matches(value))
-            .map(|mut value| {
-                as_served(resource, &mut value);
-                value
-            })
-            .collect();
-        Ok(json!({
-            "kind": format!("{}List", resource.kind),
-            "apiVersion": resource.api_version(),
-            "metadata": {"resourceVersion": listing.revision.to_string()},
-            "items": items,
-        }))
+            .retain(|entry| options.matches(&entry.value));
+        Ok(listing)
     }
 
     /// Replaces an object (or only its status), guarded by the body's resourceVersion.

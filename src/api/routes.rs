@@ -183,11 +183,17 @@ async fn collection(
                 watch_lines(events, resource, table_request(&request, query)),
             ))
         }
-        Method::GET => {
-            let list = context.api.list(resource, namespace, &options)?;
-            let list = table::render(table_request(&request, query), resource, list);
-            Ok(server::json(StatusCode::OK, &list))
-        }
+        Method::GET => match table_request(&request, query) {
+            Some(table) => {
+                let listing = context.api.listed(resource, namespace, &options)?;
+                let table = table::render_listing(table, resource, listing);
+                Ok(server::json(StatusCode::OK, &table))
+            }
+            None => {
+                let list = context.api.list(resource, namespace, &options)?;
+                Ok(server::json(StatusCode::OK, &list))
+            }
+        },
         Method::POST => {
             let (body, options) = read_write(request, query, false).await?;
             let created = context

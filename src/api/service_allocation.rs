@@ -9,6 +9,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use k8s_openapi::api::core::v1::{Service, ServiceSpec};
 use rand::Rng;
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::Api;
@@ -95,7 +96,7 @@ impl Api {
             node_ports: HashSet::new(),
         };
         for entry in listing.entries {
-            let Ok(other) = serde_json::from_value::<Service>(entry.value) else {
+            let Ok(other) = Service::deserialize(&entry.value) else {
                 continue;
             };
             if (&other.metadata.namespace, &other.metadata.name) == this {

@@ -9,7 +9,9 @@ use http::{HeaderMap, header};
 use serde_json::{Value, json};
 
 use super::kinds::Resource;
+use super::objects::as_served;
 use super::printers;
+use crate::store::Listing;
 
 /// A request's wish for a Table: which version, and what each row carries of its object.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,11 +62,7 @@ fn requested(headers: &HeaderMap) -> Option<&'static str> {
 /// `object` (one object or a list) as a Table when the request asked for one; otherwise
 /// `object` unchanged.
 pub fn render(request: Option<TableRequest>, resource: &Resource, mut object: Value) -> Value {
-    let Some(TableRequest {
-        api_version,
-        include,
-    }) = request
-    else {
+    let Some(request) = request else {
         return object;
     };
     let resource_version = object.pointer("/metadata/resourceVersion").cloned();
@@ -73,8 +71,70 @@ pub fn render(request: Option<TableRequest>, resource: &Resource, mut object: Va
         Some(Value::Array(items)) => std::mem::take(items),
         _ => vec![object],
     };
-    let printer = resource.printer;
-    let columns: Vec<Value> = printer
+    let now = printers::now();
+    let rows = items
+        .into_iter()
+        .map(|mut item| {
+            let cells = resource.printer.cells(&item, now);
+            let object = match request.include {
+                Include::Nothing => None,
+                Include::Object => Some(item),
+                Include::Metadata => Some(partial_metadata(
+                    item.get_mut("metadata").map(Value::take),
+                    request.api_version,
+                )),
+            };
+            row(cells, object)
+        })
+        .collect();
+    table(request, resource, rows, resource_version)
+}
+
+/// The objects of a listing as a Table. They stay the store's: a row copies only its cells
+/// and what it carries (by default the metadata), not the whole object.
+pub fn render_listing(request: TableRequest, resource: &Resource, listing: Listing) -> Value {
+    let now = printers::now();
+    let rows = listing
+        .entries
+        .iter()
+        .map(|entry| {
+            let item = &entry.value;
+            let cells = resource.printer.cells(item, now);
+            let object = match request.include {
+                Include::Nothing => None,
+                Include::Object => {
+                    let mut object = item.clone();
+                    as_served(resource, &mut object);
+                    Some(object)
+                }
+                Include::Metadata => Some(partial_metadata(
+                    item.get("metadata").cloned(),
+                    request.api_version,
+                )),
+            };
+            row(cells, object)
+        })
+        .collect();
+    let resource_version = json!(listing.revision.to_string());
+    table(request, resource, rows, Some(resource_version))
+}
+
+fn row(cells: Vec<String>, object: Option<Value>) -> Value {
+    let mut row = json!({"cells": cells});
+    if let Some(object) = object {
+        row["object"] = object;
+    }
+    row
+}
+
+fn table(
+    request: TableRequest,
+    resource: &Resource,
+    rows: Vec<Value>,
+    resource_version: Option<Value>,
+) -> Value {
+    let columns: Vec<Value> = resource
+        .printer
         .columns()
         .iter()
         .map(|column| {
@@ -87,22 +147,9 @@ pub fn render(request: Option<TableRequest>, resource: &Resource, mut object: Va
             })
         })
         .collect();
-    let now = printers::now();
-    let rows: Vec<Value> = items
-        .into_iter()
-        .map(|mut item| {
-            let mut row = json!({"cells": printer.cells(&item, now)});
-            match include {
-                Include::Nothing => {}
-                Include::Object => row["object"] = item,
-                Include::Metadata => row["object"] = partial_metadata(&mut item, api_version),
-            }
-            row
-        })
-        .collect();
     let mut table = json!({
         "kind": "Table",
-        "apiVersion": api_version,
+        "apiVersion": request.api_version,
         "metadata": {},
         "columnDefinitions": columns,
         "rows": rows,
@@ -113,8 +160,7 @@ pub fn render(request: Option<TableRequest>, resource: &Resource, mut object: Va
     table
 }
 
-fn partial_metadata(object: &mut Value, api_version: &str) -> Value {
-    let metadata = object.get_mut("metadata").map(Value::take);
+fn partial_metadata(metadata: Option<Value>, api_version: &str) -> Value {
     json!({
         "kind": "PartialObjectMetadata",
         "apiVersion": api_version,
@@ -124,8 +170,11 @@ fn partial_metadata(object: &mut Value, api_version: &str) -> Value {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
     use crate::api::kinds::PODS;
+    use crate::store::Entry;
 
     fn kubectl_accept() -> HeaderMap {
         let mut headers = HeaderMap::new();
@@ -169,6 +218,36 @@ mod tests {
         assert_eq!(row["cells"][1], "0/1");
         assert_eq!(row["object"]["kind"], "PartialObjectMetadata");
         assert_eq!(row["object"]["metadata"]["namespace"], "default");
+    }
+
+    #[test]
+    fn a_listing_renders_as_the_list_of_its_objects_does_whatever_rows_carry() {
+        let pod = |name: &str| {
+            json!({"apiVersion": "v1", "kind": "Pod",
+                   "metadata": {"name": name, "namespace": "default", "resourceVersion": "3"},
+                   "spec": {"containers": [{"name": "c"}]}})
+        };
+        let entries = ["a", "b"].map(|name| {
+            Arc::new(Entry {
+                key: format!("/core/pods/default/{name}"),
+                value: pod(name),
+                revision: 3,
+            })
+        });
+        for include in [None, Some("None"), Some("Object"), Some("Metadata")] {
+            let request = TableRequest::from_request(&kubectl_accept(), include).unwrap();
+            let listing = Listing {
+                entries: entries.to_vec(),
+                revision: 7,
+            };
+            let list = json!({"kind": "PodList", "apiVersion": "v1",
+                              "metadata": {"resourceVersion": "7"}, "items": [pod("a"), pod("b")]});
+            assert_eq!(
+                render_listing(request, &PODS, listing),
+                render(Some(request), &PODS, list),
+                "includeObject={include:?}"
+            );
+        }
     }
 
     #[test]

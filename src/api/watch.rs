@@ -66,11 +66,12 @@ impl Api {
                 .entries
                 .into_iter()
                 .filter(|entry| options.matches(&entry.value))
-                .map(|mut entry| {
-                    as_served(resource, &mut entry.value);
+                .map(|entry| {
+                    let mut object = Arc::unwrap_or_clone(entry).value;
+                    as_served(resource, &mut object);
                     WatchEvent {
                         kind: "ADDED",
-                        object: entry.value,
+                        object,
                     }
                 })
                 .collect();

@@ -38,10 +38,11 @@ pub enum EventKind {
     Delete,
 }
 
-/// The objects under a prefix at one revision.
+/// The objects under a prefix at one revision, shared with the store: a reader copies only
+/// what it keeps.
 #[derive(Debug)]
 pub struct Listing {
-    pub entries: Vec<Entry>,
+    pub entries: Vec<Arc<Entry>>,
     pub revision: Revision,
 }
 

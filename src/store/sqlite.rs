@@ -210,18 +210,16 @@ impl Store for SqliteStore {
     }
 
     fn list(&self, prefix: &str) -> Result<Listing> {
-        let (shared, revision) = {
-            let visible = self.shared.visible();
-            let shared: Vec<Arc<Entry>> = visible
-                .objects
-                .range(prefix.to_string()..prefix_end(prefix))
-                .map(|(_, entry)| entry.clone())
-                .collect();
-            (shared, visible.revision)
-        };
-        // The deep copies are made after the lock is released.
-        let entries = shared.into_iter().map(Arc::unwrap_or_clone).collect();
-        Ok(Listing { entries, revision })
+        let visible = self.shared.visible();
+        let entries = visible
+            .objects
+            .range(prefix.to_string()..prefix_end(prefix))
+            .map(|(_, entry)| entry.clone())
+            .collect();
+        Ok(Listing {
+            entries,
+            revision: visible.revision,
+        })
     }
 
     fn create(&self, key: &str, value: Value) -> Result<Entry> {

@@ -24,8 +24,12 @@ pub static COLUMNS: Columns = Columns {
 fn cells(object: &Value, now: Timestamp) -> Vec<String> {
     let pod: Pod = decode(object);
     let summary = summarize(&pod);
-    let status = pod.status.clone().unwrap_or_default();
-    let spec = pod.spec.clone().unwrap_or_default();
+    let Pod {
+        metadata,
+        spec,
+        status,
+    } = pod;
+    let (spec, status) = (spec.unwrap_or_default(), status.unwrap_or_default());
     let gates = spec.readiness_gates.unwrap_or_default();
     let readiness_gates = if gates.is_empty() {
         "<none>".into()
@@ -42,11 +46,11 @@ fn cells(object: &Value, now: Timestamp) -> Vec<String> {
         format!("{ready}/{}", gates.len())
     };
     vec![
-        pod.metadata.name.clone().unwrap_or_default(),
+        metadata.name.unwrap_or_default(),
         summary.ready_column(),
         summary.status.clone(),
         summary.restarts_column(now),
-        since(pod.metadata.creation_timestamp.as_ref().map(|t| t.0), now),
+        since(metadata.creation_timestamp.map(|t| t.0), now),
         or_none(status.pod_ip),
         or_none(spec.node_name),
         or_none(status.nominated_node_name),

@@ -8,7 +8,6 @@ use serde_json::Value;
 use tokio::time::{Duration, Instant};
 
 use crate::api::kinds::PODS;
-use crate::api::objects::take_items;
 use crate::api::{Api, ApiError, ApiResult, DeleteOptions, ListOptions};
 
 /// Pods seen bound to a missing node, by uid, and since when.
@@ -25,8 +24,9 @@ impl Orphans {
         nodes: &HashSet<&str>,
         quarantine: Duration,
     ) -> ApiResult<()> {
-        let pods = take_items(&mut api.list(&PODS, None, &ListOptions::default())?);
-        let orphaned = orphaned(&pods, nodes);
+        // Every pod, every period: read in place, not copied.
+        let pods = api.listed(&PODS, None, &ListOptions::default())?;
+        let orphaned = orphaned(pods.entries.iter().map(|entry| &entry.value), nodes);
         let now = Instant::now();
         self.since.retain(|uid, _| {
             orphaned
@@ -62,8 +62,11 @@ impl Orphans {
 }
 
 /// The pods bound to a node not in `nodes`.
-fn orphaned<'a>(pods: &'a [Value], nodes: &HashSet<&str>) -> Vec<&'a Value> {
-    pods.iter()
+fn orphaned<'a>(
+    pods: impl IntoIterator<Item = &'a Value>,
+    nodes: &HashSet<&str>,
+) -> Vec<&'a Value> {
+    pods.into_iter()
         .filter(|pod| {
             pod["spec"]["nodeName"]
                 .as_str()
