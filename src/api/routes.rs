@@ -58,6 +58,11 @@ pub async fn route(request: Request<Incoming>, context: &Context) -> ApiResult<R
     let target = resolve(&segments, context)?;
     match target {
         Target::Document(value) if request.method() == Method::GET => {
+            let accept = accept.and_then(|v| v.to_str().ok());
+            if segments == ["openapi", "v2"] && openapi::v2_protobuf_wanted(accept) {
+                let body = openapi::v2_protobuf(&value);
+                return Ok(server::binary(openapi::V2_PROTOBUF, body));
+            }
             Ok(server::json(StatusCode::OK, &value))
         }
         Target::Document(_) => Err(ApiError::MethodNotAllowed),

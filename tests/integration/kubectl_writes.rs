@@ -3,7 +3,7 @@
 //! apply with its conflicts, server-side dry run (`diff`, `--dry-run=server`) and field
 //! validation. Written for kubectl 1.37 (CI installs it), whose typed clients send protobuf.
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use wasmkube::api::kinds::{DEPLOYMENTS, NAMESPACES, PODS};
 use wasmkube::testing::Cluster;
 
@@ -252,6 +252,45 @@ async fn a_typo_in_a_manifest_is_refused_when_strict_and_warned_about_otherwise(
         "{}",
         warned.stderr
     );
+    cluster.shutdown().await;
+}
+
+/// A `List` of Deployments named `names`, as `kubectl get -o json` prints several objects.
+fn deployment_list(names: &[&str]) -> Value {
+    let items: Vec<Value> = names
+        .iter()
+        .map(|name| {
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
+                   "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}},
+                            "template": {"metadata": {"labels": {"app": name}},
+                                         "spec": {"containers": [{"name": "c", "image": IMAGE}]}}}})
+        })
+        .collect();
+    json!({"apiVersion": "v1", "kind": "List", "items": items})
+}
+
+/// kubectl validates the items of a List itself, against `/openapi/v2` in protobuf.
+#[tokio::test]
+async fn kubectl_creates_a_list_and_finds_a_typo_in_one_of_its_items() {
+    let cluster = Cluster::start().await.unwrap();
+    let list = deployment_list(&["web", "api"]).to_string();
+    let created = kubectl(&cluster, &["create", "-f", "-"], Some(&list)).await;
+    assert_eq!(
+        ok(&created),
+        "deployment.apps/web created\ndeployment.apps/api created"
+    );
+
+    let mut typo = deployment_list(&["web2", "api2"]);
+    typo["items"][1]["spec"]["replicaz"] = json!(2);
+    let refused = kubectl(&cluster, &["create", "-f", "-"], Some(&typo.to_string())).await;
+    assert!(!refused.success, "{}", refused.stdout);
+    assert!(
+        refused.stderr.contains("unknown field \"replicaz\""),
+        "{}",
+        refused.stderr
+    );
+    let deployments = cluster.api().list(&DEPLOYMENTS, None, &Default::default());
+    assert_eq!(deployments.unwrap()["items"].as_array().unwrap().len(), 2);
     cluster.shutdown().await;
 }
 

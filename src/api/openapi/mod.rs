@@ -3,8 +3,12 @@
 //! kind's PATCH operation to learn that the server validates fields itself
 //! (`fieldValidation`), its schema for `kubectl explain` and client-side validation.
 
+mod proto_v2;
 mod schemas;
 
+pub use proto_v2::{
+    MEDIA_TYPE as V2_PROTOBUF, encode as v2_protobuf, wanted as v2_protobuf_wanted,
+};
 pub use schemas::Version;
 
 use serde_json::{Map, Value, json};

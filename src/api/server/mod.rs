@@ -261,6 +261,15 @@ pub fn json(status: StatusCode, value: &Value) -> Response<Body> {
     response
 }
 
+/// `body` as it is, of `content_type`.
+pub fn binary(content_type: &'static str, body: Vec<u8>) -> Response<Body> {
+    let mut response = Response::new(Full::new(Bytes::from(body)).boxed());
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
 /// The object of a write, with a `Warning` header per warning (kubectl prints them).
 pub fn written(status: StatusCode, written: &Written) -> Response<Body> {
     let mut response = json(status, &written.object);
