@@ -28,6 +28,7 @@ use artifact::{compile, deserialize_artifact, read_image};
 use cache::{ComponentCache, FileStamp};
 use engine::{EpochTicker, new_engine};
 use guest_threads::GuestThreads;
+pub(super) use guest_threads::lower_priority;
 
 /// How a [`Runtime`] finds, bounds and caches components.
 #[derive(Clone, Debug)]

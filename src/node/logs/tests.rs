@@ -192,3 +192,35 @@ fn a_flood_is_written_in_batches_into_rotated_files_that_stay_bounded() {
         "the writer's time is booked for the guest"
     );
 }
+
+/// The nice value of each thread of this process named `name`, from `/proc`.
+fn nice_of_threads(name: &str) -> Vec<i32> {
+    let tasks = std::fs::read_dir("/proc/self/task").unwrap();
+    tasks
+        .flatten()
+        .filter(|task| {
+            let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+            comm.trim() == name
+        })
+        .filter_map(|task| {
+            let stat = std::fs::read_to_string(task.path().join("stat")).ok()?;
+            // After the parenthesised command: state is field 3, nice field 19.
+            let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+            fields.get(16)?.parse().ok()
+        })
+        .collect()
+}
+
+#[test]
+fn the_log_writer_runs_at_the_guests_lower_priority() {
+    let _writer = LogWriter::start().unwrap();
+    let own = rustix::process::getpriority_process(None).unwrap();
+    let lowered = |nices: &[i32]| !nices.is_empty() && nices.iter().all(|n| *n > own);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let mut nices = nice_of_threads("container-logs");
+    while !lowered(&nices) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+        nices = nice_of_threads("container-logs");
+    }
+    assert!(lowered(&nices), "own nice {own}, the writers' {nices:?}");
+}

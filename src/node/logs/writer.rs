@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use std::sync::atomic::Ordering;
 
 use super::{ContainerLog, MAX_PENDING_BYTES, State};
+use crate::node::runtime::lower_priority;
 
 /// How long buffered records may wait for their file.
 pub const FLUSH_INTERVAL: Duration = Duration::from_millis(250);
@@ -36,7 +37,12 @@ impl LogWriter {
         let (jobs, queue) = mpsc::channel();
         std::thread::Builder::new()
             .name("container-logs".into())
-            .spawn(move || run(&queue))?;
+            .spawn(move || {
+                // Writing a flood of guest output is the guests' work, done at their priority:
+                // the control plane beside it keeps its share of the CPU.
+                lower_priority();
+                run(&queue)
+            })?;
         Ok(LogWriter { jobs })
     }
 

@@ -77,9 +77,10 @@ impl Drop for GuestThreads {
     }
 }
 
-/// Raises the calling thread's nice value (Linux keeps one per thread). Raising it needs no
-/// privilege; if the kernel refuses anyway, guests run at the process's priority, as before.
-fn lower_priority() {
+/// Raises the calling thread's nice value (Linux keeps one per thread) to that of guests, for
+/// threads that do guests' work (theirs, and the one writing their logs). Raising it needs no
+/// privilege; if the kernel refuses anyway, the thread keeps the process's priority.
+pub(in crate::node) fn lower_priority() {
     let thread = rustix::thread::gettid();
     let current = rustix::process::getpriority_process(Some(thread)).unwrap_or(0);
     if let Err(error) = rustix::process::setpriority_process(Some(thread), current + GUEST_NICENESS)
