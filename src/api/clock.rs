@@ -1,5 +1,5 @@
 //! Time as objects carry it: RFC 3339 to the second, and arithmetic on it that saturates at
-//! the years RFC 3339 can write (1 to 9999) rather than panicking on a value from a manifest
+//! the times typed objects can hold (years 1 to 9999) rather than panicking on a value from a manifest
 //! (`terminationGracePeriodSeconds: 10000000000000` is valid Kubernetes).
 
 use std::time::Duration;
@@ -43,13 +43,19 @@ fn earliest() -> DateTime<Utc> {
     day.and_hms_opt(0, 0, 0).expect("a valid time").and_utc()
 }
 
+/// The latest time a typed object (k8s-openapi's `Time`, a jiff `Timestamp`) can hold: jiff
+/// keeps a day's worth of UTC offsets inside year 9999, so its last instant is
+/// 9999-12-30T22:00:00Z. A later `deletionTimestamp` was stored, and every later update of
+/// the object failed to decode it.
 fn latest() -> DateTime<Utc> {
-    let day = NaiveDate::from_ymd_opt(9999, 12, 31).expect("a valid date");
-    day.and_hms_opt(23, 59, 59).expect("a valid time").and_utc()
+    let day = NaiveDate::from_ymd_opt(9999, 12, 30).expect("a valid date");
+    day.and_hms_opt(22, 0, 0).expect("a valid time").and_utc()
 }
 
 #[cfg(test)]
 mod tests {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
     use super::*;
 
     #[test]
@@ -57,12 +63,16 @@ mod tests {
         let at = parse("2026-01-01T00:00:00Z").unwrap();
         assert_eq!(format(add_seconds(at, 10)), "2026-01-01T00:00:10Z");
         for seconds in [i64::MAX, 10_000_000_000_000, i64::MAX / 1000 + 1] {
-            assert_eq!(format(add_seconds(at, seconds)), "9999-12-31T23:59:59Z");
+            assert_eq!(format(add_seconds(at, seconds)), "9999-12-30T22:00:00Z");
         }
         for seconds in [i64::MIN, -10_000_000_000_000] {
             assert_eq!(format(add_seconds(at, seconds)), "0001-01-01T00:00:00Z");
         }
-        assert_eq!(format(add(at, Duration::MAX)), "9999-12-31T23:59:59Z");
+        assert_eq!(format(add(at, Duration::MAX)), "9999-12-30T22:00:00Z");
         assert_eq!(parse(&format(latest())), Some(latest()));
+        for bound in [earliest(), latest()] {
+            let typed: Result<Time, _> = serde_json::from_value(format(bound).into());
+            assert!(typed.is_ok(), "{bound}: {typed:?}");
+        }
     }
 }
