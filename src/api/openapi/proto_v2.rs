@@ -38,13 +38,6 @@ pub fn wanted(accept: Option<&str>) -> bool {
 
 /// The protobuf form of the Swagger 2.0 `document`.
 pub fn encode(document: &Value) -> Vec<u8> {
-    let definitions = object(document, "definitions")
-        .iter()
-        .map(|(name, schema)| NamedSchema {
-            name: name.clone(),
-            value: Some(schema_of(schema)),
-        })
-        .collect();
     let paths = object(document, "paths")
         .iter()
         .map(|(name, item)| NamedPathItem {
@@ -60,7 +53,7 @@ pub fn encode(document: &Value) -> Vec<u8> {
         }),
         paths: Some(Paths { path: paths }),
         definitions: Some(Definitions {
-            additional_properties: definitions,
+            additional_properties: named_schemas(object(document, "definitions")),
         }),
     }
     .encode_to_vec()
@@ -75,9 +68,12 @@ fn text(value: &Value, key: &str) -> String {
     value[key].as_str().unwrap_or_default().to_string()
 }
 
+fn array<'a>(value: &'a Value, key: &str) -> &'a [Value] {
+    value[key].as_array().map(Vec::as_slice).unwrap_or_default()
+}
+
 fn texts(value: &Value, key: &str) -> Vec<String> {
-    let items = value[key].as_array().map(Vec::as_slice).unwrap_or_default();
-    items
+    array(value, key)
         .iter()
         .filter_map(|item| item.as_str().map(str::to_string))
         .collect()
@@ -121,21 +117,7 @@ fn schema_of(value: &Value) -> Schema {
         ))),
         _ => None,
     };
-    let properties: Vec<NamedSchema> = object(value, "properties")
-        .iter()
-        .map(|(name, schema)| NamedSchema {
-            name: name.clone(),
-            value: Some(schema_of(schema)),
-        })
-        .collect();
-    let all_of = value["allOf"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default();
-    let enumerated = value["enum"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default();
+    let properties = named_schemas(object(value, "properties"));
     Schema {
         r#ref: text(value, "$ref"),
         format: text(value, "format"),
@@ -156,12 +138,12 @@ fn schema_of(value: &Value) -> Schema {
         max_properties: count("maxProperties"),
         min_properties: count("minProperties"),
         required: texts(value, "required"),
-        r#enum: enumerated.iter().map(any).collect(),
+        r#enum: array(value, "enum").iter().map(any).collect(),
         additional_properties: additional
             .map(|oneof| Box::new(AdditionalPropertiesItem { oneof: Some(oneof) })),
         r#type: (!types.is_empty()).then_some(TypeItem { value: types }),
         items: items.map(|schema| ItemsItem { schema }),
-        all_of: all_of.iter().map(schema_of).collect(),
+        all_of: array(value, "allOf").iter().map(schema_of).collect(),
         properties: (!properties.is_empty()).then_some(Properties {
             additional_properties: properties,
         }),
@@ -169,6 +151,14 @@ fn schema_of(value: &Value) -> Schema {
         example: value.get("example").map(any),
         vendor_extension: extensions(value),
     }
+}
+
+fn named_schemas(schemas: &Map<String, Value>) -> Vec<NamedSchema> {
+    let named = schemas.iter().map(|(name, schema)| NamedSchema {
+        name: name.clone(),
+        value: Some(schema_of(schema)),
+    });
+    named.collect()
 }
 
 fn path_item(item: &Value) -> PathItem {
@@ -211,8 +201,7 @@ fn operation_of(operation: &Value) -> Operation {
 
 /// Path and query parameters, all strings in our documents.
 fn parameters(holder: &Value) -> Vec<ParametersItem> {
-    let listed = holder["parameters"].as_array().map(Vec::as_slice);
-    let parameters = listed.unwrap_or_default().iter().map(|parameter| {
+    let parameters = array(holder, "parameters").iter().map(|parameter| {
         let name = text(parameter, "name");
         let kind = text(parameter, "type");
         let description = text(parameter, "description");
