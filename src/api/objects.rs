@@ -433,12 +433,14 @@ impl Api {
                 value
             })
             .collect();
-        Ok(json!({
+        let mut list = json!({
             "kind": format!("{}List", resource.kind),
             "apiVersion": resource.api_version(),
             "metadata": {"resourceVersion": listed.revision.to_string()},
-            "items": items,
-        }))
+        });
+        // Moved in: `json!` would serialize the items into a copy.
+        list["items"] = Value::Array(items);
+        Ok(list)
     }
 
     /// The stored objects a list selects, shared with the store (not yet as served): for

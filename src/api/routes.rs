@@ -380,8 +380,9 @@ fn watch_lines(
             if matches!(event.kind, "ADDED" | "MODIFIED" | "DELETED") {
                 event.object = table::render(table, resource, event.object);
             }
-            let mut line = event.to_json().to_string();
-            line.push('\n');
+            // Written straight from the event: no copy of the object, no `fmt`.
+            let mut line = serde_json::to_vec(&event).unwrap_or_default();
+            line.push(b'\n');
             if tx.send(Bytes::from(line)).await.is_err() {
                 return;
             }

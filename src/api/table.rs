@@ -152,8 +152,9 @@ fn table(
         "apiVersion": request.api_version,
         "metadata": {},
         "columnDefinitions": columns,
-        "rows": rows,
     });
+    // Moved in: `json!` would serialize the rows into a copy.
+    table["rows"] = Value::Array(rows);
     if let Some(version) = resource_version {
         table["metadata"]["resourceVersion"] = version;
     }

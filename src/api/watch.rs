@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -26,16 +27,11 @@ const BOOKMARK_INTERVAL: Duration = Duration::from_secs(15);
 pub const INITIAL_EVENTS_END: &str = "k8s.io/initial-events-end";
 
 /// One watch event as it goes on the wire: `{"type": .., "object": ..}`.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct WatchEvent {
+    #[serde(rename = "type")]
     pub kind: &'static str,
     pub object: Value,
-}
-
-impl WatchEvent {
-    pub fn to_json(&self) -> Value {
-        json!({"type": self.kind, "object": self.object})
-    }
 }
 
 impl Api {
