@@ -427,11 +427,7 @@ impl Api {
         let items: Vec<Value> = listed
             .entries
             .into_iter()
-            .map(|entry| {
-                let mut value = Arc::unwrap_or_clone(entry).value;
-                as_served(resource, &mut value);
-                value
-            })
+            .map(|entry| served(resource, entry))
             .collect();
         let mut list = json!({
             "kind": format!("{}List", resource.kind),
@@ -731,6 +727,14 @@ impl Api {
         }
         self.bootstrap_api_service()
     }
+}
+
+/// A listed object as served: its own copy (the listing shares it with the store), in the
+/// version `resource` serves.
+pub fn served(resource: &Resource, entry: Arc<store::Entry>) -> Value {
+    let mut object = Arc::unwrap_or_clone(entry).value;
+    as_served(resource, &mut object);
+    object
 }
 
 /// Shows `object` in `resource`'s version. The served versions of a custom resource share

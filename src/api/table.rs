@@ -5,11 +5,13 @@
 //! The cells are the kind's printer's (`api::printers`), which `wasmkube get` prints too, so
 //! both CLIs agree.
 
+use std::sync::Arc;
+
 use http::{HeaderMap, header};
 use serde_json::{Value, json};
 
 use super::kinds::Resource;
-use super::objects::as_served;
+use super::objects::served;
 use super::printers;
 use crate::store::Listing;
 
@@ -102,11 +104,7 @@ pub fn render_listing(request: TableRequest, resource: &Resource, listing: Listi
             let cells = resource.printer.cells(item, now);
             let object = match request.include {
                 Include::Nothing => None,
-                Include::Object => {
-                    let mut object = item.clone();
-                    as_served(resource, &mut object);
-                    Some(object)
-                }
+                Include::Object => Some(served(resource, Arc::clone(entry))),
                 Include::Metadata => Some(partial_metadata(
                     item.get("metadata").cloned(),
                     request.api_version,
@@ -171,8 +169,6 @@ fn partial_metadata(metadata: Option<Value>, api_version: &str) -> Value {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
     use crate::api::kinds::PODS;
     use crate::store::Entry;

@@ -13,7 +13,7 @@ use super::Api;
 use super::error::{ApiError, ApiResult};
 use super::kinds::Resource;
 use super::list_options::ListOptions;
-use super::objects::as_served;
+use super::objects::{as_served, served};
 use crate::store::{self, EventKind, Revision, Store, Watch};
 
 /// How many events a watcher may have unread before the producer waits for it.
@@ -54,21 +54,13 @@ impl Api {
             .send_initial_events
             .unwrap_or(options.resource_version.is_none());
         let (initial, after) = if with_state {
-            let listing = self
-                .store
-                .list(&prefix)
-                .map_err(|e| ApiError::from_store(e, &resource.qualified(), ""))?;
+            let listing = self.listed(resource, namespace, &options)?;
             let mut initial: Vec<WatchEvent> = listing
                 .entries
                 .into_iter()
-                .filter(|entry| options.matches(&entry.value))
-                .map(|entry| {
-                    let mut object = Arc::unwrap_or_clone(entry).value;
-                    as_served(resource, &mut object);
-                    WatchEvent {
-                        kind: "ADDED",
-                        object,
-                    }
+                .map(|entry| WatchEvent {
+                    kind: "ADDED",
+                    object: served(resource, entry),
                 })
                 .collect();
             if options.send_initial_events == Some(true) {
