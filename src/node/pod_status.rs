@@ -153,6 +153,16 @@ pub fn phase(pod: &PodRecord) -> &'static str {
     }
 }
 
+/// Whether nothing worth reporting has happened to the pod yet: every container still waits
+/// for its first start and none has restarted, and the pod is neither stopping nor evicted.
+pub fn is_starting(pod: &PodRecord) -> bool {
+    let creating = ContainerState::waiting("ContainerCreating", None);
+    let untouched = |c: &ContainerRecord| {
+        c.state == creating && c.restart_count == 0 && c.last_termination.is_none()
+    };
+    !pod.terminating && pod.eviction.is_none() && pod.init.iter().chain(&pod.app).all(untouched)
+}
+
 /// The `status` object of the pod.
 pub fn status_json(pod: &PodRecord) -> Value {
     let phase = phase(pod);
@@ -354,6 +364,48 @@ mod tests {
         assert_eq!(status["containerStatuses"][0]["ready"], true);
         assert_eq!(status["containerStatuses"][1]["ready"], false);
         assert_eq!(status["phase"], "Running");
+    }
+
+    #[test]
+    fn a_pod_is_starting_until_a_container_moves_or_the_pod_stops() {
+        let creating = || ContainerState::waiting("ContainerCreating", None);
+        let starting = pod("Always", vec![creating(), creating()]);
+        assert!(is_starting(&starting));
+        let mut pulled = starting.clone();
+        pulled.app[0].image_id = "sha256:abc".into();
+        assert!(
+            is_starting(&pulled),
+            "a pulled image alone is not worth a write"
+        );
+        type Change = fn(&mut PodRecord);
+        let changes: [(&str, Change); 5] = [
+            ("a container runs", |p| {
+                p.app[1].state = ContainerState::Running {
+                    started_at: String::new(),
+                }
+            }),
+            ("a pull fails", |p| {
+                p.app[0].state = ContainerState::waiting("ErrImagePull", Some("no".into()))
+            }),
+            ("a container restarted before", |p| {
+                p.app[0].restart_count = 1
+            }),
+            ("the pod is stopping", |p| p.terminating = true),
+            ("the pod is evicted", |p| p.eviction = Some("disk".into())),
+        ];
+        for (what, change) in changes {
+            let mut changed = starting.clone();
+            change(&mut changed);
+            assert!(!is_starting(&changed), "{what}");
+        }
+        let mut init_running = starting.clone();
+        init_running.init = vec![ContainerRecord {
+            state: ContainerState::Running {
+                started_at: String::new(),
+            },
+            ..ContainerRecord::new("init", "x.wasm")
+        }];
+        assert!(!is_starting(&init_running), "an init container runs");
     }
 
     #[test]

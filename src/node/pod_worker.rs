@@ -55,6 +55,10 @@ pub struct PodHandle {
 
 /// How often a status the API could not take is offered again.
 const STATUS_RETRY: Duration = Duration::from_secs(1);
+/// How long a starting pod's first status waits for its containers to start. A cached
+/// component starts within milliseconds: its pod's first status then says Running, one write
+/// instead of a Pending write followed by a Running one.
+const FIRST_STATUS_WAIT: Duration = Duration::from_millis(50);
 
 struct PodShared {
     record: Mutex<PodRecord>,

@@ -282,6 +282,35 @@ async fn a_component_that_does_not_compile_is_reported_and_retried() {
     cluster.shutdown().await;
 }
 
+/// A pod's first status waits briefly for its containers to start (one write instead of two
+/// when they start at once), but no longer: while its component compiles, the pod reports its
+/// addresses and start time.
+#[tokio::test]
+async fn a_pod_whose_component_compiles_reports_pending_with_its_addresses_meanwhile() {
+    let cluster = Cluster::start().await.unwrap();
+    let api = cluster.api();
+    let pod = PodBuilder::named("compiling")
+        .container("c", &["sleep", "600000"])
+        .build();
+    api.create(&PODS, Some("default"), pod).unwrap();
+    let first = wait_for_pod(api, "default", "compiling", "a status", |p| {
+        p["status"]["podIP"].is_string()
+    })
+    .await;
+    assert_eq!(phase(&first), "Pending", "{first}");
+    let waiting = &container_status(&first, "c")["state"]["waiting"];
+    assert_eq!(waiting["reason"], "ContainerCreating", "{first}");
+    assert!(first["status"]["startTime"].is_string(), "{first}");
+    assert!(first["status"]["hostIP"].is_string(), "{first}");
+    let pulled = wait_for_event(api, "default", "compiling", "Pulled").await;
+    assert!(pulled.contains("Successfully compiled"), "{pulled}");
+    wait_for_pod(api, "default", "compiling", "Running", |p| {
+        phase(p) == "Running"
+    })
+    .await;
+    cluster.shutdown().await;
+}
+
 #[tokio::test]
 async fn a_second_pod_reuses_the_compiled_component() {
     let cluster = Cluster::start().await.unwrap();

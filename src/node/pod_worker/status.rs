@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use super::{STATUS_RETRY, Worker};
+use super::{FIRST_STATUS_WAIT, STATUS_RETRY, Worker};
 use crate::api::kinds::PODS;
 use crate::api::{ApiError, Part};
 use crate::node::pod_status;
@@ -16,17 +16,29 @@ impl Worker {
     /// Writes the pod's status whenever it changes, coalescing bursts; once more at the end.
     /// While the API is unreachable the latest status is retried every second, so a node
     /// that loses its control plane reports what happened meanwhile as soon as it returns.
+    /// The first status waits up to [`FIRST_STATUS_WAIT`] while the pod is starting, as the
+    /// kubelet's status manager writes what its last sync found rather than every step of it.
     pub(super) async fn write_status(self: Arc<Self>, done: CancellationToken) {
         let mut unsent = false;
+        let mut holding = false;
+        let first_by = tokio::time::Instant::now() + FIRST_STATUS_WAIT;
         loop {
             let finishing = tokio::select! {
                 _ = self.shared.changed.notified() => false,
                 _ = done.cancelled() => true,
                 _ = tokio::time::sleep(STATUS_RETRY), if unsent => false,
+                _ = tokio::time::sleep_until(first_by), if holding => false,
             };
-            let status = pod_status::status_json(
-                &self.shared.record.lock().unwrap_or_else(|p| p.into_inner()),
-            );
+            let status = {
+                let record = self.shared.record.lock().unwrap_or_else(|p| p.into_inner());
+                holding = !finishing
+                    && pod_status::is_starting(&record)
+                    && tokio::time::Instant::now() < first_by;
+                if holding {
+                    continue;
+                }
+                pod_status::status_json(&record)
+            };
             unsent = false;
             if !self.is_written(&status) {
                 match self.put_status(&status).await {
