@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use chrono::Utc;
 
+use crate::node::runtime::{IDLE_POLICY, policy_in_stat};
+
 fn texts(lines: &[LogLine]) -> Vec<&str> {
     lines.iter().map(|l| l.text.as_str()).collect()
 }
@@ -193,8 +195,8 @@ fn a_flood_is_written_in_batches_into_rotated_files_that_stay_bounded() {
     );
 }
 
-/// The nice value of each thread of this process named `name`, from `/proc`.
-fn nice_of_threads(name: &str) -> Vec<i32> {
+/// The scheduling policy of each thread of this process named `name`, from `/proc`.
+fn policies_of_threads(name: &str) -> Vec<u32> {
     let tasks = std::fs::read_dir("/proc/self/task").unwrap();
     tasks
         .flatten()
@@ -202,25 +204,20 @@ fn nice_of_threads(name: &str) -> Vec<i32> {
             let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
             comm.trim() == name
         })
-        .filter_map(|task| {
-            let stat = std::fs::read_to_string(task.path().join("stat")).ok()?;
-            // After the parenthesised command: state is field 3, nice field 19.
-            let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-            fields.get(16)?.parse().ok()
-        })
+        .filter_map(|task| policy_in_stat(&std::fs::read_to_string(task.path().join("stat")).ok()?))
         .collect()
 }
 
 #[test]
-fn the_log_writer_runs_at_the_guests_lower_priority() {
+fn the_log_writer_runs_in_the_guests_idle_class() {
     let _writer = LogWriter::start().unwrap();
-    let own = rustix::process::getpriority_process(None).unwrap();
-    let lowered = |nices: &[i32]| !nices.is_empty() && nices.iter().all(|n| *n > own);
+    let idle =
+        |policies: &[u32]| !policies.is_empty() && policies.iter().all(|p| *p == IDLE_POLICY);
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    let mut nices = nice_of_threads("container-logs");
-    while !lowered(&nices) && std::time::Instant::now() < deadline {
+    let mut policies = policies_of_threads("container-logs");
+    while !idle(&policies) && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(5));
-        nices = nice_of_threads("container-logs");
+        policies = policies_of_threads("container-logs");
     }
-    assert!(lowered(&nices), "own nice {own}, the writers' {nices:?}");
+    assert!(idle(&policies), "the writers' policies: {policies:?}");
 }
