@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use serde_json::{Value, json};
 
 use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use futures::FutureExt;
 
@@ -171,6 +172,10 @@ impl Recorder {
 
 /// Most events one batch write takes.
 const BATCH_LIMIT: usize = 512;
+/// How long the writer gathers events after the first of a batch. A pod's start records
+/// several (Pulled, Started) within milliseconds, and each store write is a sync on the path
+/// of the writes that make the pod Running: gathered, they are one write, after them.
+const GATHER: Duration = Duration::from_millis(10);
 
 /// Starts the thread that writes queued events, each burst in one store write; it ends when
 /// the last `Recorder` sharing it is dropped.
@@ -181,7 +186,7 @@ fn start_batch_writer(api: Arc<Api>, component: &str) -> mpsc::Sender<Value> {
         .spawn(move || {
             while let Ok(first) = rx.recv() {
                 let mut by_namespace: HashMap<String, Vec<Value>> = HashMap::new();
-                for event in std::iter::once(first).chain(rx.try_iter().take(BATCH_LIMIT)) {
+                for event in gather(first, &rx) {
                     let namespace = event["metadata"]["namespace"]
                         .as_str()
                         .unwrap_or("default")
@@ -199,4 +204,51 @@ fn start_batch_writer(api: Arc<Api>, component: &str) -> mpsc::Sender<Value> {
         tracing::warn!(%error, "cannot start the event writer; events are dropped");
     }
     tx
+}
+
+/// `first` and what arrives within [`GATHER`] of it, at most [`BATCH_LIMIT`] events.
+fn gather(first: Value, rx: &mpsc::Receiver<Value>) -> Vec<Value> {
+    let mut events = vec![first];
+    let until = Instant::now() + GATHER;
+    while events.len() < BATCH_LIMIT {
+        match rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
+            Ok(event) => events.push(event),
+            Err(_) => break,
+        }
+    }
+    events
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_gathers_what_is_queued_and_leaves_what_comes_after_it_to_the_next() {
+        let (tx, rx) = mpsc::channel();
+        let (gathered, was_gathered) = mpsc::channel();
+        let sender = std::thread::spawn(move || {
+            tx.send(json!(1)).unwrap();
+            tx.send(json!(2)).unwrap();
+            was_gathered.recv().unwrap();
+            tx.send(json!(3)).unwrap();
+        });
+        let first = rx.recv().unwrap();
+        assert_eq!(gather(first, &rx), [json!(1), json!(2)]);
+        gathered.send(()).unwrap();
+        let next = rx.recv().unwrap();
+        assert_eq!(gather(next, &rx), [json!(3)]);
+        sender.join().unwrap();
+    }
+
+    #[test]
+    fn a_batch_holds_at_most_the_limit() {
+        let (tx, rx) = mpsc::channel();
+        for n in 0..BATCH_LIMIT + 5 {
+            tx.send(json!(n)).unwrap();
+        }
+        let first = rx.recv().unwrap();
+        assert_eq!(gather(first, &rx).len(), BATCH_LIMIT);
+        assert_eq!(rx.try_iter().count(), 5);
+    }
 }
