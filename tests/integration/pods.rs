@@ -1,8 +1,11 @@
 //! Pods on the embedded node: shared volumes, exit codes, restarts, limits, init containers.
 
+use std::time::Duration;
+
 use serde_json::{Value, json};
-use wasmkube::api::DeleteOptions;
+use tokio_util::sync::CancellationToken;
 use wasmkube::api::kinds::{NAMESPACES, PODS};
+use wasmkube::api::{DeleteOptions, ListOptions};
 use wasmkube::testing::Cluster;
 
 use crate::support::{
@@ -240,7 +243,7 @@ async fn deleting_a_running_pod_stops_it_removes_its_volumes_and_the_object() {
     .await;
     let uid = running["metadata"]["uid"].as_str().unwrap().to_string();
     let pod_dir = cluster.data_dir().join("pods").join(&uid);
-    eventually(std::time::Duration::from_secs(10), "volume dir", || async {
+    eventually(Duration::from_secs(10), "volume dir", || async {
         pod_dir.join("volumes/scratch/f").exists().then_some(())
     })
     .await;
@@ -248,15 +251,11 @@ async fn deleting_a_running_pod_stops_it_removes_its_volumes_and_the_object() {
         .delete(&PODS, Some("default"), "doomed", &DeleteOptions::default())
         .unwrap();
     assert!(marked["metadata"]["deletionTimestamp"].is_string());
-    eventually(
-        std::time::Duration::from_secs(10),
-        "pod removed",
-        || async {
-            api.get(&PODS, Some("default"), "doomed")
-                .is_err()
-                .then_some(())
-        },
-    )
+    eventually(Duration::from_secs(10), "pod removed", || async {
+        api.get(&PODS, Some("default"), "doomed")
+            .is_err()
+            .then_some(())
+    })
     .await;
     assert!(!pod_dir.exists(), "pod directory is removed with the pod");
     cluster.shutdown().await;
@@ -284,19 +283,34 @@ async fn a_component_that_does_not_compile_is_reported_and_retried() {
 
 /// A pod's first status waits briefly for its containers to start (one write instead of two
 /// when they start at once), but no longer: while its component compiles, the pod reports its
-/// addresses and start time.
+/// addresses and start time. The watch sees every status written, in order.
 #[tokio::test]
 async fn a_pod_whose_component_compiles_reports_pending_with_its_addresses_meanwhile() {
     let cluster = Cluster::start().await.unwrap();
     let api = cluster.api();
+    let from_now = ListOptions {
+        resource_version: Some(api.current_revision()),
+        ..ListOptions::default()
+    };
+    let stop = CancellationToken::new();
+    let mut events = api
+        .watch(&PODS, Some("default"), from_now, None, stop.clone())
+        .unwrap();
     let pod = PodBuilder::named("compiling")
         .container("c", &["sleep", "600000"])
         .build();
     api.create(&PODS, Some("default"), pod).unwrap();
-    let first = wait_for_pod(api, "default", "compiling", "a status", |p| {
-        p["status"]["podIP"].is_string()
+    let first = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            let event = events.recv().await.expect("the watch ended");
+            if event.object["status"]["podIP"].is_string() {
+                return event.object;
+            }
+        }
     })
-    .await;
+    .await
+    .expect("no status written within 20 s");
+    stop.cancel();
     assert_eq!(phase(&first), "Pending", "{first}");
     let waiting = &container_status(&first, "c")["state"]["waiting"];
     assert_eq!(waiting["reason"], "ContainerCreating", "{first}");
@@ -360,7 +374,7 @@ async fn following_a_log_streams_new_lines_and_ends_with_the_container() {
             text.push_str(&String::from_utf8_lossy(&chunk));
         }
     };
-    tokio::time::timeout(std::time::Duration::from_secs(10), collect)
+    tokio::time::timeout(Duration::from_secs(10), collect)
         .await
         .expect("follow ends when the container ends");
     assert_eq!(text, "a\nb\nc\n");
