@@ -106,25 +106,22 @@ mod tests {
 
     #[tokio::test]
     async fn a_client_that_half_closes_after_its_request_gets_the_answer() {
-        let answer = answer_after_half_close(|stream| async move {
-            let _ = http1()
-                .serve_connection(TokioIo::new(stream), service_fn(late))
-                .await;
-        })
-        .await;
-        assert!(
-            answer.starts_with("HTTP/1.0 200") && answer.ends_with("late"),
-            "{answer:?}"
-        );
-        let answer = answer_after_half_close(|stream| async move {
-            let _ = http1_and_2()
-                .serve_connection(TokioIo::new(stream), service_fn(late))
-                .await;
-        })
-        .await;
-        assert!(
-            answer.starts_with("HTTP/1.0 200") && answer.ends_with("late"),
-            "{answer:?}"
-        );
+        let io = |stream| TokioIo::new(stream);
+        let answers = [
+            answer_after_half_close(move |stream| async move {
+                let _ = http1().serve_connection(io(stream), service_fn(late)).await;
+            })
+            .await,
+            answer_after_half_close(move |stream| async move {
+                let _ = http1_and_2()
+                    .serve_connection(io(stream), service_fn(late))
+                    .await;
+            })
+            .await,
+        ];
+        for answer in answers {
+            let answered = answer.starts_with("HTTP/1.0 200") && answer.ends_with("late");
+            assert!(answered, "{answer:?}");
+        }
     }
 }
