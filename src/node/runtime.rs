@@ -30,7 +30,7 @@ use engine::{EpochTicker, new_engine};
 use guest_threads::GuestThreads;
 pub(super) use guest_threads::lower_priority;
 #[cfg(test)]
-pub(super) use guest_threads::{IDLE_POLICY, policy_in_stat};
+pub(super) use guest_threads::policy_in_stat;
 
 /// How a [`Runtime`] finds, bounds and caches components.
 #[derive(Clone, Debug)]

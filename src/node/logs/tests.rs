@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 
-use crate::node::runtime::{IDLE_POLICY, policy_in_stat};
+use crate::node::runtime::policy_in_stat;
 
 fn texts(lines: &[LogLine]) -> Vec<&str> {
     lines.iter().map(|l| l.text.as_str()).collect()
@@ -196,7 +196,7 @@ fn a_flood_is_written_in_batches_into_rotated_files_that_stay_bounded() {
 }
 
 /// The scheduling policy of each thread of this process named `name`, from `/proc`.
-fn policies_of_threads(name: &str) -> Vec<u32> {
+fn policies_of_threads(name: &str) -> Vec<i32> {
     let tasks = std::fs::read_dir("/proc/self/task").unwrap();
     tasks
         .flatten()
@@ -212,7 +212,7 @@ fn policies_of_threads(name: &str) -> Vec<u32> {
 fn the_log_writer_runs_in_the_guests_idle_class() {
     let _writer = LogWriter::start().unwrap();
     let idle =
-        |policies: &[u32]| !policies.is_empty() && policies.iter().all(|p| *p == IDLE_POLICY);
+        |policies: &[i32]| !policies.is_empty() && policies.iter().all(|p| *p == libc::SCHED_IDLE);
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     let mut policies = policies_of_threads("container-logs");
     while !idle(&policies) && std::time::Instant::now() < deadline {

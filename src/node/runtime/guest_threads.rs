@@ -21,10 +21,6 @@ use super::Error;
 /// thread's share of a contended core.
 const GUEST_NICENESS: i32 = 10;
 
-/// `SCHED_IDLE`'s number, as `/proc/<pid>/task/<tid>/stat` shows a thread's policy.
-#[cfg(test)]
-pub(in crate::node) const IDLE_POLICY: u32 = 5;
-
 /// A multi-thread tokio runtime, one worker per core, in the idle scheduling class.
 pub(super) struct GuestThreads {
     handle: Handle,
@@ -115,7 +111,7 @@ fn enter_idle_class() -> std::io::Result<()> {
 
 /// The scheduling policy in a thread's `/proc/.../stat` line (its 41st field).
 #[cfg(test)]
-pub(in crate::node) fn policy_in_stat(stat: &str) -> Option<u32> {
+pub(in crate::node) fn policy_in_stat(stat: &str) -> Option<i32> {
     // After the parenthesised command, which may hold spaces: state is field 3.
     let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
     fields.get(41 - 3)?.parse().ok()
@@ -125,7 +121,7 @@ pub(in crate::node) fn policy_in_stat(stat: &str) -> Option<u32> {
 mod tests {
     use super::*;
 
-    fn own_policy() -> u32 {
+    fn own_policy() -> i32 {
         policy_in_stat(&std::fs::read_to_string("/proc/thread-self/stat").unwrap()).unwrap()
     }
 
@@ -138,7 +134,7 @@ mod tests {
         let theirs = caller
             .block_on(guests.spawn(async { own_policy() }))
             .unwrap();
-        assert_eq!(theirs, IDLE_POLICY);
-        assert_ne!(own_policy(), IDLE_POLICY);
+        assert_eq!(theirs, libc::SCHED_IDLE);
+        assert_ne!(own_policy(), libc::SCHED_IDLE);
     }
 }
